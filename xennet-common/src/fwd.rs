@@ -1,0 +1,347 @@
+//! The forwarding core: parse → classify → look up → decide.
+//!
+//! Written once over two traits and compiled into every program type and into the host build:
+//! [`Frame`] reads packet bytes with bounds checks, [`Tables`] reads the port and FDB maps and
+//! the counters. Only the actions (redirect, tag push/pop) live in the programs.
+//!
+//! All header offsets are constants: the outer tag, if any, is always at byte 12 and the inner
+//! one at byte 16, which keeps the verifier's job trivial.
+
+use crate::{
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, VLAN_HLEN, VLAN_MAX, VLAN_VID_MASK,
+    maps::{FDB_HOST, FdbKey, FdbVal, PORT_ACCESS, PortConf},
+    stats::{PortStats, Stat},
+};
+
+/// Read access to one frame.
+pub trait Frame {
+    /// Length of the frame in bytes.
+    fn len(&self) -> usize;
+
+    /// `N` bytes at `off`, or `None` when the frame ends before `off + N`.
+    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+
+    /// A tag the kernel already moved out of the bytes into metadata, as `(tpid, tci)`
+    /// (TC programs: `skb->vlan_present`). XDP sees every tag in the bytes.
+    fn offloaded_tag(&self) -> Option<(u16, u16)> {
+        None
+    }
+}
+
+/// Read access to the datapath's maps.
+pub trait Tables {
+    /// The port whose ifindex is `ifindex`.
+    fn port(&self, ifindex: u32) -> Option<&PortConf>;
+    /// The FDB entry for `key`.
+    fn fdb(&self, key: &FdbKey) -> Option<&FdbVal>;
+    /// Run `f` on the counters of stats slot `slot` (for this CPU).
+    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F);
+}
+
+/// A VLAN tag as it appears on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// Tag protocol identifier (0x8100 or 0x88a8).
+    pub tpid: u16,
+    /// Tag control information: PCP (3 bits), DEI (1 bit), VID (12 bits).
+    pub tci: u16,
+}
+
+impl Tag {
+    /// The VLAN id.
+    #[must_use]
+    pub const fn vid(self) -> u16 {
+        self.tci & VLAN_VID_MASK
+    }
+}
+
+/// The Ethernet header of a frame, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EthHdr {
+    /// Destination MAC.
+    pub dst: [u8; 6],
+    /// Source MAC.
+    pub src: [u8; 6],
+    /// Outer tag (from the bytes, or from metadata when offloaded).
+    pub outer: Option<Tag>,
+    /// Inner tag (QinQ), if any.
+    pub inner: Option<Tag>,
+    /// Ethertype after the tags.
+    pub proto: u16,
+    /// Whether `outer` lives in metadata rather than in the bytes.
+    pub outer_offloaded: bool,
+}
+
+/// Why a frame could not be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Shorter than an Ethernet header.
+    Runt,
+    /// Ends inside a VLAN tag.
+    Truncated,
+}
+
+const fn is_vlan_tpid(t: u16) -> bool {
+    t == ETH_P_8021Q || t == ETH_P_8021AD
+}
+
+/// Parse the Ethernet header and up to two VLAN tags (802.1Q or 802.1ad).
+#[inline(always)]
+pub fn parse<F: Frame>(f: &F) -> Result<EthHdr, ParseError> {
+    let Some(h) = f.load::<ETH_HLEN>(0) else {
+        return Err(ParseError::Runt);
+    };
+    let mut hdr = EthHdr {
+        dst: [h[0], h[1], h[2], h[3], h[4], h[5]],
+        src: [h[6], h[7], h[8], h[9], h[10], h[11]],
+        outer: None,
+        inner: None,
+        proto: u16::from_be_bytes([h[12], h[13]]),
+        outer_offloaded: false,
+    };
+    // Where the first in-band tag would sit.
+    let mut off = 12;
+    if let Some((tpid, tci)) = f.offloaded_tag() {
+        hdr.outer = Some(Tag { tpid, tci });
+        hdr.outer_offloaded = true;
+    } else if is_vlan_tpid(hdr.proto) {
+        let Some(t) = f.load::<4>(14) else {
+            return Err(ParseError::Truncated);
+        };
+        hdr.outer = Some(Tag {
+            tpid: hdr.proto,
+            tci: u16::from_be_bytes([t[0], t[1]]),
+        });
+        hdr.proto = u16::from_be_bytes([t[2], t[3]]);
+        off = 16;
+    }
+    if hdr.outer.is_some() && is_vlan_tpid(hdr.proto) {
+        // Constant offsets for both cases keep the verifier's bounds simple.
+        let t = if off == 12 {
+            f.load::<4>(14)
+        } else {
+            f.load::<4>(18)
+        };
+        let Some(t) = t else {
+            return Err(ParseError::Truncated);
+        };
+        hdr.inner = Some(Tag {
+            tpid: hdr.proto,
+            tci: u16::from_be_bytes([t[0], t[1]]),
+        });
+        hdr.proto = u16::from_be_bytes([t[2], t[3]]);
+    }
+    Ok(hdr)
+}
+
+/// What happens to the outer tag on the way out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagOp {
+    /// Leave the frame's tagging as it is.
+    Keep,
+    /// Remove the outer tag.
+    Pop,
+    /// Add an outer tag.
+    Push {
+        /// TPID of the new tag.
+        tpid: u16,
+        /// TCI of the new tag.
+        tci: u16,
+    },
+    /// Replace the TCI of the outer tag (a priority tag becoming a VLAN tag).
+    Rewrite {
+        /// The new TCI.
+        tci: u16,
+    },
+}
+
+impl TagOp {
+    /// Change in frame length.
+    #[must_use]
+    pub const fn len_delta(self) -> i64 {
+        match self {
+            TagOp::Keep | TagOp::Rewrite { .. } => 0,
+            TagOp::Pop => -(VLAN_HLEN as i64),
+            TagOp::Push { .. } => VLAN_HLEN as i64,
+        }
+    }
+}
+
+/// The fate of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send out of `Decision::egress` after applying `Decision::tag`.
+    Forward,
+    /// Hand to the host stack unchanged.
+    Pass,
+    /// Drop.
+    Drop,
+}
+
+/// The decision for one frame, with what the counters need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// What to do.
+    pub verdict: Verdict,
+    /// The outcome counter (an action or a drop reason).
+    pub stat: Stat,
+    /// Stats slot of the ingress port (0 when the interface is not a port).
+    pub in_slot: u32,
+    /// Egress ifindex (forward only).
+    pub egress: u32,
+    /// Stats slot of the egress port (forward only).
+    pub out_slot: u32,
+    /// Tag operation for the egress port (forward only).
+    pub tag: TagOp,
+    /// Classified VLAN (0 before classification).
+    pub vlan: u16,
+}
+
+impl Decision {
+    const fn new(verdict: Verdict, stat: Stat, in_slot: u32, vlan: u16) -> Self {
+        Decision {
+            verdict,
+            stat,
+            in_slot,
+            egress: 0,
+            out_slot: 0,
+            tag: TagOp::Keep,
+            vlan,
+        }
+    }
+
+    /// Drop with `reason`, keeping the ingress attribution.
+    #[must_use]
+    pub const fn into_drop(self, reason: Stat) -> Self {
+        Decision::new(Verdict::Drop, reason, self.in_slot, self.vlan)
+    }
+}
+
+/// Decide the fate of frame `f` that arrived on interface `ingress`.
+#[inline(always)]
+pub fn decide<F: Frame, T: Tables>(f: &F, t: &T, ingress: u32) -> Decision {
+    use Verdict::{Drop, Pass};
+
+    let Some(port) = t.port(ingress) else {
+        return Decision::new(Pass, Stat::PassNotPort, 0, 0);
+    };
+    let slot = port.slot;
+    let hdr = match parse(f) {
+        Ok(h) => h,
+        Err(ParseError::Runt) => return Decision::new(Drop, Stat::DropRunt, slot, 0),
+        Err(ParseError::Truncated) => return Decision::new(Drop, Stat::DropTruncated, slot, 0),
+    };
+    if hdr.src[0] & 1 != 0 || hdr.src == [0; 6] {
+        return Decision::new(Drop, Stat::DropBadSrcMac, slot, 0);
+    }
+
+    // Classify: which VLAN, and did the frame carry a tag of ours (possibly a priority tag)?
+    let (vlan, pcp_dei, tagged) = match hdr.outer {
+        None => {
+            if port.pvid == 0 {
+                return Decision::new(Drop, Stat::DropUntaggedOnTrunk, slot, 0);
+            }
+            (port.pvid, 0, false)
+        }
+        Some(tag) => {
+            if tag.tpid != port.tpid {
+                return Decision::new(Drop, Stat::DropForeignTpid, slot, 0);
+            }
+            let vid = tag.vid();
+            let prio = tag.tci & !VLAN_VID_MASK;
+            if vid == 0 {
+                // Priority tag: the frame belongs to the port's untagged VLAN.
+                if port.pvid == 0 {
+                    return Decision::new(Drop, Stat::DropUntaggedOnTrunk, slot, 0);
+                }
+                (port.pvid, prio, true)
+            } else if vid > VLAN_MAX {
+                return Decision::new(Drop, Stat::DropBadVid, slot, 0);
+            } else if port.mode == PORT_ACCESS {
+                return Decision::new(Drop, Stat::DropTaggedOnAccess, slot, 0);
+            } else if !port.carries(vid) {
+                return Decision::new(Drop, Stat::DropVlanNotAllowed, slot, 0);
+            } else {
+                (vid, prio, true)
+            }
+        }
+    };
+
+    if hdr.dst[0] & 1 != 0 {
+        return Decision::new(Pass, Stat::PassFlood, slot, vlan);
+    }
+    let key = FdbKey {
+        mac: hdr.dst,
+        vlan,
+        bridge: port.bridge,
+    };
+    let Some(entry) = t.fdb(&key) else {
+        return Decision::new(Pass, Stat::PassUnknown, slot, vlan);
+    };
+    if entry.flags & FDB_HOST != 0 {
+        return Decision::new(Pass, Stat::PassHost, slot, vlan);
+    }
+    let egress = entry.ifindex;
+    if egress == ingress {
+        return Decision::new(Drop, Stat::DropHairpin, slot, vlan);
+    }
+    let Some(out) = t.port(egress) else {
+        return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan);
+    };
+    if out.bridge != port.bridge {
+        return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan);
+    }
+    if !out.carries(vlan) {
+        return Decision::new(Drop, Stat::DropEgressVlan, slot, vlan);
+    }
+    let untagged_out = vlan == out.pvid;
+    let tag = match (tagged, untagged_out) {
+        (true, true) => TagOp::Pop,
+        (false, true) => TagOp::Keep,
+        (false, false) => TagOp::Push {
+            tpid: out.tpid,
+            tci: vlan,
+        },
+        (true, false) => {
+            if hdr.outer.map(Tag::vid) == Some(vlan) {
+                TagOp::Keep
+            } else {
+                TagOp::Rewrite {
+                    tci: pcp_dei | vlan,
+                }
+            }
+        }
+    };
+    Decision {
+        verdict: Verdict::Forward,
+        stat: Stat::Forward,
+        in_slot: slot,
+        egress,
+        out_slot: out.slot,
+        tag,
+        vlan,
+    }
+}
+
+/// Count a frame of `len` bytes under its final decision.
+#[inline(always)]
+pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
+    t.with_stats(d.in_slot, |s| {
+        s.c[Stat::RxPackets as usize] += 1;
+        s.c[Stat::RxBytes as usize] += len;
+        // `stat` is one of our own enum values, always < STAT_COUNT.
+        if let Some(c) = s.c.get_mut(d.stat as usize) {
+            *c += 1;
+        }
+    });
+    if d.verdict == Verdict::Forward {
+        let out_len = len.saturating_add_signed(d.tag.len_delta());
+        t.with_stats(d.out_slot, |s| {
+            s.c[Stat::TxPackets as usize] += 1;
+            s.c[Stat::TxBytes as usize] += out_len;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

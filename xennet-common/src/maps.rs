@@ -1,0 +1,161 @@
+//! Map names and the layout of their keys and values.
+//!
+//! Every type here is `#[repr(C)]`, `Copy`, and has no implicit padding: explicit `_pad` fields
+//! fill every hole, so the kernel and userspace agree byte for byte. Flags are integers, never
+//! `bool`.
+
+use crate::VLAN_VID_MASK;
+
+/// Ports: ifindex (`u32`) → [`PortConf`]. Hash map.
+pub const MAP_PORTS: &str = "XN_PORTS";
+/// FDB: [`FdbKey`] → [`FdbVal`]. Hash map.
+pub const MAP_FDB: &str = "XN_FDB";
+/// Egress devices for redirects: ifindex → ifindex. Devmap (hash).
+pub const MAP_TX: &str = "XN_TX";
+/// Counters: stats slot → [`crate::stats::PortStats`]. Per-CPU array.
+pub const MAP_STATS: &str = "XN_STATS";
+
+/// Name of the XDP program in the object.
+pub const PROG_XDP: &str = "xennet_xdp";
+
+/// Most ports one datapath serves (also the size of the port and devmap maps).
+pub const MAX_PORTS: u32 = 4096;
+/// Stats slots: slot 0 counts frames on interfaces that are not configured ports.
+pub const STATS_SLOTS: u32 = MAX_PORTS + 1;
+/// Default capacity of the FDB.
+pub const FDB_MAX_ENTRIES: u32 = 1 << 18;
+
+/// Port mode: one untagged VLAN.
+pub const PORT_ACCESS: u8 = 1;
+/// Port mode: tagged VLANs, optionally one native (untagged) VLAN.
+pub const PORT_TRUNK: u8 = 2;
+
+/// Bytes of the per-port VLAN bitmap (one bit per VLAN id 0..4095).
+pub const VLAN_BITMAP_BYTES: usize = 512;
+
+/// One port: which bridge it belongs to and which VLANs it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct PortConf {
+    /// Bridge id (≥ 1). Ports of different bridges never exchange frames.
+    pub bridge: u32,
+    /// Index of this port's counters in `XN_STATS` (≥ 1).
+    pub slot: u32,
+    /// [`PORT_ACCESS`] or [`PORT_TRUNK`].
+    pub mode: u8,
+    /// Reserved, zero.
+    pub flags: u8,
+    /// Access VLAN, or a trunk's native VLAN; 0 = none. Frames of this VLAN egress untagged.
+    pub pvid: u16,
+    /// TPID of this bridge's tags (0x8100 or 0x88a8).
+    pub tpid: u16,
+    /// Explicit padding, zero.
+    pub _pad: u16,
+    /// Bit `v` set = the port carries VLAN `v` (the pvid included).
+    pub vlans: [u8; VLAN_BITMAP_BYTES],
+}
+
+impl PortConf {
+    /// An empty port of `bridge` with counters in `slot`.
+    #[must_use]
+    pub const fn new(bridge: u32, slot: u32, mode: u8, pvid: u16, tpid: u16) -> Self {
+        let mut p = PortConf {
+            bridge,
+            slot,
+            mode,
+            flags: 0,
+            pvid: 0,
+            tpid,
+            _pad: 0,
+            vlans: [0; VLAN_BITMAP_BYTES],
+        };
+        if pvid != 0 {
+            p.pvid = pvid;
+            p.add_vlan(pvid);
+        }
+        p
+    }
+
+    /// Mark VLAN `vid` as carried.
+    pub const fn add_vlan(&mut self, vid: u16) {
+        let v = (vid & VLAN_VID_MASK) as usize;
+        self.vlans[v >> 3] |= 1 << (v & 7);
+    }
+
+    /// Whether the port carries VLAN `vid`.
+    #[inline(always)]
+    #[must_use]
+    pub fn carries(&self, vid: u16) -> bool {
+        let v = (vid & VLAN_VID_MASK) as usize;
+        // `v >> 3` < 512 by the mask; `get` keeps the verifier and the host build honest.
+        match self.vlans.get(v >> 3) {
+            Some(b) => b & (1 << (v & 7)) != 0,
+            None => false,
+        }
+    }
+}
+
+/// FDB key: a MAC address in one VLAN of one bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct FdbKey {
+    /// The station's MAC address.
+    pub mac: [u8; 6],
+    /// VLAN id.
+    pub vlan: u16,
+    /// Bridge id.
+    pub bridge: u32,
+}
+
+/// Entry configured by the operator; never replaced by learning.
+pub const FDB_STATIC: u32 = 1;
+/// Entry whose frames belong to the host (dom0) stack.
+pub const FDB_HOST: u32 = 2;
+
+/// FDB value: where the station is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct FdbVal {
+    /// Egress port ifindex.
+    pub ifindex: u32,
+    /// `FDB_*` flags.
+    pub flags: u32,
+    /// `bpf_ktime_get_ns` of the last frame from this station (0 for static entries).
+    pub last_seen_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY (all three): repr(C), integer fields only, explicit padding, no holes.
+    unsafe impl aya::Pod for super::PortConf {}
+    unsafe impl aya::Pod for super::FdbKey {}
+    unsafe impl aya::Pod for super::FdbVal {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    #[test]
+    fn layouts_have_no_hidden_padding() {
+        assert_eq!(size_of::<PortConf>(), 16 + VLAN_BITMAP_BYTES);
+        assert_eq!(align_of::<PortConf>(), 4);
+        assert_eq!(size_of::<FdbKey>(), 12);
+        assert_eq!(size_of::<FdbVal>(), 16);
+    }
+
+    #[test]
+    fn vlan_bitmap() {
+        let mut p = PortConf::new(1, 1, PORT_TRUNK, 0, 0x8100);
+        assert!(!p.carries(1));
+        p.add_vlan(1);
+        p.add_vlan(4094);
+        assert!(p.carries(1) && p.carries(4094));
+        assert!(!p.carries(2) && !p.carries(4093) && !p.carries(0));
+        let a = PortConf::new(1, 2, PORT_ACCESS, 4093, 0x8100);
+        assert!(a.carries(4093));
+        assert_eq!(a.pvid, 4093);
+        assert!(!a.carries(4094));
+    }
+}
