@@ -1,0 +1,116 @@
+//! The XDP program: decide with the shared core, then redirect with the egress port's tagging.
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    helpers::bpf_xdp_adjust_head,
+    macros::xdp,
+    programs::XdpContext,
+};
+use xennet_common::{
+    VLAN_HLEN,
+    fwd::{self, Frame, TagOp, Verdict},
+    stats::Stat,
+};
+
+use crate::maps::{Maps, XN_TX};
+
+/// Bounds-checked byte access to an XDP frame.
+struct XdpFrame<'a>(&'a XdpContext);
+
+impl Frame for XdpFrame<'_> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.data_end() - self.0.data()
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        let start = self.0.data();
+        if start + off + N > self.0.data_end() {
+            return None;
+        }
+        // SAFETY: bounds checked just above.
+        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+    }
+}
+
+/// A pointer to the first `N` bytes of the frame, bounds-checked.
+#[inline(always)]
+fn head<const N: usize>(ctx: &XdpContext) -> Option<*mut [u8; N]> {
+    let start = ctx.data();
+    if start + N > ctx.data_end() {
+        return None;
+    }
+    Some(start as *mut [u8; N])
+}
+
+/// Apply the egress tag operation to the frame in place.
+#[inline(always)]
+fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
+    match op {
+        TagOp::Keep => Ok(()),
+        TagOp::Rewrite { tci } => {
+            let p = head::<16>(ctx).ok_or(())?;
+            // SAFETY: 16 bytes in bounds; TCI sits at 14..16.
+            unsafe { core::ptr::write_unaligned(p.cast::<u8>().add(14).cast::<[u8; 2]>(), tci.to_be_bytes()) };
+            Ok(())
+        }
+        TagOp::Pop => {
+            let p = head::<16>(ctx).ok_or(())?;
+            // SAFETY: 16 bytes in bounds. Copy the MACs over the tag, then drop 4 bytes of head.
+            unsafe {
+                let macs = core::ptr::read_unaligned(p.cast::<[u8; 12]>());
+                core::ptr::write_unaligned(p.cast::<u8>().add(VLAN_HLEN).cast::<[u8; 12]>(), macs);
+            }
+            // SAFETY: ctx is the program's own context.
+            if unsafe { bpf_xdp_adjust_head(ctx.ctx, VLAN_HLEN as i32) } != 0 {
+                return Err(());
+            }
+            Ok(())
+        }
+        TagOp::Push { tpid, tci } => {
+            // SAFETY: ctx is the program's own context.
+            if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VLAN_HLEN as i32)) } != 0 {
+                return Err(());
+            }
+            let p = head::<16>(ctx).ok_or(())?;
+            // SAFETY: 16 bytes in bounds after growing the head by 4.
+            unsafe {
+                let macs = core::ptr::read_unaligned(p.cast::<u8>().add(VLAN_HLEN).cast::<[u8; 12]>());
+                core::ptr::write_unaligned(p.cast::<[u8; 12]>(), macs);
+                let t = tpid.to_be_bytes();
+                let c = tci.to_be_bytes();
+                core::ptr::write_unaligned(p.cast::<u8>().add(12).cast::<[u8; 4]>(), [t[0], t[1], c[0], c[1]]);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Ingress of every XDP-attached port.
+#[xdp]
+pub fn xennet_xdp(ctx: XdpContext) -> u32 {
+    let frame = XdpFrame(&ctx);
+    let len = frame.len() as u64;
+    // The kernel gives a u32 ifindex; the accessor widens it.
+    #[expect(clippy::cast_possible_truncation, reason = "ifindex is a u32 in xdp_md")]
+    let ingress = ctx.ingress_ifindex() as u32;
+    let mut d = fwd::decide(&frame, &Maps, ingress);
+    let action = match d.verdict {
+        Verdict::Pass => XDP_PASS,
+        Verdict::Drop => XDP_DROP,
+        Verdict::Forward => {
+            if apply_tag(&ctx, d.tag).is_err() {
+                d = d.into_drop(Stat::DropTagOp);
+                XDP_DROP
+            } else if let Ok(a) = XN_TX.redirect(d.egress, 0) {
+                a
+            } else {
+                d = d.into_drop(Stat::DropRedirect);
+                XDP_DROP
+            }
+        }
+    };
+    fwd::account(&Maps, &d, len);
+    action
+}
