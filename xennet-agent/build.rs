@@ -23,7 +23,10 @@ fn toolchain_missing() -> Option<&'static str> {
         .output();
     match src {
         Ok(o) if o.status.success() => {
-            if !String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("rust-src")) {
+            if !String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with("rust-src"))
+            {
                 return Some("the nightly toolchain has no rust-src component");
             }
         }
@@ -35,7 +38,9 @@ fn toolchain_missing() -> Option<&'static str> {
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=XENNET_REQUIRE_EBPF");
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
-    let root = manifest.parent().ok_or_else(|| anyhow!("agent crate has no parent dir"))?;
+    let root = manifest
+        .parent()
+        .ok_or_else(|| anyhow!("agent crate has no parent dir"))?;
     let ebpf_dir = root.join("xennet-ebpf");
     let common_dir = root.join("xennet-common");
     // aya-build watches the eBPF crate; the shared core lives beside it.

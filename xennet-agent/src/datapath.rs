@@ -12,13 +12,16 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{DevMapHash, HashMap, MapData},
+    maps::{DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{Xdp, XdpMode},
 };
 use tracing::{info, warn};
-use xennet_common::maps::{
-    FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_PORTS, MAP_STATS, MAP_TX, PORT_ACCESS, PORT_TRUNK,
-    PROG_XDP, PortConf,
+use xennet_common::{
+    maps::{
+        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_PORTS, MAP_STATS, MAP_TX, PORT_ACCESS, PORT_TRUNK,
+        PROG_XDP, PortConf,
+    },
+    stats::PortStats,
 };
 
 use crate::config::{AttachMode, Config, PortMode, PortSpec};
@@ -106,13 +109,8 @@ impl Datapath {
             ports: Vec::new(),
             pinned: Vec::new(),
         };
-        let prog: &mut Xdp = dp
-            .ebpf
-            .program_mut(PROG_XDP)
-            .ok_or_else(|| anyhow!("object has no program {PROG_XDP}"))?
-            .try_into()
-            .context("program type")?;
-        prog.load()
+        dp.xdp_program()?
+            .load()
             .with_context(|| format!("verifying program {PROG_XDP}"))?;
         Ok(dp)
     }
@@ -121,6 +119,30 @@ impl Datapath {
     #[must_use]
     pub fn ports(&self) -> &[Port] {
         &self.ports
+    }
+
+    /// The XDP program (for `BPF_PROG_TEST_RUN` in tests and benchmarks).
+    pub fn xdp_program(&mut self) -> anyhow::Result<&mut Xdp> {
+        self.ebpf
+            .program_mut(PROG_XDP)
+            .ok_or_else(|| anyhow!("object has no program {PROG_XDP}"))?
+            .try_into()
+            .context("program type")
+    }
+
+    /// Every port's counters, read from the loaded maps (names resolved in the calling
+    /// thread's network namespace).
+    pub fn counters(&self) -> anyhow::Result<Vec<crate::stats::PortCounters>> {
+        let get = |name: &str| {
+            self.ebpf
+                .map(name)
+                .ok_or_else(|| anyhow!("object has no map {name}"))
+        };
+        let ports: HashMap<&MapData, u32, PortConf> =
+            HashMap::try_from(get(MAP_PORTS)?).context("XN_PORTS type")?;
+        let stats: PerCpuArray<&MapData, PortStats> =
+            PerCpuArray::try_from(get(MAP_STATS)?).context("XN_STATS type")?;
+        crate::stats::collect(&ports, &stats)
     }
 
     /// Fill the maps from `cfg` and attach every port. On error, what was attached is detached
@@ -199,12 +221,7 @@ impl Datapath {
     }
 
     fn attach(&mut self, name: &str, idx: u32, mode: AttachMode) -> anyhow::Result<Attached> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROG_XDP)
-            .ok_or_else(|| anyhow!("object has no program {PROG_XDP}"))?
-            .try_into()
-            .context("program type")?;
+        let prog = self.xdp_program()?;
         match mode {
             AttachMode::Xdp => {
                 prog.attach_to_if_index(idx, XdpMode::Driver)
@@ -262,9 +279,16 @@ fn is_bpffs(path: &Path) -> anyhow::Result<bool> {
     // SAFETY: a zeroed statfs is a valid out-parameter; c is NUL-terminated.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statfs(c.as_ptr(), &raw mut st) } != 0 {
-        bail!("statfs {}: {}", path.display(), std::io::Error::last_os_error());
+        bail!(
+            "statfs {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
     }
-    #[allow(clippy::useless_conversion, reason = "f_type's width differs between targets")]
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type's width differs between targets"
+    )]
     Ok(i64::from(st.f_type) == BPF_FS_MAGIC)
 }
 
@@ -286,10 +310,19 @@ fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
         let opts = c"mode=0700";
         // SAFETY: all strings are NUL-terminated literals.
         let rc = unsafe {
-            libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, opts.as_ptr().cast())
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
         };
         if rc != 0 {
-            bail!("mounting bpffs on {BPFFS_ROOT}: {}", std::io::Error::last_os_error());
+            bail!(
+                "mounting bpffs on {BPFFS_ROOT}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         info!("mounted a bpf filesystem on {BPFFS_ROOT}");
         return Ok(());

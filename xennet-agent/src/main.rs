@@ -22,6 +22,9 @@ enum Cmd {
         /// Configuration file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+        /// Pin the maps here instead of the config's `pin_dir`.
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
     },
     /// Validate a configuration file without touching the kernel.
     Check {
@@ -62,8 +65,11 @@ async fn wait_for_stop() -> anyhow::Result<&'static str> {
     })
 }
 
-fn run(config: &std::path::Path) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
+fn run(config: &std::path::Path, pin_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut cfg = Config::load(config)?;
+    if let Some(dir) = pin_dir {
+        cfg.pin_dir = dir;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,7 +81,10 @@ fn run(config: &std::path::Path) -> anyhow::Result<()> {
         let ports = dp.ports().len();
         info!(bridges = cfg.bridges.len(), ports, pin_dir = %cfg.pin_dir.display(), "running");
         // A line on stdout that scripts and tests wait for.
-        println!("xennet-agent: ready ({} bridges, {ports} ports)", cfg.bridges.len());
+        println!(
+            "xennet-agent: ready ({} bridges, {ports} ports)",
+            cfg.bridges.len()
+        );
         let sig = wait_for_stop().await?;
         info!(signal = sig, "stopping");
         drop(dp);
@@ -87,23 +96,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.cmd {
-        Cmd::Run { config } => run(&config),
-        Cmd::Check { config } => Config::load(&config).map(|cfg| {
-            let ports: usize = cfg.bridges.iter().map(|b| b.ports.len()).sum();
-            println!(
-                "{}: ok ({} bridges, {ports} ports)",
-                config.display(),
-                cfg.bridges.len()
-            );
-        }).map_err(anyhow::Error::from),
-        Cmd::Stats { config, pin_dir, json } => (|| {
+        Cmd::Run { config, pin_dir } => run(&config, pin_dir),
+        Cmd::Check { config } => Config::load(&config)
+            .map(|cfg| {
+                let ports: usize = cfg.bridges.iter().map(|b| b.ports.len()).sum();
+                println!(
+                    "{}: ok ({} bridges, {ports} ports)",
+                    config.display(),
+                    cfg.bridges.len()
+                );
+            })
+            .map_err(anyhow::Error::from),
+        Cmd::Stats {
+            config,
+            pin_dir,
+            json,
+        } => (|| {
             let dir = match config {
                 Some(c) => Config::load(&c)?.pin_dir,
                 None => pin_dir,
             };
             let ports = stats::read(&dir)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&ports).context("encoding JSON")?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ports).context("encoding JSON")?
+                );
             } else {
                 print!("{}", stats::render(&ports));
             }

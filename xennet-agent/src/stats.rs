@@ -1,6 +1,6 @@
 //! Per-port counters of a running datapath, read from its pinned maps.
 
-use std::{collections::BTreeMap, ffi::CStr, path::Path};
+use std::{borrow::Borrow, collections::BTreeMap, ffi::CStr, path::Path};
 
 use anyhow::{Context as _, anyhow};
 use aya::maps::{HashMap, Map, MapData, PerCpuArray};
@@ -65,15 +65,30 @@ fn sum(values: &[PortStats]) -> [u64; STAT_COUNT] {
     total
 }
 
-/// Read every port's counters, sorted by interface name; the "not a port" slot comes last and
-/// only when it counted something.
+/// Read every port's counters from the maps pinned under `pin_dir`.
 pub fn read(pin_dir: &Path) -> anyhow::Result<Vec<PortCounters>> {
     let ports: HashMap<MapData, u32, PortConf> =
         HashMap::try_from(open(pin_dir, MAP_PORTS)?).context("XN_PORTS type")?;
     let stats: PerCpuArray<MapData, PortStats> =
         PerCpuArray::try_from(open(pin_dir, MAP_STATS)?).context("XN_STATS type")?;
+    collect(&ports, &stats)
+}
+
+/// Every port's counters, sorted by interface name; the "not a port" slot comes last and only
+/// when it counted something. Interface names are those of the calling thread's namespace.
+pub fn collect<P, S>(
+    ports: &HashMap<P, u32, PortConf>,
+    stats: &PerCpuArray<S, PortStats>,
+) -> anyhow::Result<Vec<PortCounters>>
+where
+    P: Borrow<MapData>,
+    S: Borrow<MapData>,
+{
     let named = |c: [u64; STAT_COUNT]| -> BTreeMap<&'static str, u64> {
-        Stat::ALL.iter().map(|s| (s.name(), c[*s as usize])).collect()
+        Stat::ALL
+            .iter()
+            .map(|s| (s.name(), c[*s as usize]))
+            .collect()
     };
     let mut out = Vec::new();
     for item in ports.iter() {
@@ -112,11 +127,20 @@ pub fn render(ports: &[PortCounters]) -> String {
         "PORT", "BRIDGE", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "FORWARD", "PASS", "DROP"
     );
     for p in ports {
-        let pass: u64 = [Stat::PassFlood, Stat::PassUnknown, Stat::PassHost, Stat::PassNotPort]
+        let pass: u64 = [
+            Stat::PassFlood,
+            Stat::PassUnknown,
+            Stat::PassHost,
+            Stat::PassNotPort,
+        ]
+        .iter()
+        .map(|x| p.get(*x))
+        .sum();
+        let drop: u64 = Stat::ALL
             .iter()
+            .filter(|x| x.is_drop())
             .map(|x| p.get(*x))
             .sum();
-        let drop: u64 = Stat::ALL.iter().filter(|x| x.is_drop()).map(|x| p.get(*x)).sum();
         let _ = writeln!(
             s,
             "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10}",

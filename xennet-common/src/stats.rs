@@ -138,9 +138,7 @@ pub struct PortStats {
 
 impl PortStats {
     /// All zero.
-    pub const ZERO: PortStats = PortStats {
-        c: [0; STAT_COUNT],
-    };
+    pub const ZERO: PortStats = PortStats { c: [0; STAT_COUNT] };
 
     /// Value of one counter.
     #[must_use]

@@ -52,7 +52,12 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
         TagOp::Rewrite { tci } => {
             let p = head::<16>(ctx).ok_or(())?;
             // SAFETY: 16 bytes in bounds; TCI sits at 14..16.
-            unsafe { core::ptr::write_unaligned(p.cast::<u8>().add(14).cast::<[u8; 2]>(), tci.to_be_bytes()) };
+            unsafe {
+                core::ptr::write_unaligned(
+                    p.cast::<u8>().add(14).cast::<[u8; 2]>(),
+                    tci.to_be_bytes(),
+                )
+            };
             Ok(())
         }
         TagOp::Pop => {
@@ -76,11 +81,15 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
             let p = head::<16>(ctx).ok_or(())?;
             // SAFETY: 16 bytes in bounds after growing the head by 4.
             unsafe {
-                let macs = core::ptr::read_unaligned(p.cast::<u8>().add(VLAN_HLEN).cast::<[u8; 12]>());
+                let macs =
+                    core::ptr::read_unaligned(p.cast::<u8>().add(VLAN_HLEN).cast::<[u8; 12]>());
                 core::ptr::write_unaligned(p.cast::<[u8; 12]>(), macs);
                 let t = tpid.to_be_bytes();
                 let c = tci.to_be_bytes();
-                core::ptr::write_unaligned(p.cast::<u8>().add(12).cast::<[u8; 4]>(), [t[0], t[1], c[0], c[1]]);
+                core::ptr::write_unaligned(
+                    p.cast::<u8>().add(12).cast::<[u8; 4]>(),
+                    [t[0], t[1], c[0], c[1]],
+                );
             }
             Ok(())
         }
@@ -93,7 +102,10 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);
     let len = frame.len() as u64;
     // The kernel gives a u32 ifindex; the accessor widens it.
-    #[expect(clippy::cast_possible_truncation, reason = "ifindex is a u32 in xdp_md")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "ifindex is a u32 in xdp_md"
+    )]
     let ingress = ctx.ingress_ifindex() as u32;
     let mut d = fwd::decide(&frame, &Maps, ingress);
     let action = match d.verdict {

@@ -1,1 +1,130 @@
-fn main(){}
+//! Project tasks: `cargo xtask build-ebpf | test | demo`.
+
+mod demo;
+mod toolchain;
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "xennet project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the eBPF toolchain if missing, then build the eBPF object and the agent.
+    BuildEbpf {
+        /// Build in release mode.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and namespace tests (root).
+    Test {
+        /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build, start a simulated dom0 in network namespaces, show forwarding, clean up (root).
+    Demo,
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Run a command in the workspace root, failing with its description if it fails.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let desc = format!("{cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("starting {desc}"))?;
+    if !status.success() {
+        bail!("{desc} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Build the agent with its embedded eBPF object; returns the agent binary.
+pub fn build_agent(release: bool) -> anyhow::Result<PathBuf> {
+    toolchain::ensure_ebpf()?;
+    let mut c = cargo();
+    c.args(["build", "--package", "xennet-agent"])
+        .env("XENNET_REQUIRE_EBPF", "1");
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)?;
+    let bin = target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join("xennet-agent");
+    if !bin.exists() {
+        bail!("build succeeded but {} is missing", bin.display());
+    }
+    Ok(bin)
+}
+
+fn require_root(what: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "`cargo xtask {what}` needs root: it creates network namespaces and loads eBPF programs"
+        );
+    }
+    Ok(())
+}
+
+fn test(args: &[String]) -> anyhow::Result<()> {
+    require_root("test")?;
+    toolchain::ensure_test_tools()?;
+    let agent = build_agent(false)?;
+    let mut c = cargo();
+    c.arg("test")
+        .env("XENNET_REQUIRE_EBPF", "1")
+        .env("XENNET_AGENT", &agent);
+    if !args.is_empty() {
+        c.arg("--").args(args);
+    }
+    run(&mut c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::BuildEbpf { release } => build_agent(release).map(|bin| {
+            println!("built {} with its eBPF object embedded", bin.display());
+        }),
+        Cmd::Test { args } => test(&args),
+        Cmd::Demo => require_root("demo")
+            .and_then(|()| toolchain::ensure_test_tools())
+            .and_then(|()| build_agent(false))
+            .and_then(|agent| demo::run(&agent)),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -82,7 +82,10 @@ fn world() -> World {
     native.add_vlan(200);
     native.add_vlan(4094);
     ports.insert(NATIVE, native);
-    ports.insert(OTHER_BR, PortConf::new(2, 6, PORT_ACCESS, 4094, ETH_P_8021Q));
+    ports.insert(
+        OTHER_BR,
+        PortConf::new(2, 6, PORT_ACCESS, 4094, ETH_P_8021Q),
+    );
 
     let mut fdb = BTreeMap::new();
     let st = |ifindex| FdbVal {
@@ -147,7 +150,14 @@ struct Case {
     vlan: u16,
 }
 
-fn fwd(what: &'static str, ingress: u32, frame: Vec<u8>, egress: u32, tag: TagOp, vlan: u16) -> Case {
+fn fwd(
+    what: &'static str,
+    ingress: u32,
+    frame: Vec<u8>,
+    egress: u32,
+    tag: TagOp,
+    vlan: u16,
+) -> Case {
     Case {
         what,
         ingress,
@@ -177,49 +187,244 @@ fn cases() -> Vec<Case> {
     use Verdict::{Drop, Pass};
     let push = |tci| TagOp::Push { tpid: Q, tci };
     vec![
-        fwd("access to access, same VLAN", VIF1, eth(G2, G1, &[]), VIF2, TagOp::Keep, 4094),
-        fwd("access to trunk pushes the access VLAN", VIF1, eth(UP, G1, &[]), TRUNK, push(4094), 4094),
-        fwd("access 4093 to trunk pushes 4093", VIF3, eth(UP, G3, &[]), TRUNK, push(4093), 4093),
-        fwd("trunk to access pops", TRUNK, eth(G1, UP, &[(Q, 4094)]), VIF1, TagOp::Pop, 4094),
-        fwd("trunk to access keeps PCP irrelevant", TRUNK, eth(G3, UP, &[(Q, 0xa000 | 4093)]), VIF3, TagOp::Pop, 4093),
-        fwd("trunk to trunk keeps the tag", TRUNK, eth(N1, UP, &[(Q, 4094)]), NATIVE, TagOp::Keep, 4094),
-        other("destination behind the ingress trunk", NATIVE, eth(N1, G1, &[]), Drop, Stat::DropHairpin),
-        other("untagged on a trunk is its native VLAN (100), where G1 is unknown", NATIVE, eth(G1, N1, &[]), Pass, Stat::PassUnknown)
-            .in_vlan(100),
-        fwd("priority tag on access is untagged", VIF1, eth(G2, G1, &[(Q, 0x6000)]), VIF2, TagOp::Pop, 4094),
-        fwd("priority tag to trunk is rewritten keeping PCP", VIF1, eth(UP, G1, &[(Q, 0x6000)]), TRUNK, TagOp::Rewrite { tci: 0x6000 | 4094 }, 4094),
-        fwd("QinQ inner tag is payload", TRUNK, eth(G1, UP, &[(Q, 4094), (Q, 7)]), VIF1, TagOp::Pop, 4094),
-        other("tag on access port", VIF1, eth(G2, G1, &[(Q, 4094)]), Drop, Stat::DropTaggedOnAccess),
-        other("trunk VLAN not carried", TRUNK, eth(G1, UP, &[(Q, 10)]), Drop, Stat::DropVlanNotAllowed),
-        other("untagged on trunk without native", TRUNK, eth(G1, UP, &[]), Drop, Stat::DropUntaggedOnTrunk),
-        other("priority tag on trunk without native", TRUNK, eth(G1, UP, &[(Q, 0x2000)]), Drop, Stat::DropUntaggedOnTrunk),
-        other("VID 4095", TRUNK, eth(G1, UP, &[(Q, 4095)]), Drop, Stat::DropBadVid),
-        other("802.1ad tag on a 802.1Q bridge", TRUNK, eth(G1, UP, &[(AD, 4094)]), Drop, Stat::DropForeignTpid),
-        other("broadcast goes to host", VIF1, eth(BCAST, G1, &[]), Pass, Stat::PassFlood),
-        other("multicast goes to host", TRUNK, eth([1, 0, 0x5e, 0, 0, 1], UP, &[(Q, 4093)]), Pass, Stat::PassFlood),
-        other("unknown unicast goes to host", VIF1, eth([2, 9, 9, 9, 9, 9], G1, &[]), Pass, Stat::PassUnknown),
-        other("MAC known only in another VLAN is unknown", VIF3, eth(G1, G3, &[]), Pass, Stat::PassUnknown),
+        fwd(
+            "access to access, same VLAN",
+            VIF1,
+            eth(G2, G1, &[]),
+            VIF2,
+            TagOp::Keep,
+            4094,
+        ),
+        fwd(
+            "access to trunk pushes the access VLAN",
+            VIF1,
+            eth(UP, G1, &[]),
+            TRUNK,
+            push(4094),
+            4094,
+        ),
+        fwd(
+            "access 4093 to trunk pushes 4093",
+            VIF3,
+            eth(UP, G3, &[]),
+            TRUNK,
+            push(4093),
+            4093,
+        ),
+        fwd(
+            "trunk to access pops",
+            TRUNK,
+            eth(G1, UP, &[(Q, 4094)]),
+            VIF1,
+            TagOp::Pop,
+            4094,
+        ),
+        fwd(
+            "trunk to access keeps PCP irrelevant",
+            TRUNK,
+            eth(G3, UP, &[(Q, 0xa000 | 4093)]),
+            VIF3,
+            TagOp::Pop,
+            4093,
+        ),
+        fwd(
+            "trunk to trunk keeps the tag",
+            TRUNK,
+            eth(N1, UP, &[(Q, 4094)]),
+            NATIVE,
+            TagOp::Keep,
+            4094,
+        ),
+        other(
+            "destination behind the ingress trunk",
+            NATIVE,
+            eth(N1, G1, &[]),
+            Drop,
+            Stat::DropHairpin,
+        ),
+        other(
+            "untagged on a trunk is its native VLAN (100), where G1 is unknown",
+            NATIVE,
+            eth(G1, N1, &[]),
+            Pass,
+            Stat::PassUnknown,
+        )
+        .in_vlan(100),
+        fwd(
+            "priority tag on access is untagged",
+            VIF1,
+            eth(G2, G1, &[(Q, 0x6000)]),
+            VIF2,
+            TagOp::Pop,
+            4094,
+        ),
+        fwd(
+            "priority tag to trunk is rewritten keeping PCP",
+            VIF1,
+            eth(UP, G1, &[(Q, 0x6000)]),
+            TRUNK,
+            TagOp::Rewrite { tci: 0x6000 | 4094 },
+            4094,
+        ),
+        fwd(
+            "QinQ inner tag is payload",
+            TRUNK,
+            eth(G1, UP, &[(Q, 4094), (Q, 7)]),
+            VIF1,
+            TagOp::Pop,
+            4094,
+        ),
+        other(
+            "tag on access port",
+            VIF1,
+            eth(G2, G1, &[(Q, 4094)]),
+            Drop,
+            Stat::DropTaggedOnAccess,
+        ),
+        other(
+            "trunk VLAN not carried",
+            TRUNK,
+            eth(G1, UP, &[(Q, 10)]),
+            Drop,
+            Stat::DropVlanNotAllowed,
+        ),
+        other(
+            "untagged on trunk without native",
+            TRUNK,
+            eth(G1, UP, &[]),
+            Drop,
+            Stat::DropUntaggedOnTrunk,
+        ),
+        other(
+            "priority tag on trunk without native",
+            TRUNK,
+            eth(G1, UP, &[(Q, 0x2000)]),
+            Drop,
+            Stat::DropUntaggedOnTrunk,
+        ),
+        other(
+            "VID 4095",
+            TRUNK,
+            eth(G1, UP, &[(Q, 4095)]),
+            Drop,
+            Stat::DropBadVid,
+        ),
+        other(
+            "802.1ad tag on a 802.1Q bridge",
+            TRUNK,
+            eth(G1, UP, &[(AD, 4094)]),
+            Drop,
+            Stat::DropForeignTpid,
+        ),
+        other(
+            "broadcast goes to host",
+            VIF1,
+            eth(BCAST, G1, &[]),
+            Pass,
+            Stat::PassFlood,
+        ),
+        other(
+            "multicast goes to host",
+            TRUNK,
+            eth([1, 0, 0x5e, 0, 0, 1], UP, &[(Q, 4093)]),
+            Pass,
+            Stat::PassFlood,
+        ),
+        other(
+            "unknown unicast goes to host",
+            VIF1,
+            eth([2, 9, 9, 9, 9, 9], G1, &[]),
+            Pass,
+            Stat::PassUnknown,
+        ),
+        other(
+            "MAC known only in another VLAN is unknown",
+            VIF3,
+            eth(G1, G3, &[]),
+            Pass,
+            Stat::PassUnknown,
+        ),
         other("host entry", VIF2, eth(HOST, G2, &[]), Pass, Stat::PassHost),
-        other("destination on the ingress port", VIF1, eth(G1, G2, &[]), Drop, Stat::DropHairpin),
-        other("entry pointing at a port that is gone", VIF1, eth(STALE, G1, &[]), Drop, Stat::DropStaleFdb),
-        other("entry pointing into another bridge", VIF1, eth(O1, G1, &[]), Drop, Stat::DropStaleFdb),
-        other("egress port does not carry the VLAN", VIF1, eth(G3, G1, &[]), Drop, Stat::DropEgressVlan),
-        other("multicast source", VIF1, eth(G2, [1, 2, 3, 4, 5, 6], &[]), Drop, Stat::DropBadSrcMac),
-        other("zero source", VIF1, eth(G2, [0; 6], &[]), Drop, Stat::DropBadSrcMac),
+        other(
+            "destination on the ingress port",
+            VIF1,
+            eth(G1, G2, &[]),
+            Drop,
+            Stat::DropHairpin,
+        ),
+        other(
+            "entry pointing at a port that is gone",
+            VIF1,
+            eth(STALE, G1, &[]),
+            Drop,
+            Stat::DropStaleFdb,
+        ),
+        other(
+            "entry pointing into another bridge",
+            VIF1,
+            eth(O1, G1, &[]),
+            Drop,
+            Stat::DropStaleFdb,
+        ),
+        other(
+            "egress port does not carry the VLAN",
+            VIF1,
+            eth(G3, G1, &[]),
+            Drop,
+            Stat::DropEgressVlan,
+        ),
+        other(
+            "multicast source",
+            VIF1,
+            eth(G2, [1, 2, 3, 4, 5, 6], &[]),
+            Drop,
+            Stat::DropBadSrcMac,
+        ),
+        other(
+            "zero source",
+            VIF1,
+            eth(G2, [0; 6], &[]),
+            Drop,
+            Stat::DropBadSrcMac,
+        ),
         other("runt", VIF1, vec![0xff; 13], Drop, Stat::DropRunt),
         other("empty", VIF1, vec![], Drop, Stat::DropRunt),
-        other("truncated outer tag", TRUNK, {
-            let mut v = eth(G1, UP, &[(Q, 4094)]);
-            v.truncate(16);
-            v
-        }, Drop, Stat::DropTruncated),
-        other("truncated inner tag", TRUNK, {
-            let mut v = eth(G1, UP, &[(Q, 4094), (Q, 5)]);
-            v.truncate(20);
-            v
-        }, Drop, Stat::DropTruncated),
-        other("not a port", NOT_PORT, eth(G2, G1, &[]), Pass, Stat::PassNotPort),
-        other("other bridge, same VLAN id, MAC of bridge 1", OTHER_BR, eth(G1, O1, &[]), Pass, Stat::PassUnknown),
+        other(
+            "truncated outer tag",
+            TRUNK,
+            {
+                let mut v = eth(G1, UP, &[(Q, 4094)]);
+                v.truncate(16);
+                v
+            },
+            Drop,
+            Stat::DropTruncated,
+        ),
+        other(
+            "truncated inner tag",
+            TRUNK,
+            {
+                let mut v = eth(G1, UP, &[(Q, 4094), (Q, 5)]);
+                v.truncate(20);
+                v
+            },
+            Drop,
+            Stat::DropTruncated,
+        ),
+        other(
+            "not a port",
+            NOT_PORT,
+            eth(G2, G1, &[]),
+            Pass,
+            Stat::PassNotPort,
+        ),
+        other(
+            "other bridge, same VLAN id, MAC of bridge 1",
+            OTHER_BR,
+            eth(G1, O1, &[]),
+            Pass,
+            Stat::PassUnknown,
+        ),
     ]
 }
 
@@ -257,30 +462,55 @@ fn native_vlan_frames() {
     // Untagged on NATIVE → VLAN 100; N1 is on NATIVE itself, so use a trunk-to-native case:
     // tagged 100 from NATIVE to N1 is a hairpin; tagged 200 from TRUNK is not carried by TRUNK.
     let d = decide(&Pkt(eth(N1, UP, &[(Q, 4094)])), &w, TRUNK);
-    assert_eq!((d.verdict, d.egress, d.tag), (Verdict::Forward, NATIVE, TagOp::Keep));
+    assert_eq!(
+        (d.verdict, d.egress, d.tag),
+        (Verdict::Forward, NATIVE, TagOp::Keep)
+    );
     // From NATIVE, tagged with its native VID → to an access port: pop.
     let d = decide(&Pkt(eth(G1, N1, &[(Q, 4094)])), &w, NATIVE);
-    assert_eq!((d.verdict, d.egress, d.tag), (Verdict::Forward, VIF1, TagOp::Pop));
+    assert_eq!(
+        (d.verdict, d.egress, d.tag),
+        (Verdict::Forward, VIF1, TagOp::Pop)
+    );
     // To NATIVE on its native VLAN 100 from an untagged source is untagged: build a port on 100.
     let mut w2 = world();
-    w2.ports.insert(30, PortConf::new(1, 7, PORT_ACCESS, 100, Q));
+    w2.ports
+        .insert(30, PortConf::new(1, 7, PORT_ACCESS, 100, Q));
     let d = decide(&Pkt(eth(N1, G2, &[])), &w2, 30);
-    assert_eq!((d.verdict, d.egress, d.tag, d.vlan), (Verdict::Forward, NATIVE, TagOp::Keep, 100));
+    assert_eq!(
+        (d.verdict, d.egress, d.tag, d.vlan),
+        (Verdict::Forward, NATIVE, TagOp::Keep, 100)
+    );
     // And from NATIVE, tagged with native VID 100, to the access-100 port: pop.
-    w2.fdb.insert((1, 100, G2), FdbVal { ifindex: 30, flags: FDB_STATIC, last_seen_ns: 0 });
+    w2.fdb.insert(
+        (1, 100, G2),
+        FdbVal {
+            ifindex: 30,
+            flags: FDB_STATIC,
+            last_seen_ns: 0,
+        },
+    );
     let d = decide(&Pkt(eth(G2, N1, &[(Q, 100)])), &w2, NATIVE);
-    assert_eq!((d.verdict, d.egress, d.tag), (Verdict::Forward, 30, TagOp::Pop));
+    assert_eq!(
+        (d.verdict, d.egress, d.tag),
+        (Verdict::Forward, 30, TagOp::Pop)
+    );
 }
 
 #[test]
 fn offloaded_tag_is_classified_like_an_inline_one() {
     let w = world();
     let d = decide(&Offloaded(eth(G1, UP, &[]), Q, 4094), &w, TRUNK);
-    assert_eq!((d.verdict, d.egress, d.tag), (Verdict::Forward, VIF1, TagOp::Pop));
+    assert_eq!(
+        (d.verdict, d.egress, d.tag),
+        (Verdict::Forward, VIF1, TagOp::Pop)
+    );
     let d = decide(&Offloaded(eth(G1, UP, &[]), Q, 10), &w, TRUNK);
     assert_eq!(d.stat, Stat::DropVlanNotAllowed);
     // An in-band tag behind an offloaded one is the inner tag.
-    let h = parse(&Offloaded(eth(G1, UP, &[(Q, 7)]), Q, 4094)).map_err(|_| ()).unwrap();
+    let h = parse(&Offloaded(eth(G1, UP, &[(Q, 7)]), Q, 4094))
+        .map_err(|_| ())
+        .unwrap();
     assert_eq!(h.outer, Some(Tag { tpid: Q, tci: 4094 }));
     assert_eq!(h.inner, Some(Tag { tpid: Q, tci: 7 }));
     assert!(h.outer_offloaded);
@@ -289,10 +519,18 @@ fn offloaded_tag_is_classified_like_an_inline_one() {
 
 #[test]
 fn parse_reads_both_tags_and_ethertype() {
-    let h = parse(&Pkt(eth(G1, UP, &[(AD, 0x1000 | 30), (Q, 40)]))).map_err(|_| ()).unwrap();
+    let h = parse(&Pkt(eth(G1, UP, &[(AD, 0x1000 | 30), (Q, 40)])))
+        .map_err(|_| ())
+        .unwrap();
     assert_eq!(h.dst, G1);
     assert_eq!(h.src, UP);
-    assert_eq!(h.outer, Some(Tag { tpid: AD, tci: 0x1000 | 30 }));
+    assert_eq!(
+        h.outer,
+        Some(Tag {
+            tpid: AD,
+            tci: 0x1000 | 30
+        })
+    );
     assert_eq!(h.outer.map(Tag::vid), Some(30));
     assert_eq!(h.inner, Some(Tag { tpid: Q, tci: 40 }));
     assert_eq!(h.proto, 0x0800);
@@ -300,7 +538,10 @@ fn parse_reads_both_tags_and_ethertype() {
     assert_eq!((h.outer, h.inner, h.proto), (None, None, 0x0800));
     // Exactly 14 bytes is a valid untagged header; 14 bytes announcing a tag is truncated.
     assert!(parse(&Pkt(eth(G1, UP, &[])[..14].to_vec())).is_ok());
-    assert_eq!(parse(&Pkt(eth(G1, UP, &[(Q, 1)])[..14].to_vec())), Err(ParseError::Truncated));
+    assert_eq!(
+        parse(&Pkt(eth(G1, UP, &[(Q, 1)])[..14].to_vec())),
+        Err(ParseError::Truncated)
+    );
     assert_eq!(parse(&Pkt(vec![0; 5])), Err(ParseError::Runt));
 }
 

@@ -1,0 +1,331 @@
+//! A simulated dom0 (the seed's trunk setup) and a running `xennet-agent` over it.
+//!
+//! ```text
+//!   [up] eth0 ──── eth1 [dom0] vif1.0 ──── eth0 [g1]  VLAN 4094  10.94.0.1
+//!   upstream switch,          vif2.0 ──── eth0 [g2]  VLAN 4094  10.94.0.2
+//!   tagged 4093/4094          vif3.0 ──── eth0 [g3]  VLAN 4093  10.93.0.3
+//! ```
+//!
+//! Used by the integration tests and by `cargo xtask demo`.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::{
+    Netns, RawSocket, add_addr, add_neigh,
+    frame::{Mac, parse_mac},
+    set_gro, set_mac, veth,
+};
+
+/// The seed config the tests and the demo run (with the pin directory overridden).
+pub const SEED_CONFIG: &str = "examples/seed-trunk.toml";
+
+/// MAC of the upstream router (static on the trunk for both VLANs in the seed config).
+pub const UPSTREAM_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
+
+/// One guest behind a vif.
+#[derive(Debug)]
+pub struct Guest {
+    /// The guest's namespace; its interface is `eth0`.
+    pub ns: Netns,
+    /// The dom0-side interface (`vifN.0`).
+    pub vif: &'static str,
+    /// The guest's MAC (static in the seed config).
+    pub mac: Mac,
+    /// The guest's IPv4 address.
+    pub ip: &'static str,
+    /// The guest's access VLAN.
+    pub vlan: u16,
+}
+
+/// The seed's trunk setup in namespaces.
+#[derive(Debug)]
+pub struct SeedDom0 {
+    /// dom0: holds `eth1` and the vifs.
+    pub dom0: Netns,
+    /// The upstream switch: `eth0`, peer of dom0's `eth1`.
+    pub up: Netns,
+    /// Guests 1 and 2 (VLAN 4094) and 3 (VLAN 4093).
+    pub guests: Vec<Guest>,
+}
+
+fn mac(s: &str) -> Result<Mac> {
+    parse_mac(s)
+}
+
+impl SeedDom0 {
+    /// Build the namespaces and links; nothing of xennet runs yet.
+    pub fn new(tag: &str) -> Result<SeedDom0> {
+        let dom0 = Netns::new(&format!("{tag}-d0"))?;
+        let up = Netns::new(&format!("{tag}-up"))?;
+        veth(&dom0, "eth1", &up, "eth0")?;
+        // Receiving native-XDP redirects on a veth needs NAPI on the receiving end.
+        set_gro(&up, "eth0", true)?;
+        let specs = [
+            ("vif1.0", "00:16:3e:00:00:01", "10.94.0.1", 4094),
+            ("vif2.0", "00:16:3e:00:00:02", "10.94.0.2", 4094),
+            ("vif3.0", "00:16:3e:00:00:03", "10.93.0.3", 4093),
+        ];
+        let mut guests = Vec::new();
+        for (i, (vif, m, ip, vlan)) in specs.into_iter().enumerate() {
+            let ns = Netns::new(&format!("{tag}-g{}", i + 1))?;
+            veth(&dom0, vif, &ns, "eth0")?;
+            set_mac(&ns, "eth0", mac(m)?)?;
+            set_gro(&ns, "eth0", true)?;
+            add_addr(&ns, "eth0", &format!("{ip}/16"))?;
+            guests.push(Guest {
+                ns,
+                vif,
+                mac: mac(m)?,
+                ip,
+                vlan,
+            });
+        }
+        // Without flooding, ARP cannot cross: guests know each other's MACs statically.
+        for a in &guests {
+            for b in &guests {
+                if a.vif != b.vif {
+                    add_neigh(&a.ns, "eth0", b.ip, b.mac)?;
+                }
+            }
+        }
+        Ok(SeedDom0 { dom0, up, guests })
+    }
+
+    /// The guest behind `vif`.
+    pub fn guest(&self, vif: &str) -> Result<&Guest> {
+        self.guests
+            .iter()
+            .find(|g| g.vif == vif)
+            .ok_or_else(|| anyhow!("no guest behind {vif}"))
+    }
+
+    /// A raw socket on a guest's `eth0`.
+    pub fn guest_socket(&self, vif: &str) -> Result<RawSocket> {
+        RawSocket::open(&self.guest(vif)?.ns, "eth0")
+    }
+
+    /// A raw socket on the upstream switch's `eth0`.
+    pub fn upstream_socket(&self) -> Result<RawSocket> {
+        RawSocket::open(&self.up, "eth0")
+    }
+}
+
+/// A private bpf filesystem for one agent's pins, unmounted and removed on drop.
+#[derive(Debug)]
+pub struct BpfFs {
+    dir: PathBuf,
+}
+
+impl BpfFs {
+    /// Mount a fresh bpffs on a new directory named after `tag`.
+    pub fn new(tag: &str) -> Result<BpfFs> {
+        let dir = std::env::temp_dir().join(format!("xennet-bpffs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let out = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .output()
+            .context("running mount")?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            bail!(
+                "mounting bpffs on {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(BpfFs { dir })
+    }
+
+    /// The pin directory to hand to the agent.
+    #[must_use]
+    pub fn pin_dir(&self) -> PathBuf {
+        self.dir.join("xennet")
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        match Command::new("umount").arg(&self.dir).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "umount {}: {}",
+                self.dir.display(),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("umount {}: {e}", self.dir.display()),
+        }
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            eprintln!("removing {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// The agent binary the tests run: `$XENNET_AGENT` (set by `cargo xtask test`).
+pub fn agent_bin() -> Result<PathBuf> {
+    std::env::var_os("XENNET_AGENT")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("XENNET_AGENT is not set: run the tests with `cargo xtask test`"))
+}
+
+/// Workspace root (for example configs).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Run the agent binary with `args` in `ns`'s network namespace, keeping this mount
+/// namespace (so the agent sees the same bpffs as we do, unlike `ip netns exec`).
+pub fn agent_command(bin: &Path, ns: &Netns, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{}", ns.name()))
+        .arg(bin)
+        .args(args);
+    c
+}
+
+/// A running `xennet-agent run`, stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct Agent {
+    child: Child,
+    bin: PathBuf,
+    pin_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Start the agent in `dom0` on `config`, pinning under `pin_dir`, and wait until it
+    /// reports that every port is attached.
+    pub fn start(dom0: &Netns, config: &Path, pin_dir: &Path) -> Result<Agent> {
+        let bin = agent_bin()?;
+        let log = std::env::temp_dir().join(format!("xennet-agent-{}.log", dom0.name()));
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let cfg = config.to_string_lossy().into_owned();
+        let pins = pin_dir.to_string_lossy().into_owned();
+        let mut child = agent_command(&bin, dom0, &["run", "--config", &cfg, "--pin-dir", &pins])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .context("starting xennet-agent")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("agent stdout not captured"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("xennet-agent: ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let mut agent = Agent {
+            child,
+            bin,
+            pin_dir: pin_dir.to_path_buf(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(_) => Ok(agent),
+            Err(_) => {
+                let status = agent.child.try_wait().ok().flatten();
+                bail!(
+                    "agent did not become ready (exit status {status:?}); log:\n{}",
+                    agent.log_text()
+                )
+            }
+        }
+    }
+
+    /// What the agent logged so far.
+    #[must_use]
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `xennet-agent stats --json` in `dom0`, parsed: interface → counter name → value.
+    pub fn stats(
+        &self,
+        dom0: &Netns,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>> {
+        let pins = self.pin_dir.to_string_lossy().into_owned();
+        let out = agent_command(&self.bin, dom0, &["stats", "--json", "--pin-dir", &pins])
+            .output()
+            .context("running xennet-agent stats")?;
+        if !out.status.success() {
+            bail!(
+                "xennet-agent stats failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("parsing stats JSON")?;
+        let mut m = std::collections::BTreeMap::new();
+        for p in v
+            .as_array()
+            .ok_or_else(|| anyhow!("stats JSON is not an array"))?
+        {
+            let name = p["interface"]
+                .as_str()
+                .ok_or_else(|| anyhow!("port without interface"))?
+                .to_string();
+            let mut c = std::collections::BTreeMap::new();
+            for (k, val) in p["counters"]
+                .as_object()
+                .ok_or_else(|| anyhow!("port without counters"))?
+            {
+                c.insert(k.clone(), val.as_u64().unwrap_or(0));
+            }
+            m.insert(name, c);
+        }
+        Ok(m)
+    }
+
+    /// Stop with SIGTERM and wait; returns whether it exited successfully.
+    pub fn stop(mut self) -> Result<bool> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<bool> {
+        if let Some(status) = self.child.try_wait().context("polling agent")? {
+            return Ok(status.success());
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid")?;
+        // nsenter execs the agent, so this pid is the agent itself.
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().context("polling agent")? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        bail!(
+            "agent ignored SIGTERM for 5 s; killed. log:\n{}",
+            self.log_text()
+        )
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Err(e) = self.terminate() {
+            eprintln!("stopping agent: {e:#}");
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

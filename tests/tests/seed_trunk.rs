@@ -1,0 +1,398 @@
+//! The seed's trunk setup, end to end with real frames: two guests on VLAN 4094, one on 4093,
+//! a tagged uplink to an upstream switch. Every step checks what arrived where, with which
+//! tag, and exactly which counters moved.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use xennet_tests::{
+    RawSocket,
+    frame::{ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, parse_eth, tci, test_frame},
+    require_root,
+    topo::{Agent, BpfFs, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, workspace_root},
+};
+
+type Counters = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Every counter that changed between two snapshots: (port, counter) → delta.
+fn delta(before: &Counters, after: &Counters) -> BTreeMap<(String, String), u64> {
+    let mut d = BTreeMap::new();
+    for (port, cs) in after {
+        for (name, v) in cs {
+            let old = before
+                .get(port)
+                .and_then(|c| c.get(name))
+                .copied()
+                .unwrap_or(0);
+            if *v != old {
+                d.insert((port.clone(), name.clone()), v - old);
+            }
+        }
+    }
+    d
+}
+
+fn expect(rows: &[(&str, &str, u64)]) -> BTreeMap<(String, String), u64> {
+    rows.iter()
+        .map(|(p, c, v)| (((*p).to_string(), (*c).to_string()), *v))
+        .collect()
+}
+
+/// Length of a `test_frame` with `tags` tags.
+fn tf_len(tags: u64) -> u64 {
+    14 + 4 * tags + xennet_tests::frame::MARKER_LEN as u64
+}
+
+struct World {
+    sim: SeedDom0,
+    agent: Agent,
+    _fs: BpfFs,
+    up: RawSocket,
+    g: Vec<RawSocket>,
+}
+
+impl World {
+    fn new(tag: &str) -> World {
+        let sim = SeedDom0::new(tag).expect("building the simulated dom0");
+        let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
+        let cfg = workspace_root().join(SEED_CONFIG);
+        let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
+        let up = sim.upstream_socket().expect("upstream socket");
+        let g = ["vif1.0", "vif2.0", "vif3.0"]
+            .iter()
+            .map(|v| sim.guest_socket(v).expect("guest socket"))
+            .collect();
+        World {
+            sim,
+            agent,
+            _fs: fs,
+            up,
+            g,
+        }
+    }
+
+    fn stats(&self) -> Counters {
+        self.agent.stats(&self.sim.dom0).expect("reading stats")
+    }
+
+    fn mac(&self, i: usize) -> Mac {
+        self.sim.guests[i].mac
+    }
+
+    /// Run `f`, then collect what every endpoint received: (endpoint, frames with a marker).
+    fn observe<F: FnOnce(&World)>(
+        &self,
+        f: F,
+    ) -> (
+        BTreeMap<&'static str, Vec<Vec<u8>>>,
+        BTreeMap<(String, String), u64>,
+    ) {
+        // Drain anything stale first.
+        for s in self.g.iter().chain([&self.up]) {
+            let _ = s.collect(Duration::ZERO);
+        }
+        let before = self.stats();
+        f(self);
+        let mut got = BTreeMap::new();
+        let wait = Duration::from_millis(400);
+        for (name, s) in [
+            ("g1", &self.g[0]),
+            ("g2", &self.g[1]),
+            ("g3", &self.g[2]),
+            ("up", &self.up),
+        ] {
+            let frames: Vec<Vec<u8>> = s
+                .collect(wait)
+                .expect("collecting")
+                .into_iter()
+                .filter(|f| find_marker(f).is_some())
+                .collect();
+            got.insert(name, frames);
+        }
+        let after = self.stats();
+        (got, delta(&before, &after))
+    }
+}
+
+fn only(got: &BTreeMap<&'static str, Vec<Vec<u8>>>, at: &str) -> Vec<u8> {
+    for (name, frames) in got {
+        if *name == at {
+            assert_eq!(
+                frames.len(),
+                1,
+                "exactly one frame expected at {at}, got {frames:02x?}"
+            );
+        } else {
+            assert!(
+                frames.is_empty(),
+                "nothing expected at {name}, got {frames:02x?}"
+            );
+        }
+    }
+    got[at][0].clone()
+}
+
+fn nowhere(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) {
+    for (name, frames) in got {
+        assert!(
+            frames.is_empty(),
+            "nothing expected at {name}, got {frames:02x?}"
+        );
+    }
+}
+
+#[test]
+fn seed_trunk_end_to_end() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("seed");
+    let q = |vid| (ETH_P_8021Q, tci(0, false, vid));
+    let (g1, g2, g3) = (w.mac(0), w.mac(1), w.mac(2));
+
+    // Guests on the same VLAN reach each other: ping with static MACs.
+    let before = w.stats();
+    let out = w.sim.guests[0]
+        .ns
+        .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.94.0.2"])
+        .expect("ping");
+    assert!(
+        out.status.success(),
+        "g1 → g2 ping failed: {}\nagent log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        w.agent.log_text()
+    );
+    let d = delta(&before, &w.stats());
+    // 3 echo requests + 3 replies, 98 bytes each, all forwarded in XDP.
+    assert_eq!(
+        d,
+        expect(&[
+            ("vif1.0", "rx_packets", 3),
+            ("vif1.0", "rx_bytes", 294),
+            ("vif1.0", "forward", 3),
+            ("vif1.0", "tx_packets", 3),
+            ("vif1.0", "tx_bytes", 294),
+            ("vif2.0", "rx_packets", 3),
+            ("vif2.0", "rx_bytes", 294),
+            ("vif2.0", "forward", 3),
+            ("vif2.0", "tx_packets", 3),
+            ("vif2.0", "tx_bytes", 294),
+        ]),
+        "ping counters"
+    );
+
+    // A guest's frame to the upstream leaves the trunk tagged with the guest's VLAN.
+    for (i, vid) in [(0usize, 4094u16), (2, 4093)] {
+        let (got, d) = w.observe(|w| {
+            w.g[i]
+                .send(&test_frame(UPSTREAM_MAC, w.mac(i), &[], 10 + i as u32))
+                .expect("send")
+        });
+        let f = only(&got, "up");
+        let p = parse_eth(&f).expect("parse");
+        assert_eq!(
+            p.tags,
+            vec![q(vid)],
+            "upstream must see exactly one 802.1Q tag {vid}"
+        );
+        assert_eq!((p.dst, p.src), (UPSTREAM_MAC, w.mac(i)));
+        assert_eq!(find_marker(&f), Some(10 + i as u32));
+        let vif = w.sim.guests[i].vif;
+        assert_eq!(
+            d,
+            expect(&[
+                (vif, "rx_packets", 1),
+                (vif, "rx_bytes", tf_len(0)),
+                (vif, "forward", 1),
+                ("eth1", "tx_packets", 1),
+                ("eth1", "tx_bytes", tf_len(1)),
+            ]),
+            "counters for {vif} → upstream"
+        );
+    }
+
+    // A tagged frame from upstream reaches the right guest, untagged; PCP does not leak.
+    for (i, vid, g) in [(0usize, 4094u16, g1), (1, 4094, g2), (2, 4093, g3)] {
+        let (got, d) = w.observe(|w| {
+            w.up.send(&test_frame(
+                g,
+                UPSTREAM_MAC,
+                &[(ETH_P_8021Q, tci(5, false, vid))],
+                20 + i as u32,
+            ))
+            .expect("send");
+        });
+        let at = ["g1", "g2", "g3"][i];
+        let f = only(&got, at);
+        let p = parse_eth(&f).expect("parse");
+        assert!(
+            p.tags.is_empty(),
+            "{at} must receive untagged, got tags {:?}",
+            p.tags
+        );
+        assert_eq!((p.dst, p.src), (g, UPSTREAM_MAC));
+        assert_eq!(find_marker(&f), Some(20 + i as u32));
+        let vif = w.sim.guests[i].vif;
+        assert_eq!(
+            d,
+            expect(&[
+                ("eth1", "rx_packets", 1),
+                ("eth1", "rx_bytes", tf_len(1)),
+                ("eth1", "forward", 1),
+                (vif, "tx_packets", 1),
+                (vif, "tx_bytes", tf_len(0)),
+            ]),
+            "counters for upstream → {vif}"
+        );
+    }
+
+    // Nothing crosses between VLAN 4093 and 4094, whichever way it is addressed.
+    // 4094 guest → 4093 guest's MAC: unknown in VLAN 4094, goes to the host stack only.
+    let (got, d) = w.observe(|w| w.g[0].send(&test_frame(g3, g1, &[], 30)).expect("send"));
+    nowhere(&got);
+    assert_eq!(
+        d,
+        expect(&[
+            ("vif1.0", "rx_packets", 1),
+            ("vif1.0", "rx_bytes", tf_len(0)),
+            ("vif1.0", "pass_unknown_unicast", 1)
+        ])
+    );
+    // 4093 guest → 4094 guest's MAC.
+    let (got, d) = w.observe(|w| w.g[2].send(&test_frame(g1, g3, &[], 31)).expect("send"));
+    nowhere(&got);
+    assert_eq!(
+        d,
+        expect(&[
+            ("vif3.0", "rx_packets", 1),
+            ("vif3.0", "rx_bytes", tf_len(0)),
+            ("vif3.0", "pass_unknown_unicast", 1)
+        ])
+    );
+    // Upstream, tagged 4094, to the 4093 guest; and tagged 4093 to a 4094 guest.
+    for (id, vid, dst) in [(32u32, 4094u16, g3), (33, 4093, g1)] {
+        let (got, d) = w.observe(|w| {
+            w.up.send(&test_frame(dst, UPSTREAM_MAC, &[q(vid)], id))
+                .expect("send")
+        });
+        nowhere(&got);
+        assert_eq!(
+            d,
+            expect(&[
+                ("eth1", "rx_packets", 1),
+                ("eth1", "rx_bytes", tf_len(1)),
+                ("eth1", "pass_unknown_unicast", 1)
+            ]),
+            "VLAN {vid} frame to another VLAN's guest"
+        );
+    }
+    // And ping across VLANs gets no answer (the MAC is static in the guest, so only the
+    // datapath stands in the way).
+    let out = w.sim.guests[0]
+        .ns
+        .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.93.0.3"])
+        .expect("ping");
+    assert!(
+        !out.status.success(),
+        "ping from VLAN 4094 to VLAN 4093 must fail"
+    );
+
+    // Refused frames are dropped and counted by reason.
+    let cases: [(&str, usize, Vec<u8>, &str, &str); 5] = [
+        (
+            "tag on an access port",
+            0,
+            test_frame(g2, g1, &[q(4094)], 40),
+            "vif1.0",
+            "drop_tagged_on_access",
+        ),
+        (
+            "VLAN the trunk does not carry",
+            9,
+            test_frame(g1, UPSTREAM_MAC, &[q(100)], 41),
+            "eth1",
+            "drop_vlan_not_allowed",
+        ),
+        (
+            "untagged on a trunk without native VLAN",
+            9,
+            test_frame(g1, UPSTREAM_MAC, &[], 42),
+            "eth1",
+            "drop_untagged_on_trunk",
+        ),
+        (
+            "802.1ad tag on an 802.1Q bridge",
+            9,
+            test_frame(g1, UPSTREAM_MAC, &[(ETH_P_8021AD, 4094)], 43),
+            "eth1",
+            "drop_foreign_tpid",
+        ),
+        (
+            "VLAN 4095",
+            9,
+            test_frame(g1, UPSTREAM_MAC, &[q(4095)], 44),
+            "eth1",
+            "drop_bad_vid",
+        ),
+    ];
+    for (what, from, frame, port, reason) in cases {
+        let len = frame.len() as u64;
+        let (got, d) = w.observe(|w| {
+            let s = if from == 9 { &w.up } else { &w.g[from] };
+            s.send(&frame).expect("send");
+        });
+        nowhere(&got);
+        assert_eq!(
+            d,
+            expect(&[
+                (port, "rx_packets", 1),
+                (port, "rx_bytes", len),
+                (port, reason, 1)
+            ]),
+            "{what}"
+        );
+    }
+
+    assert!(
+        w.agent.stop().expect("stopping the agent"),
+        "agent must exit 0 on SIGTERM"
+    );
+}
+
+#[test]
+fn agent_detaches_and_unpins_on_sigterm() {
+    if !require_root() {
+        return;
+    }
+    let sim = SeedDom0::new("stop").expect("building the simulated dom0");
+    let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
+    let cfg = workspace_root().join(SEED_CONFIG);
+    let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
+    let xdp_on = |ifname: &str| {
+        let o = sim
+            .dom0
+            .exec_ok(&["ip", "-d", "link", "show", ifname])
+            .expect("ip link");
+        String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+    };
+    for p in ["eth1", "vif1.0", "vif2.0", "vif3.0"] {
+        assert!(
+            xdp_on(p),
+            "{p} must have the XDP program attached while the agent runs"
+        );
+    }
+    assert!(
+        fs.pin_dir().join("XN_STATS").exists(),
+        "stats map must be pinned"
+    );
+    assert!(agent.stop().expect("stopping"), "agent must exit 0");
+    for p in ["eth1", "vif1.0", "vif2.0", "vif3.0"] {
+        assert!(!xdp_on(p), "{p} must be detached after SIGTERM");
+    }
+    assert!(!fs.pin_dir().exists(), "pins must be removed after SIGTERM");
+    // With the datapath gone, guests no longer reach each other (no bridge behind it).
+    let out = sim.guests[0]
+        .ns
+        .exec(&["ping", "-c", "1", "-W", "1", "10.94.0.2"])
+        .expect("ping");
+    assert!(!out.status.success(), "without the agent nothing forwards");
+}

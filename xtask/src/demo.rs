@@ -1,0 +1,170 @@
+//! `cargo xtask demo`: the seed's trunk setup in namespaces, with xennet forwarding it.
+//!
+//! Shows guests on one VLAN reaching each other, a guest's frame leaving the trunk tagged, a
+//! tagged frame from upstream reaching its guest untagged, frames refused across VLANs, and
+//! the counters; then stops the agent and removes everything.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context as _, bail};
+use xennet_tests::{
+    frame::{ETH_P_8021Q, Mac, find_marker, format_mac, parse_eth, tci, test_frame},
+    topo::{Agent, BpfFs, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, agent_command, workspace_root},
+};
+
+const WAIT: Duration = Duration::from_millis(400);
+
+fn describe(f: &[u8]) -> String {
+    match parse_eth(f) {
+        Some(p) => {
+            let tags = if p.tags.is_empty() {
+                "untagged".to_string()
+            } else {
+                p.tags
+                    .iter()
+                    .map(|(tpid, t)| format!("tag {tpid:#06x} VLAN {}", t & 0x0fff))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("{} → {}, {tags}", format_mac(&p.src), format_mac(&p.dst))
+        }
+        None => format!("unparsable frame of {} bytes", f.len()),
+    }
+}
+
+fn section(title: &str) {
+    println!("\n── {title}");
+}
+
+/// Send `frame` from `tx`, report where it arrived among `rx` (name, socket).
+fn send_and_report(
+    tx: &xennet_tests::RawSocket,
+    frame: &[u8],
+    rx: &[(&str, &xennet_tests::RawSocket)],
+) -> anyhow::Result<Vec<String>> {
+    for (_, s) in rx {
+        s.collect(Duration::ZERO)?;
+    }
+    let id = find_marker(frame);
+    tx.send(frame)?;
+    let mut arrived = Vec::new();
+    for (name, s) in rx {
+        for f in s.collect(WAIT)? {
+            if find_marker(&f) == id {
+                println!("   arrived at {name:<9} {}", describe(&f));
+                arrived.push((*name).to_string());
+            }
+        }
+    }
+    if arrived.is_empty() {
+        println!("   arrived nowhere (refused)");
+    }
+    Ok(arrived)
+}
+
+/// Run the demo with the agent binary `agent`.
+pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
+    // SAFETY: the demo is single-threaded here; tests read the same variable.
+    unsafe { std::env::set_var("XENNET_AGENT", agent_bin) };
+    println!("xennet demo: the seed's trunk setup in network namespaces");
+    println!(
+        "  upstream ── eth1 (trunk 4093,4094) [dom0] vif1.0, vif2.0 (VLAN 4094), vif3.0 (VLAN 4093)"
+    );
+    let sim = SeedDom0::new("demo").context("building the simulated dom0")?;
+    let fs = BpfFs::new(sim.dom0.name())?;
+    let cfg = workspace_root().join(SEED_CONFIG);
+    println!("  config: {}", cfg.display());
+    let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir())?;
+    println!("  xennet-agent running in {}", sim.dom0.name());
+
+    let g: Vec<_> = ["vif1.0", "vif2.0", "vif3.0"]
+        .iter()
+        .map(|v| sim.guest_socket(v))
+        .collect::<anyhow::Result<_>>()?;
+    let up = sim.upstream_socket()?;
+    let mac = |i: usize| -> Mac { sim.guests[i].mac };
+    let everyone = [
+        ("guest1", &g[0]),
+        ("guest2", &g[1]),
+        ("guest3", &g[2]),
+        ("upstream", &up),
+    ];
+    let mut failures = Vec::new();
+
+    section("ping guest1 → guest2 (both VLAN 4094)");
+    let out = sim.guests[0]
+        .ns
+        .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.94.0.2"])?;
+    for l in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bytes from") || l.contains("packet loss"))
+    {
+        println!("   {l}");
+    }
+    if !out.status.success() {
+        failures.push("guest1 could not ping guest2");
+    }
+
+    section("guest1 → upstream router: leaves the trunk tagged 4094");
+    let a = send_and_report(&g[0], &test_frame(UPSTREAM_MAC, mac(0), &[], 1), &everyone)?;
+    if a != ["upstream"] {
+        failures.push("guest1's frame did not reach upstream alone");
+    }
+
+    section("upstream, tagged 4093 → guest3: arrives untagged");
+    let f = test_frame(
+        mac(2),
+        UPSTREAM_MAC,
+        &[(ETH_P_8021Q, tci(0, false, 4093))],
+        2,
+    );
+    let a = send_and_report(&up, &f, &everyone)?;
+    if a != ["guest3"] {
+        failures.push("upstream's VLAN 4093 frame did not reach guest3 alone");
+    }
+
+    section("upstream, tagged 4094 → guest3's MAC (guest3 is on 4093): refused");
+    let f = test_frame(
+        mac(2),
+        UPSTREAM_MAC,
+        &[(ETH_P_8021Q, tci(0, false, 4094))],
+        3,
+    );
+    if !send_and_report(&up, &f, &everyone)?.is_empty() {
+        failures.push("a VLAN 4094 frame crossed into VLAN 4093");
+    }
+
+    section("guest1 → guest3 (other VLAN): refused");
+    if !send_and_report(&g[0], &test_frame(mac(2), mac(0), &[], 4), &everyone)?.is_empty() {
+        failures.push("guest1 reached guest3 across VLANs");
+    }
+
+    section("guest1 sends a tagged frame on its access port: dropped");
+    let f = test_frame(mac(1), mac(0), &[(ETH_P_8021Q, tci(0, false, 4094))], 5);
+    if !send_and_report(&g[0], &f, &everyone)?.is_empty() {
+        failures.push("a tagged frame from an access port was forwarded");
+    }
+
+    section("xennet-agent stats");
+    let pins = fs.pin_dir().to_string_lossy().into_owned();
+    let out = agent_command(agent_bin, &sim.dom0, &["stats", "--pin-dir", &pins])
+        .output()
+        .context("running xennet-agent stats")?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!("stats failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    section("stopping the agent and removing the namespaces");
+    if !agent.stop()? {
+        failures.push("the agent did not exit cleanly");
+    }
+    drop(sim);
+    drop(fs);
+    if failures.is_empty() {
+        println!("demo ok");
+        Ok(())
+    } else {
+        bail!("demo saw problems: {}", failures.join("; "))
+    }
+}
