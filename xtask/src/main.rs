@@ -27,6 +27,8 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
+    /// Install everything the build, the tests and the demo need (idempotent).
+    Setup,
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and namespace tests (root).
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Cmd::BuildEbpf { release } => build_agent(release).map(|bin| {
             println!("built {} with its eBPF object embedded", bin.display());
         }),
+        Cmd::Setup => toolchain::ensure_ebpf().and_then(|()| toolchain::ensure_test_tools()),
         Cmd::Test { args } => test(&args),
         Cmd::Demo => require_root("demo")
             .and_then(|()| toolchain::ensure_test_tools())
