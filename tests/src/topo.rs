@@ -186,6 +186,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// Run the agent binary with `args` in `ns`'s network namespace, keeping this mount
 /// namespace (so the agent sees the same bpffs as we do, unlike `ip netns exec`).
+#[must_use]
 pub fn agent_command(bin: &Path, ns: &Netns, args: &[&str]) -> Command {
     let mut c = Command::new("nsenter");
     c.arg(format!("--net=/run/netns/{}", ns.name()))
@@ -237,16 +238,14 @@ impl Agent {
             pin_dir: pin_dir.to_path_buf(),
             log,
         };
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(_) => Ok(agent),
-            Err(_) => {
-                let status = agent.child.try_wait().ok().flatten();
-                bail!(
-                    "agent did not become ready (exit status {status:?}); log:\n{}",
-                    agent.log_text()
-                )
-            }
+        if rx.recv_timeout(Duration::from_secs(20)).is_ok() {
+            return Ok(agent);
         }
+        let status = agent.child.try_wait().ok().flatten();
+        bail!(
+            "agent did not become ready (exit status {status:?}); log:\n{}",
+            agent.log_text()
+        )
     }
 
     /// What the agent logged so far.

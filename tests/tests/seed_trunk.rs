@@ -1,6 +1,13 @@
 //! The seed's trunk setup, end to end with real frames: two guests on VLAN 4094, one on 4093,
 //! a tagged uplink to an upstream switch. Every step checks what arrived where, with which
 //! tag, and exactly which counters moved.
+#![allow(
+    clippy::many_single_char_names,
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    clippy::type_complexity,
+    reason = "short test names; small indices"
+)]
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -185,7 +192,7 @@ fn seed_trunk_end_to_end() {
         let (got, d) = w.observe(|w| {
             w.g[i]
                 .send(&test_frame(UPSTREAM_MAC, w.mac(i), &[], 10 + i as u32))
-                .expect("send")
+                .expect("send");
         });
         let f = only(&got, "up");
         let p = parse_eth(&f).expect("parse");
@@ -272,7 +279,7 @@ fn seed_trunk_end_to_end() {
     for (id, vid, dst) in [(32u32, 4094u16, g3), (33, 4093, g1)] {
         let (got, d) = w.observe(|w| {
             w.up.send(&test_frame(dst, UPSTREAM_MAC, &[q(vid)], id))
-                .expect("send")
+                .expect("send");
         });
         nowhere(&got);
         assert_eq!(

@@ -91,7 +91,7 @@ where
             .collect()
     };
     let mut out = Vec::new();
-    for item in ports.iter() {
+    for item in ports {
         let (ifindex, conf) = item.context("iterating XN_PORTS")?;
         let per_cpu = stats
             .get(&conf.slot, 0)

@@ -6,9 +6,13 @@
 //!
 //! All header offsets are constants: the outer tag, if any, is always at byte 12 and the inner
 //! one at byte 16, which keeps the verifier's job trivial.
+//!
+//! Functions here are `#[inline(always)]`: the eBPF programs need them inlined (no BPF-to-BPF
+//! calls with these signatures) and the verifier then sees constant offsets.
+#![expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
 
 use crate::{
-    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, VLAN_HLEN, VLAN_MAX, VLAN_VID_MASK,
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, VLAN_MAX, VLAN_VID_MASK,
     maps::{FDB_HOST, FdbKey, FdbVal, PORT_ACCESS, PortConf},
     stats::{PortStats, Stat},
 };
@@ -17,6 +21,11 @@ use crate::{
 pub trait Frame {
     /// Length of the frame in bytes.
     fn len(&self) -> usize;
+
+    /// Whether the frame has no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 
     /// `N` bytes at `off`, or `None` when the frame ends before `off + N`.
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
@@ -64,7 +73,7 @@ pub struct EthHdr {
     pub src: [u8; 6],
     /// Outer tag (from the bytes, or from metadata when offloaded).
     pub outer: Option<Tag>,
-    /// Inner tag (QinQ), if any.
+    /// Inner tag (`QinQ`), if any.
     pub inner: Option<Tag>,
     /// Ethertype after the tags.
     pub proto: u16,
@@ -156,13 +165,13 @@ pub enum TagOp {
 }
 
 impl TagOp {
-    /// Change in frame length.
+    /// Change in frame length (one tag is [`crate::VLAN_HLEN`] bytes).
     #[must_use]
     pub const fn len_delta(self) -> i64 {
         match self {
             TagOp::Keep | TagOp::Rewrite { .. } => 0,
-            TagOp::Pop => -(VLAN_HLEN as i64),
-            TagOp::Push { .. } => VLAN_HLEN as i64,
+            TagOp::Pop => -4,
+            TagOp::Push { .. } => 4,
         }
     }
 }

@@ -50,7 +50,7 @@ pub struct PortConf {
     /// TPID of this bridge's tags (0x8100 or 0x88a8).
     pub tpid: u16,
     /// Explicit padding, zero.
-    pub _pad: u16,
+    pub pad: u16,
     /// Bit `v` set = the port carries VLAN `v` (the pvid included).
     pub vlans: [u8; VLAN_BITMAP_BYTES],
 }
@@ -66,7 +66,7 @@ impl PortConf {
             flags: 0,
             pvid: 0,
             tpid,
-            _pad: 0,
+            pad: 0,
             vlans: [0; VLAN_BITMAP_BYTES],
         };
         if pvid != 0 {
@@ -83,6 +83,7 @@ impl PortConf {
     }
 
     /// Whether the port carries VLAN `vid`.
+    #[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
     #[inline(always)]
     #[must_use]
     pub fn carries(&self, vid: u16) -> bool {

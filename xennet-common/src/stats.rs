@@ -86,7 +86,7 @@ impl Stat {
         Stat::DropRedirect,
     ];
 
-    /// Stable snake-case name, used by `xennet-agent stats` and the metrics exporter.
+    /// Stable snake-case name, used by `xennet-agent stats`.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {

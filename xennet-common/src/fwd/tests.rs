@@ -1,4 +1,5 @@
 //! Host unit tests of the forwarding core: table-driven, one row per rule.
+#![allow(clippy::too_many_lines, reason = "one table row per rule")]
 
 use super::*;
 use crate::maps::{FDB_STATIC, PORT_TRUNK};
@@ -222,7 +223,7 @@ fn cases() -> Vec<Case> {
         fwd(
             "trunk to access keeps PCP irrelevant",
             TRUNK,
-            eth(G3, UP, &[(Q, 0xa000 | 4093)]),
+            eth(G3, UP, &[(Q, 0xa000 | 0x0ffd)]),
             VIF3,
             TagOp::Pop,
             4093,
@@ -263,7 +264,9 @@ fn cases() -> Vec<Case> {
             VIF1,
             eth(UP, G1, &[(Q, 0x6000)]),
             TRUNK,
-            TagOp::Rewrite { tci: 0x6000 | 4094 },
+            TagOp::Rewrite {
+                tci: 0x6000 | 0x0ffe,
+            },
             4094,
         ),
         fwd(
@@ -519,7 +522,7 @@ fn offloaded_tag_is_classified_like_an_inline_one() {
 
 #[test]
 fn parse_reads_both_tags_and_ethertype() {
-    let h = parse(&Pkt(eth(G1, UP, &[(AD, 0x1000 | 30), (Q, 40)])))
+    let h = parse(&Pkt(eth(G1, UP, &[(AD, 0x1000 | 0x1e), (Q, 40)])))
         .map_err(|_| ())
         .unwrap();
     assert_eq!(h.dst, G1);
@@ -528,7 +531,7 @@ fn parse_reads_both_tags_and_ethertype() {
         h.outer,
         Some(Tag {
             tpid: AD,
-            tci: 0x1000 | 30
+            tci: 0x1000 | 0x1e
         })
     );
     assert_eq!(h.outer.map(Tag::vid), Some(30));
