@@ -29,7 +29,7 @@ enum Cmd {
     },
     /// Install everything the build, the tests and the demo need (idempotent).
     Setup,
-    /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and namespace tests (root).
+    /// Run every test: host unit tests, `BPF_PROG_TEST_RUN` tests and namespace tests (root).
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
         #[arg(last = true)]
