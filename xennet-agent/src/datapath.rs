@@ -338,13 +338,16 @@ fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
 
 impl Drop for Datapath {
     fn drop(&mut self) {
+        let pinned = !self.pinned.is_empty();
         for p in self.pinned.drain(..) {
             if let Err(e) = fs::remove_file(&p) {
                 warn!(path = %p.display(), error = %e, "could not remove pin");
             }
         }
-        // Remove the directory only if we emptied it.
-        let _ = fs::remove_dir(&self.pin_dir);
+        // Our pins are gone; the directory goes too unless something else lives in it.
+        if pinned && fs::remove_dir(&self.pin_dir).is_err() {
+            info!(dir = %self.pin_dir.display(), "pin directory not empty, left in place");
+        }
         info!(ports = self.ports.len(), "detaching");
         // The programs' links are dropped with `self.ebpf`, which detaches them.
     }
