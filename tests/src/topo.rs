@@ -201,7 +201,9 @@ pub struct Agent {
     child: Child,
     bin: PathBuf,
     pin_dir: PathBuf,
+    socket: PathBuf,
     log: PathBuf,
+    netns: String,
 }
 
 impl Agent {
@@ -214,12 +216,26 @@ impl Agent {
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let cfg = config.to_string_lossy().into_owned();
         let pins = pin_dir.to_string_lossy().into_owned();
-        let mut child = agent_command(&bin, dom0, &["run", "--config", &cfg, "--pin-dir", &pins])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .context("starting xennet-agent")?;
+        let socket = std::env::temp_dir().join(format!("xennet-{}.sock", dom0.name()));
+        let sock = socket.to_string_lossy().into_owned();
+        let mut child = agent_command(
+            &bin,
+            dom0,
+            &[
+                "run",
+                "--config",
+                &cfg,
+                "--pin-dir",
+                &pins,
+                "--socket",
+                &sock,
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .context("starting xennet-agent")?;
         let stdout = child
             .stdout
             .take()
@@ -236,7 +252,9 @@ impl Agent {
             child,
             bin,
             pin_dir: pin_dir.to_path_buf(),
+            socket,
             log,
+            netns: dom0.name().to_string(),
         };
         if rx.recv_timeout(Duration::from_secs(20)).is_ok() {
             return Ok(agent);
@@ -246,6 +264,54 @@ impl Agent {
             "agent did not become ready (exit status {status:?}); log:\n{}",
             agent.log_text()
         )
+    }
+
+    /// The agent's control socket.
+    #[must_use]
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The agent's pin directory.
+    #[must_use]
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// Run `xennet-agent ARGS --socket S` (a client command) in the agent's namespace.
+    pub fn ctl(&self, args: &[&str]) -> Result<std::process::Output> {
+        let sock = self.socket.to_string_lossy().into_owned();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--socket", &sock]);
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(&self.bin)
+            .args(&all);
+        c.output().context("running xennet-agent")
+    }
+
+    /// Like [`Agent::ctl`] with `--json`, parsed; fails when the command fails.
+    pub fn ctl_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ctl(&all)?;
+        if !out.status.success() {
+            bail!(
+                "xennet-agent {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("parsing JSON")
+    }
+
+    /// Send a signal to the agent.
+    pub fn signal(&self, sig: libc::c_int) -> Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid")?;
+        // SAFETY: signalling our own child.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            bail!("kill: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// What the agent logged so far.

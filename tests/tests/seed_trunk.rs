@@ -138,6 +138,27 @@ fn only(got: &BTreeMap<&'static str, Vec<Vec<u8>>>, at: &str) -> Vec<u8> {
     got[at][0].clone()
 }
 
+/// The tags of every marked frame at each endpoint that received any.
+fn tags_at(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
+    got.iter()
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(n, fs)| {
+            let tags = fs
+                .iter()
+                .map(|f| parse_eth(f).expect("parse").tags)
+                .collect();
+            ((*n).to_string(), tags)
+        })
+        .collect()
+}
+
+/// Expected arrivals: one frame at each named endpoint, with these tags.
+fn arrivals(rows: &[(&str, &[(u16, u16)])]) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
+    rows.iter()
+        .map(|(n, t)| ((*n).to_string(), vec![t.to_vec()]))
+        .collect()
+}
+
 fn nowhere(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) {
     for (name, frames) in got {
         assert!(
@@ -252,46 +273,70 @@ fn seed_trunk_end_to_end() {
         );
     }
 
-    // Nothing crosses between VLAN 4093 and 4094, whichever way it is addressed.
-    // 4094 guest → 4093 guest's MAC: unknown in VLAN 4094, goes to the host stack only.
+    // Nothing crosses between VLAN 4093 and 4094, whichever way it is addressed: a MAC of
+    // the other VLAN is unknown here, so the frame is flooded within its own VLAN only.
+    // 4094 guest → 4093 guest's MAC: reaches g2 (untagged) and upstream (tagged 4094).
     let (got, d) = w.observe(|w| w.g[0].send(&test_frame(g3, g1, &[], 30)).expect("send"));
-    nowhere(&got);
+    assert_eq!(tags_at(&got), arrivals(&[("g2", &[]), ("up", &[q(4094)])]));
     assert_eq!(
         d,
         expect(&[
             ("vif1.0", "rx_packets", 1),
             ("vif1.0", "rx_bytes", tf_len(0)),
-            ("vif1.0", "pass_unknown_unicast", 1)
+            ("vif1.0", "flood", 1),
+            ("vif2.0", "tx_packets", 1),
+            ("vif2.0", "tx_bytes", tf_len(0)),
+            ("eth1", "tx_packets", 1),
+            ("eth1", "tx_bytes", tf_len(1)),
         ])
     );
-    // 4093 guest → 4094 guest's MAC.
+    // 4093 guest → 4094 guest's MAC: upstream only, tagged 4093.
     let (got, d) = w.observe(|w| w.g[2].send(&test_frame(g1, g3, &[], 31)).expect("send"));
-    nowhere(&got);
+    assert_eq!(tags_at(&got), arrivals(&[("up", &[q(4093)])]));
     assert_eq!(
         d,
         expect(&[
             ("vif3.0", "rx_packets", 1),
             ("vif3.0", "rx_bytes", tf_len(0)),
-            ("vif3.0", "pass_unknown_unicast", 1)
+            ("vif3.0", "flood", 1),
+            ("eth1", "tx_packets", 1),
+            ("eth1", "tx_bytes", tf_len(1)),
         ])
     );
-    // Upstream, tagged 4094, to the 4093 guest; and tagged 4093 to a 4094 guest.
-    for (id, vid, dst) in [(32u32, 4094u16, g3), (33, 4093, g1)] {
-        let (got, d) = w.observe(|w| {
-            w.up.send(&test_frame(dst, UPSTREAM_MAC, &[q(vid)], id))
-                .expect("send");
-        });
-        nowhere(&got);
-        assert_eq!(
-            d,
-            expect(&[
-                ("eth1", "rx_packets", 1),
-                ("eth1", "rx_bytes", tf_len(1)),
-                ("eth1", "pass_unknown_unicast", 1)
-            ]),
-            "VLAN {vid} frame to another VLAN's guest"
-        );
-    }
+    // Upstream, tagged 4094, to the 4093 guest: g1 and g2 get it, g3 does not.
+    let (got, d) = w.observe(|w| {
+        w.up.send(&test_frame(g3, UPSTREAM_MAC, &[q(4094)], 32))
+            .expect("send");
+    });
+    assert_eq!(tags_at(&got), arrivals(&[("g1", &[]), ("g2", &[])]));
+    assert_eq!(
+        d,
+        expect(&[
+            ("eth1", "rx_packets", 1),
+            ("eth1", "rx_bytes", tf_len(1)),
+            ("eth1", "flood", 1),
+            ("vif1.0", "tx_packets", 1),
+            ("vif1.0", "tx_bytes", tf_len(0)),
+            ("vif2.0", "tx_packets", 1),
+            ("vif2.0", "tx_bytes", tf_len(0)),
+        ])
+    );
+    // Upstream, tagged 4093, to a 4094 guest: only g3.
+    let (got, d) = w.observe(|w| {
+        w.up.send(&test_frame(g1, UPSTREAM_MAC, &[q(4093)], 33))
+            .expect("send");
+    });
+    assert_eq!(tags_at(&got), arrivals(&[("g3", &[])]));
+    assert_eq!(
+        d,
+        expect(&[
+            ("eth1", "rx_packets", 1),
+            ("eth1", "rx_bytes", tf_len(1)),
+            ("eth1", "flood", 1),
+            ("vif3.0", "tx_packets", 1),
+            ("vif3.0", "tx_bytes", tf_len(0)),
+        ])
+    );
     // And ping across VLANs gets no answer (the MAC is static in the guest, so only the
     // datapath stands in the way).
     let out = w.sim.guests[0]

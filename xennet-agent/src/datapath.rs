@@ -4,6 +4,7 @@
 //! configuration. Dropping a [`Datapath`] detaches every program and removes the pins.
 
 use std::{
+    collections::BTreeMap,
     ffi::CString,
     fs,
     path::{Path, PathBuf},
@@ -12,22 +13,26 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{DevMapHash, HashMap, MapData, PerCpuArray},
-    programs::{Xdp, XdpMode},
+    maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
+    programs::{ProgramFd, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use tracing::{info, warn};
 use xennet_common::{
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_PORTS, MAP_STATS, MAP_TX, PORT_ACCESS, PORT_TRUNK,
-        PROG_XDP, PortConf,
+        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_PORTS, MAP_STATS, MAP_TX,
+        MAX_PORTS, PORT_ACCESS, PORT_TRUNK, PROG_FLOOD_OUT, PROG_PASS, PROG_XDP, PortConf,
     },
     stats::PortStats,
 };
 
-use crate::config::{AttachMode, Config, PortMode, PortSpec};
+use crate::{
+    config::{AttachMode, BridgeSpec, Config, HostSpec, PortMode, PortSpec},
+    learned::LearnedCounts,
+};
 
 /// How a port's program is attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Attached {
     /// Native (driver) XDP.
     Xdp,
@@ -44,8 +49,8 @@ impl std::fmt::Display for Attached {
     }
 }
 
-/// One attached port.
-#[derive(Clone, Debug)]
+/// One attached port, as `ports` shows it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Port {
     /// Bridge name.
     pub bridge: String,
@@ -57,13 +62,61 @@ pub struct Port {
     pub slot: u32,
     /// Attach mode in effect.
     pub attached: Attached,
+    /// `access N`, `trunk A,B native N`, …
+    pub vlans: String,
+    /// Whether this is the bridge side of the bridge's host port.
+    pub host: bool,
+}
+
+struct PortState {
+    public: Port,
+    bridge_id: u32,
+    spec: PortSpec,
+    link: XdpLinkId,
+}
+
+/// One FDB entry, as `fdb show` prints it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FdbEntry {
+    /// Bridge name (or `#id` for an entry of no configured bridge).
+    pub bridge: String,
+    /// Station MAC.
+    pub mac: String,
+    /// VLAN id.
+    pub vlan: u16,
+    /// Port interface (or `ifindex N`).
+    pub port: String,
+    /// Configured (never ages) rather than learned.
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    /// Seconds since the station was last seen (learned entries; refreshed at most every second).
+    pub age_secs: Option<f64>,
+}
+
+/// What a reconcile changed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Changes {
+    /// Ports attached.
+    pub added: Vec<String>,
+    /// Ports detached.
+    pub removed: Vec<String>,
+    /// Ports whose VLANs, limits or attach mode changed.
+    pub changed: Vec<String>,
+    /// Static FDB entries written and removed.
+    pub statics_added: usize,
+    /// Static FDB entries removed.
+    pub statics_removed: usize,
 }
 
 /// The loaded datapath.
 pub struct Datapath {
     ebpf: Ebpf,
     pin_dir: PathBuf,
-    ports: Vec<Port>,
+    ports: BTreeMap<String, PortState>,
+    /// Bridge name → (id, aging in ns; 0 = never).
+    bridges: BTreeMap<String, (u32, u64)>,
+    learned: LearnedCounts,
+    flood_prog: ProgramFd,
     pinned: Vec<PathBuf>,
 }
 
@@ -81,10 +134,22 @@ pub fn ifindex(name: &str) -> anyhow::Result<u32> {
     Ok(i)
 }
 
+/// Monotonic clock in nanoseconds, the clock of `bpf_ktime_get_ns`.
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
 /// The map value describing `spec` as a port of a bridge.
 #[must_use]
 pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf {
-    match &spec.mode {
+    let mut p = match &spec.mode {
         PortMode::Access { vlan } => PortConf::new(bridge, slot, PORT_ACCESS, *vlan, tpid),
         PortMode::Trunk { vlans, native } => {
             let mut p = PortConf::new(bridge, slot, PORT_TRUNK, native.unwrap_or(0), tpid);
@@ -93,6 +158,40 @@ pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf
             }
             p
         }
+    };
+    p.max_learned = spec.mac_limit;
+    p
+}
+
+fn describe_mode(m: &PortMode) -> String {
+    match m {
+        PortMode::Access { vlan } => format!("access {vlan}"),
+        PortMode::Trunk { vlans, native } => {
+            let list: Vec<String> = vlans.iter().map(u16::to_string).collect();
+            match native {
+                Some(n) => format!("trunk {} native {n}", list.join(",")),
+                None => format!("trunk {}", list.join(",")),
+            }
+        }
+    }
+}
+
+fn fmt_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// The bridge side of a bridge's host port, as a port of that bridge.
+#[must_use]
+pub fn host_port_spec(host: &HostSpec) -> PortSpec {
+    PortSpec {
+        interface: host.peer.clone(),
+        mode: host.mode.clone(),
+        attach: AttachMode::Auto,
+        macs: Vec::new(),
+        mac_limit: host.mac_limit,
     }
 }
 
@@ -100,32 +199,64 @@ impl Datapath {
     /// Load the embedded object into the kernel (verifier included); nothing is attached yet.
     pub fn load(pin_dir: &Path) -> anyhow::Result<Self> {
         let object = crate::ebpf::object()?;
-        let ebpf = EbpfLoader::new()
+        let mut ebpf = EbpfLoader::new()
             .load(object)
             .context("loading the eBPF object into the kernel")?;
-        let mut dp = Datapath {
+        for name in [PROG_XDP, PROG_FLOOD_OUT, PROG_PASS] {
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("object has no program {name}"))?
+                .try_into()
+                .with_context(|| format!("program {name} type"))?;
+            prog.load()
+                .with_context(|| format!("verifying program {name}"))?;
+        }
+        let flood_prog = {
+            let prog: &Xdp = ebpf
+                .program(PROG_FLOOD_OUT)
+                .ok_or_else(|| anyhow!("object has no program {PROG_FLOOD_OUT}"))?
+                .try_into()
+                .context("program type")?;
+            prog.fd()
+                .context("flood program fd")?
+                .try_clone()
+                .context("duplicating the flood program fd")?
+        };
+        let learned = {
+            let map = ebpf
+                .map(MAP_LEARNED)
+                .ok_or_else(|| anyhow!("object has no map {MAP_LEARNED}"))?;
+            let aya::maps::Map::Array(data) = map else {
+                bail!("map {MAP_LEARNED} is not an array");
+            };
+            LearnedCounts::map(data)?
+        };
+        Ok(Datapath {
             ebpf,
             pin_dir: pin_dir.to_path_buf(),
-            ports: Vec::new(),
+            ports: BTreeMap::new(),
+            bridges: BTreeMap::new(),
+            learned,
+            flood_prog,
             pinned: Vec::new(),
-        };
-        dp.xdp_program()?
-            .load()
-            .with_context(|| format!("verifying program {PROG_XDP}"))?;
-        Ok(dp)
+        })
     }
 
-    /// The attached ports.
+    /// The attached ports, by interface name.
     #[must_use]
-    pub fn ports(&self) -> &[Port] {
-        &self.ports
+    pub fn ports(&self) -> Vec<Port> {
+        self.ports.values().map(|p| p.public.clone()).collect()
     }
 
     /// The XDP program (for `BPF_PROG_TEST_RUN` in tests and benchmarks).
     pub fn xdp_program(&mut self) -> anyhow::Result<&mut Xdp> {
+        self.program_mut(PROG_XDP)
+    }
+
+    fn program_mut(&mut self, name: &str) -> anyhow::Result<&mut Xdp> {
         self.ebpf
-            .program_mut(PROG_XDP)
-            .ok_or_else(|| anyhow!("object has no program {PROG_XDP}"))?
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("object has no program {name}"))?
             .try_into()
             .context("program type")
     }
@@ -133,80 +264,413 @@ impl Datapath {
     /// Every port's counters, read from the loaded maps (names resolved in the calling
     /// thread's network namespace).
     pub fn counters(&self) -> anyhow::Result<Vec<crate::stats::PortCounters>> {
-        let get = |name: &str| {
-            self.ebpf
-                .map(name)
-                .ok_or_else(|| anyhow!("object has no map {name}"))
-        };
         let ports: HashMap<&MapData, u32, PortConf> =
-            HashMap::try_from(get(MAP_PORTS)?).context("XN_PORTS type")?;
+            HashMap::try_from(self.map(MAP_PORTS)?).context("XN_PORTS type")?;
         let stats: PerCpuArray<&MapData, PortStats> =
-            PerCpuArray::try_from(get(MAP_STATS)?).context("XN_STATS type")?;
+            PerCpuArray::try_from(self.map(MAP_STATS)?).context("XN_STATS type")?;
         crate::stats::collect(&ports, &stats)
     }
 
-    /// Fill the maps from `cfg` and attach every port. On error, what was attached is detached
-    /// when the `Datapath` is dropped.
-    pub fn apply(&mut self, cfg: &Config) -> anyhow::Result<()> {
-        let mut planned = Vec::new();
-        let mut slot = 0u32;
+    /// Bring the datapath to `cfg`: attach new ports, detach removed ones, rewrite changed
+    /// ones in place, and make the static FDB entries exactly the configured ones. Ports that
+    /// did not change are not touched, so their traffic flows on undisturbed.
+    pub fn apply(&mut self, cfg: &Config) -> anyhow::Result<Changes> {
+        let mut changes = Changes::default();
+        // Stable bridge ids: a bridge keeps its id across reloads.
+        let mut bridges = BTreeMap::new();
+        for b in &cfg.bridges {
+            let aging = u64::from(b.fdb_aging_secs) * 1_000_000_000;
+            let id = match self.bridges.get(&b.name) {
+                Some((id, _)) => *id,
+                None => (1..)
+                    .find(|i| {
+                        !self.bridges.values().any(|(id, _)| id == i)
+                            && !bridges.values().any(|(id, _): &(u32, u64)| id == i)
+                    })
+                    .ok_or_else(|| anyhow!("out of bridge ids"))?,
+            };
+            bridges.insert(b.name.clone(), (id, aging));
+        }
+        // Desired ports: configured ones plus the bridge side of each host port.
+        let mut want: BTreeMap<String, (&BridgeSpec, PortSpec)> = BTreeMap::new();
         for b in &cfg.bridges {
             for p in &b.ports {
-                slot += 1;
-                let idx = ifindex(&p.interface)
-                    .with_context(|| format!("bridge {:?}, port {:?}", b.name, p.interface))?;
-                planned.push((b, p, idx, slot));
+                want.insert(p.interface.clone(), (b, p.clone()));
+            }
+            if let Some(h) = &b.host {
+                want.insert(h.peer.clone(), (b, host_port_spec(h)));
             }
         }
-        {
-            let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
-            for (b, p, idx, slot) in &planned {
-                ports
-                    .insert(idx, port_conf(b.id, b.tpid, *slot, p), 0)
-                    .with_context(|| format!("adding port {} to {MAP_PORTS}", p.interface))?;
+        // Removed (or moved to another bridge): detach first, so a slot or an FDB entry is
+        // never shared between an old and a new port.
+        let gone: Vec<String> = self
+            .ports
+            .iter()
+            .filter(|(name, st)| {
+                want.get(*name).is_none_or(|(b, _)| {
+                    b.name != st.public.bridge
+                        || bridges.get(&b.name).map(|x| x.0) != Some(st.bridge_id)
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.remove_port(&name)?;
+            changes.removed.push(name);
+        }
+        self.bridges = bridges;
+        for (name, (b, spec)) in &want {
+            let (bid, _) = self.bridges[&b.name];
+            let host = b.host.as_ref().is_some_and(|h| &h.peer == name);
+            if self.ports.contains_key(name) {
+                if self.update_port(name, bid, b.tpid, spec)? {
+                    changes.changed.push(name.clone());
+                }
+            } else {
+                self.add_port(&b.name, bid, b.tpid, spec, host)
+                    .with_context(|| format!("bridge {:?}, port {name:?}", b.name))?;
+                changes.added.push(name.clone());
             }
         }
-        {
-            let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
-            for (_, p, idx, _) in &planned {
-                tx.insert(*idx, *idx, None, 0)
-                    .with_context(|| format!("adding port {} to {MAP_TX}", p.interface))?;
+        let (added, removed) = self.sync_statics(cfg)?;
+        changes.statics_added = added;
+        changes.statics_removed = removed;
+        Ok(changes)
+    }
+
+    fn alloc_slot(&self) -> anyhow::Result<u32> {
+        (1..=MAX_PORTS)
+            .find(|s| !self.ports.values().any(|p| p.public.slot == *s))
+            .ok_or_else(|| anyhow!("all {MAX_PORTS} port slots in use"))
+    }
+
+    fn add_port(
+        &mut self,
+        bridge: &str,
+        bid: u32,
+        tpid: u16,
+        spec: &PortSpec,
+        host: bool,
+    ) -> anyhow::Result<()> {
+        let idx = ifindex(&spec.interface)?;
+        let slot = self.alloc_slot()?;
+        self.zero_slot(slot)?;
+        self.learned.reset(slot);
+        let conf = port_conf(bid, tpid, slot, spec);
+        let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
+        ports
+            .insert(idx, conf, 0)
+            .with_context(|| format!("adding {} to {MAP_PORTS}", spec.interface))?;
+        let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+        tx.insert(idx, idx, None, 0)
+            .with_context(|| format!("adding {} to {MAP_TX}", spec.interface))?;
+        let prog = self.flood_prog.try_clone().context("flood program fd")?;
+        let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
+        flood
+            .insert(idx, idx, Some(&prog), 0)
+            .with_context(|| format!("adding {} to {MAP_FLOOD}", spec.interface))?;
+        let (attached, link) = match self.attach(&spec.interface, idx, spec.attach) {
+            Ok(a) => a,
+            Err(e) => {
+                // Roll back the map entries of this port.
+                let _ = self.unmap_port(idx);
+                return Err(e);
             }
-        }
+        };
+        info!(bridge, port = %spec.interface, ifindex = idx, slot, mode = %attached, vlans = %describe_mode(&spec.mode), "port attached");
+        self.ports.insert(
+            spec.interface.clone(),
+            PortState {
+                public: Port {
+                    bridge: bridge.to_string(),
+                    interface: spec.interface.clone(),
+                    ifindex: idx,
+                    slot,
+                    attached,
+                    vlans: describe_mode(&spec.mode),
+                    host,
+                },
+                bridge_id: bid,
+                spec: spec.clone(),
+                link,
+            },
+        );
+        Ok(())
+    }
+
+    /// Rewrite a port whose spec changed; true when something changed.
+    fn update_port(
+        &mut self,
+        name: &str,
+        bid: u32,
+        tpid: u16,
+        spec: &PortSpec,
+    ) -> anyhow::Result<bool> {
+        let Some(st) = self.ports.get(name) else {
+            return Ok(false);
+        };
+        if st.spec.mode == spec.mode
+            && st.spec.attach == spec.attach
+            && st.spec.mac_limit == spec.mac_limit
         {
-            let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
-            for (b, p, idx, _) in &planned {
-                for (mac, vlan) in &p.macs {
-                    let key = FdbKey {
-                        mac: mac.0,
-                        vlan: *vlan,
-                        bridge: b.id,
-                    };
-                    let val = FdbVal {
-                        ifindex: *idx,
-                        flags: FDB_STATIC,
-                        last_seen_ns: 0,
-                    };
-                    fdb.insert(key, val, 0).with_context(|| {
-                        format!("adding static MAC {mac} VLAN {vlan} of {}", p.interface)
-                    })?;
+            return Ok(false);
+        }
+        let (idx, slot, reattach) = (
+            st.public.ifindex,
+            st.public.slot,
+            st.spec.attach != spec.attach,
+        );
+        let conf = port_conf(bid, tpid, slot, spec);
+        let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
+        ports
+            .insert(idx, conf, 0)
+            .with_context(|| format!("updating {name} in {MAP_PORTS}"))?;
+        // Learned entries in VLANs the port no longer carries would forward into them.
+        let flushed = self.flush_fdb(|k, v| {
+            v.ifindex == idx && v.flags & FDB_STATIC == 0 && !conf.carries(k.vlan)
+        })?;
+        for _ in 0..flushed {
+            self.learned.dec(slot);
+        }
+        let Some(mut st) = self.ports.remove(name) else {
+            return Ok(false);
+        };
+        if reattach {
+            self.program_mut(PROG_XDP)?
+                .detach(st.link)
+                .with_context(|| format!("detaching {name}"))?;
+            match self.attach(name, idx, spec.attach) {
+                Ok((a, l)) => {
+                    st.public.attached = a;
+                    st.link = l;
+                }
+                Err(e) => {
+                    // The port is now detached: forget it entirely rather than keep a lie.
+                    self.unmap_port(idx)?;
+                    return Err(e);
                 }
             }
         }
-        for (b, p, idx, slot) in planned {
-            let attached = self
-                .attach(&p.interface, idx, p.attach)
-                .with_context(|| format!("bridge {:?}, port {:?}", b.name, p.interface))?;
-            info!(bridge = %b.name, port = %p.interface, ifindex = idx, mode = %attached, "port attached");
-            self.ports.push(Port {
-                bridge: b.name.clone(),
-                interface: p.interface.clone(),
-                ifindex: idx,
-                slot,
-                attached,
+        st.spec = spec.clone();
+        st.public.vlans = describe_mode(&spec.mode);
+        self.ports.insert(name.to_string(), st);
+        info!(port = %name, vlans = %describe_mode(&spec.mode), flushed, "port updated");
+        Ok(true)
+    }
+
+    fn unmap_port(&mut self, idx: u32) -> anyhow::Result<()> {
+        let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
+        let _ = flood.remove(idx);
+        let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+        let _ = tx.remove(idx);
+        let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
+        let _ = ports.remove(&idx);
+        Ok(())
+    }
+
+    /// Detach a port and remove every trace of it: map entries, FDB entries (learned and
+    /// static), its learned count.
+    pub fn remove_port(&mut self, name: &str) -> anyhow::Result<()> {
+        let Some(st) = self.ports.remove(name) else {
+            bail!("no port {name}");
+        };
+        let idx = st.public.ifindex;
+        // Detaching fails harmlessly when the interface is already gone.
+        if let Err(e) = self.program_mut(PROG_XDP)?.detach(st.link) {
+            warn!(port = %name, error = %e, "detach failed (interface gone?)");
+        }
+        self.unmap_port(idx)?;
+        let flushed = self.flush_fdb(|_, v| v.ifindex == idx)?;
+        self.learned.reset(st.public.slot);
+        info!(port = %name, flushed, "port removed");
+        Ok(())
+    }
+
+    /// Delete every FDB entry matching `pred`; returns how many learned entries went.
+    fn flush_fdb<F: Fn(&FdbKey, &FdbVal) -> bool>(&mut self, pred: F) -> anyhow::Result<usize> {
+        let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
+        let doomed: Vec<(FdbKey, FdbVal)> = fdb
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| pred(k, v))
+            .collect();
+        let mut learned = 0;
+        for (k, v) in doomed {
+            if fdb.remove(&k).is_ok() && v.flags & FDB_STATIC == 0 {
+                learned += 1;
+            }
+        }
+        Ok(learned)
+    }
+
+    /// Make the static FDB entries exactly those of `cfg`; returns (written, removed).
+    fn sync_statics(&mut self, cfg: &Config) -> anyhow::Result<(usize, usize)> {
+        let mut want: BTreeMap<FdbKey, u32> = BTreeMap::new();
+        for b in &cfg.bridges {
+            let (bid, _) = self.bridges[&b.name];
+            for p in &b.ports {
+                let idx = self.ports.get(&p.interface).map(|s| s.public.ifindex);
+                let Some(idx) = idx else { continue };
+                for (mac, vlan) in &p.macs {
+                    want.insert(
+                        FdbKey {
+                            mac: mac.0,
+                            vlan: *vlan,
+                            bridge: bid,
+                        },
+                        idx,
+                    );
+                }
+            }
+        }
+        let slot_of: BTreeMap<u32, u32> = self
+            .ports
+            .values()
+            .map(|p| (p.public.ifindex, p.public.slot))
+            .collect();
+        let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
+        let existing: Vec<(FdbKey, FdbVal)> = fdb.iter().filter_map(Result::ok).collect();
+        let mut removed = 0;
+        let mut learned_replaced = Vec::new();
+        for (k, v) in &existing {
+            if v.flags & FDB_STATIC != 0 {
+                if want.get(k) != Some(&v.ifindex) && fdb.remove(k).is_ok() {
+                    removed += 1;
+                }
+            } else if want.contains_key(k) {
+                learned_replaced.push(v.ifindex);
+            }
+        }
+        let mut added = 0;
+        for (k, idx) in &want {
+            let cur = existing.iter().find(|(ek, _)| ek == k).map(|(_, v)| *v);
+            if cur.is_some_and(|v| v.flags & FDB_STATIC != 0 && v.ifindex == *idx) {
+                continue;
+            }
+            let val = FdbVal {
+                ifindex: *idx,
+                flags: FDB_STATIC,
+                last_seen_ns: 0,
+            };
+            fdb.insert(k, val, 0).with_context(|| {
+                format!("adding static MAC {} VLAN {}", fmt_mac(&k.mac), k.vlan)
+            })?;
+            added += 1;
+        }
+        for idx in learned_replaced {
+            if let Some(slot) = slot_of.get(&idx) {
+                self.learned.dec(*slot);
+            }
+        }
+        Ok((added, removed))
+    }
+
+    /// Every FDB entry, sorted by bridge, VLAN and MAC; only `bridge` when given.
+    pub fn fdb_entries(&self, bridge: Option<&str>) -> anyhow::Result<Vec<FdbEntry>> {
+        let fdb: HashMap<&MapData, FdbKey, FdbVal> =
+            HashMap::try_from(self.map(MAP_FDB)?).context("XN_FDB type")?;
+        let names: BTreeMap<u32, &str> = self
+            .bridges
+            .iter()
+            .map(|(n, (id, _))| (*id, n.as_str()))
+            .collect();
+        let ports: BTreeMap<u32, &str> = self
+            .ports
+            .values()
+            .map(|p| (p.public.ifindex, p.public.interface.as_str()))
+            .collect();
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for item in fdb.iter() {
+            let (k, v) = item.context("iterating XN_FDB")?;
+            let bname = names
+                .get(&k.bridge)
+                .map_or_else(|| format!("#{}", k.bridge), |n| (*n).to_string());
+            if bridge.is_some_and(|b| b != bname) {
+                continue;
+            }
+            let is_static = v.flags & FDB_STATIC != 0;
+            #[expect(clippy::cast_precision_loss, reason = "ages in seconds")]
+            let age = (!is_static).then(|| now.saturating_sub(v.last_seen_ns) as f64 / 1e9);
+            out.push(FdbEntry {
+                bridge: bname,
+                mac: fmt_mac(&k.mac),
+                vlan: k.vlan,
+                port: ports
+                    .get(&v.ifindex)
+                    .map_or_else(|| format!("ifindex {}", v.ifindex), |n| (*n).to_string()),
+                is_static,
+                age_secs: age,
             });
         }
+        out.sort_by(|a, b| (&a.bridge, a.vlan, &a.mac).cmp(&(&b.bridge, b.vlan, &b.mac)));
+        Ok(out)
+    }
+
+    /// Remove learned entries not seen for longer than their bridge's aging time; returns
+    /// how many went.
+    pub fn age(&mut self, now_ns: u64) -> anyhow::Result<usize> {
+        let aging: BTreeMap<u32, u64> = self.bridges.values().copied().collect();
+        let slot_of: BTreeMap<u32, u32> = self
+            .ports
+            .values()
+            .map(|p| (p.public.ifindex, p.public.slot))
+            .collect();
+        let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
+        let old: Vec<(FdbKey, FdbVal)> = fdb
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| {
+                v.flags & FDB_STATIC == 0
+                    && aging
+                        .get(&k.bridge)
+                        .is_some_and(|a| *a != 0 && now_ns.saturating_sub(v.last_seen_ns) > *a)
+            })
+            .collect();
+        let mut gone = Vec::new();
+        for (k, v) in old {
+            // Re-check: the station may have been seen (or moved) since the scan.
+            let Ok(cur) = fdb.get(&k, 0) else { continue };
+            if cur.last_seen_ns != v.last_seen_ns || cur.ifindex != v.ifindex {
+                continue;
+            }
+            if fdb.remove(&k).is_ok() {
+                gone.push(v.ifindex);
+            }
+        }
+        for idx in &gone {
+            if let Some(slot) = slot_of.get(idx) {
+                self.learned.dec(*slot);
+            }
+        }
+        Ok(gone.len())
+    }
+
+    /// MACs currently learned on port `name`.
+    #[must_use]
+    pub fn learned_on(&self, name: &str) -> Option<u32> {
+        self.ports
+            .get(name)
+            .map(|p| self.learned.get(p.public.slot))
+    }
+
+    fn zero_slot(&mut self, slot: u32) -> anyhow::Result<()> {
+        let n = aya::util::nr_cpus().map_err(|(_, e)| anyhow!("counting CPUs: {e}"))?;
+        let mut stats: PerCpuArray<&mut MapData, PortStats> = PerCpuArray::try_from(
+            self.ebpf
+                .map_mut(MAP_STATS)
+                .ok_or_else(|| anyhow!("object has no map {MAP_STATS}"))?,
+        )
+        .context("XN_STATS type")?;
+        let zeros = PerCpuValues::try_from(vec![PortStats::ZERO; n]).context("per-CPU values")?;
+        stats.set(slot, zeros, 0).context("zeroing a stats slot")?;
         Ok(())
+    }
+
+    fn map(&self, name: &str) -> anyhow::Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("object has no map {name}"))
     }
 
     fn map_mut<'a, T>(&'a mut self, name: &str) -> anyhow::Result<T>
@@ -220,28 +684,52 @@ impl Datapath {
         T::try_from(m).with_context(|| format!("map {name} has an unexpected type"))
     }
 
-    fn attach(&mut self, name: &str, idx: u32, mode: AttachMode) -> anyhow::Result<Attached> {
+    fn attach(
+        &mut self,
+        name: &str,
+        idx: u32,
+        mode: AttachMode,
+    ) -> anyhow::Result<(Attached, XdpLinkId)> {
         let prog = self.xdp_program()?;
         match mode {
             AttachMode::Xdp => {
-                prog.attach_to_if_index(idx, XdpMode::Driver)
+                let l = prog
+                    .attach_to_if_index(idx, XdpMode::Driver)
                     .with_context(|| format!("attaching native XDP to {name}"))?;
-                Ok(Attached::Xdp)
+                Ok((Attached::Xdp, l))
             }
             AttachMode::XdpGeneric => {
-                prog.attach_to_if_index(idx, XdpMode::Skb)
+                let l = prog
+                    .attach_to_if_index(idx, XdpMode::Skb)
                     .with_context(|| format!("attaching generic XDP to {name}"))?;
-                Ok(Attached::XdpGeneric)
+                Ok((Attached::XdpGeneric, l))
             }
             AttachMode::Auto => match prog.attach_to_if_index(idx, XdpMode::Driver) {
-                Ok(_) => Ok(Attached::Xdp),
+                Ok(l) => Ok((Attached::Xdp, l)),
                 Err(e) => {
                     warn!(port = %name, error = %e, "native XDP refused, falling back to generic XDP");
-                    prog.attach_to_if_index(idx, XdpMode::Skb)
+                    let l = prog
+                        .attach_to_if_index(idx, XdpMode::Skb)
                         .with_context(|| format!("attaching generic XDP to {name}"))?;
-                    Ok(Attached::XdpGeneric)
+                    Ok((Attached::XdpGeneric, l))
                 }
             },
+        }
+    }
+
+    /// Attach the pass-everything program to `name` (the dom0 side of a host port), so that
+    /// it can receive native XDP redirects. The link lives as long as the datapath.
+    pub fn attach_pass(&mut self, name: &str) -> anyhow::Result<()> {
+        let idx = ifindex(name)?;
+        let prog = self.program_mut(PROG_PASS)?;
+        match prog.attach_to_if_index(idx, XdpMode::Driver) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                warn!(interface = %name, error = %e, "native XDP refused on host interface, using generic");
+                prog.attach_to_if_index(idx, XdpMode::Skb)
+                    .with_context(|| format!("attaching {PROG_PASS} to {name}"))?;
+                Ok(())
+            }
         }
     }
 
@@ -250,7 +738,14 @@ impl Datapath {
         ensure_bpffs(&self.pin_dir)?;
         fs::create_dir_all(&self.pin_dir)
             .with_context(|| format!("creating pin directory {}", self.pin_dir.display()))?;
-        for name in [MAP_PORTS, MAP_FDB, MAP_STATS, MAP_TX] {
+        for name in [
+            MAP_PORTS,
+            MAP_FDB,
+            MAP_STATS,
+            MAP_TX,
+            MAP_FLOOD,
+            MAP_LEARNED,
+        ] {
             let path = self.pin_dir.join(name);
             if path.exists() {
                 warn!(path = %path.display(), "removing stale pin");

@@ -6,6 +6,9 @@
 //! * [`stats`]: reads the per-port counters of a running datapath from its pinned maps.
 
 pub mod config;
+pub mod control;
 pub mod datapath;
 pub mod ebpf;
+pub mod hostport;
+pub mod learned;
 pub mod stats;

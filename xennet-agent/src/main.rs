@@ -1,11 +1,21 @@
-//! `xennet-agent`: run the datapath, check a config, show counters.
+//! `xennet-agent`: run the datapath, check a config, show counters, FDB and ports, reload.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use tracing::info;
-use xennet_agent::{config::Config, datapath::Datapath, stats};
+use clap::{Args, Parser, Subcommand};
+use tracing::{info, warn};
+use xennet_agent::{
+    config::{Config, DEFAULT_PIN_DIR, DEFAULT_SOCKET},
+    control::{self, Request, Response},
+    datapath::{Datapath, FdbEntry, Port, monotonic_ns},
+    hostport::Netlink,
+    stats,
+};
 
 /// eBPF/XDP VLAN-aware L2 forwarding for Xen dom0.
 #[derive(Parser)]
@@ -15,9 +25,30 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Where to find the running agent's control socket.
+#[derive(Args)]
+struct Target {
+    /// The configuration file the agent runs with (its `socket`).
+    #[arg(short, long, conflicts_with = "socket")]
+    config: Option<PathBuf>,
+    /// The agent's control socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+impl Target {
+    fn socket(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.config {
+            Some(c) => Config::load(c)?.socket,
+            None => self.socket.clone(),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load the datapath, attach every configured port, and run until SIGINT/SIGTERM.
+    /// Load the datapath, attach every configured port, and run until SIGINT/SIGTERM
+    /// (SIGHUP reloads the configuration).
     Run {
         /// Configuration file (TOML).
         #[arg(short, long)]
@@ -25,6 +56,9 @@ enum Cmd {
         /// Pin the maps here instead of the config's `pin_dir`.
         #[arg(long)]
         pin_dir: Option<PathBuf>,
+        /// Listen on this control socket instead of the config's `socket`.
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Validate a configuration file without touching the kernel.
     Check {
@@ -32,14 +66,47 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Print the per-port counters of the running datapath.
+    /// Print the per-port counters of the running datapath (from its pinned maps).
     Stats {
         /// Read the pin directory named in this configuration file.
         #[arg(short, long, conflicts_with = "pin_dir")]
         config: Option<PathBuf>,
         /// Pin directory of the running agent.
-        #[arg(long, default_value = xennet_agent::config::DEFAULT_PIN_DIR)]
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The forwarding database of the running agent.
+    Fdb {
+        #[command(subcommand)]
+        cmd: FdbCmd,
+    },
+    /// The ports of the running agent and how each is attached.
+    Ports {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running agent re-read its configuration file and apply the difference.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum FdbCmd {
+    /// List the entries (MAC, VLAN, port, static or learned, age), like `bridge fdb show`.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        /// Only this bridge.
+        #[arg(long)]
+        bridge: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -55,48 +122,215 @@ fn init_logging() {
         .init();
 }
 
-async fn wait_for_stop() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// The running agent: its datapath, config and netlink handle.
+struct Agent {
+    config_path: PathBuf,
+    cfg: Config,
+    dp: Datapath,
+    nl: Netlink,
 }
 
-fn run(config: &std::path::Path, pin_dir: Option<PathBuf>) -> anyhow::Result<()> {
+impl Agent {
+    /// Create/adopt host ports for `cfg`, then bring the datapath to it.
+    async fn apply(&mut self, cfg: Config) -> anyhow::Result<xennet_agent::datapath::Changes> {
+        for b in &cfg.bridges {
+            if let Some(h) = &b.host {
+                self.nl.ensure_host(h).await?;
+                self.dp.attach_pass(&h.interface)?;
+            }
+        }
+        let changes = self.dp.apply(&cfg)?;
+        // Host ports whose bridge no longer has one: the bridge side is detached by now.
+        for old in self.cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
+            let kept = cfg
+                .bridges
+                .iter()
+                .filter_map(|b| b.host.as_ref())
+                .any(|h| h.interface == old.interface);
+            if !kept {
+                self.nl.delete(&old.interface).await?;
+            }
+        }
+        self.cfg = cfg;
+        Ok(changes)
+    }
+
+    async fn reload(&mut self) -> anyhow::Result<xennet_agent::datapath::Changes> {
+        let mut cfg = Config::load(&self.config_path).with_context(|| {
+            format!("{} is invalid; nothing changed", self.config_path.display())
+        })?;
+        // Pin directory and socket are fixed for the life of the process.
+        cfg.pin_dir.clone_from(&self.cfg.pin_dir);
+        cfg.socket.clone_from(&self.cfg.socket);
+        let changes = self.apply(cfg).await?;
+        info!(?changes, "configuration reloaded");
+        Ok(changes)
+    }
+
+    async fn serve(&mut self, mut conn: tokio::net::UnixStream) {
+        let resp = match control::read_request(&mut conn).await {
+            Err(e) => Response::err(&e),
+            Ok(Request::Fdb { bridge }) => match self.dp.fdb_entries(bridge.as_deref()) {
+                Ok(v) => Response::ok(&v),
+                Err(e) => Response::err(&e),
+            },
+            Ok(Request::Ports) => Response::ok(&self.dp.ports()),
+            Ok(Request::Reload) => match self.reload().await {
+                Ok(c) => Response::ok(&c),
+                Err(e) => Response::err(&e),
+            },
+        };
+        if let Err(e) = control::write_response(&mut conn, &resp).await {
+            warn!(error = %format!("{e:#}"), "control client");
+        }
+    }
+}
+
+/// How often learned entries are checked for age: a quarter of the shortest aging time,
+/// between 250 ms and 10 s.
+fn aging_tick(cfg: &Config) -> Duration {
+    let shortest = cfg
+        .bridges
+        .iter()
+        .map(|b| b.fdb_aging_secs)
+        .filter(|s| *s > 0)
+        .min()
+        .unwrap_or(300);
+    Duration::from_millis((u64::from(shortest) * 250).clamp(250, 10_000))
+}
+
+fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<()> {
     let mut cfg = Config::load(config)?;
     if let Some(dir) = pin_dir {
         cfg.pin_dir = dir;
+    }
+    if let Some(s) = socket {
+        cfg.socket = s;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async {
-        let mut dp = Datapath::load(&cfg.pin_dir)?;
-        dp.apply(&cfg)?;
-        dp.pin()?;
-        let ports = dp.ports().len();
-        info!(bridges = cfg.bridges.len(), ports, pin_dir = %cfg.pin_dir.display(), "running");
+        use tokio::signal::unix::{SignalKind, signal};
+        let listener = control::bind(&cfg.socket)?;
+        let socket = cfg.socket.clone();
+        let mut agent = Agent {
+            config_path: config.to_path_buf(),
+            dp: Datapath::load(&cfg.pin_dir)?,
+            nl: Netlink::new()?,
+            cfg: Config {
+                pin_dir: cfg.pin_dir.clone(),
+                socket: cfg.socket.clone(),
+                bridges: Vec::new(),
+            },
+        };
+        let bridges = cfg.bridges.len();
+        agent.apply(cfg).await?;
+        agent.dp.pin()?;
+        let ports = agent.dp.ports().len();
+        info!(bridges, ports, socket = %socket.display(), "running");
         // A line on stdout that scripts and tests wait for.
-        println!(
-            "xennet-agent: ready ({} bridges, {ports} ports)",
-            cfg.bridges.len()
-        );
-        let sig = wait_for_stop().await?;
-        info!(signal = sig, "stopping");
-        drop(dp);
+        println!("xennet-agent: ready ({bridges} bridges, {ports} ports)");
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let mut tick = tokio::time::interval(aging_tick(&agent.cfg));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { info!("SIGINT: stopping"); break; }
+                _ = hup.recv() => {
+                    if let Err(e) = agent.reload().await {
+                        warn!(error = %format!("{e:#}"), "reload failed");
+                    }
+                    tick = tokio::time::interval(aging_tick(&agent.cfg));
+                }
+                _ = tick.tick() => match agent.dp.age(monotonic_ns()) {
+                    Ok(0) => {}
+                    Ok(n) => info!(entries = n, "aged out"),
+                    Err(e) => warn!(error = %format!("{e:#}"), "aging failed"),
+                },
+                conn = listener.accept() => match conn {
+                    Ok((c, _)) => agent.serve(c).await,
+                    Err(e) => warn!(error = %e, "control socket accept"),
+                },
+            }
+        }
+        drop(listener);
+        if let Err(e) = std::fs::remove_file(&socket) {
+            warn!(error = %e, "removing the control socket");
+        }
+        drop(agent);
         Ok(())
     })
+}
+
+fn print_ports(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).context("encoding JSON")?
+        );
+        return Ok(());
+    }
+    let ports: Vec<Port> = serde_json::from_value(v).context("decoding ports")?;
+    println!(
+        "{:<16} {:<12} {:>8} {:>5} {:<12} {:<5} VLANS",
+        "PORT", "BRIDGE", "IFINDEX", "SLOT", "ATTACH", "HOST"
+    );
+    for p in ports {
+        println!(
+            "{:<16} {:<12} {:>8} {:>5} {:<12} {:<5} {}",
+            p.interface,
+            p.bridge,
+            p.ifindex,
+            p.slot,
+            p.attached,
+            if p.host { "yes" } else { "" },
+            p.vlans
+        );
+    }
+    Ok(())
+}
+
+fn print_fdb(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).context("encoding JSON")?
+        );
+        return Ok(());
+    }
+    let entries: Vec<FdbEntry> = serde_json::from_value(v).context("decoding the FDB")?;
+    println!(
+        "{:<12} {:<17} {:>5} {:<16} {:<8} AGE",
+        "BRIDGE", "MAC", "VLAN", "PORT", "TYPE"
+    );
+    for e in entries {
+        let age = e.age_secs.map_or_else(String::new, |a| format!("{a:.1}s"));
+        println!(
+            "{:<12} {:<17} {:>5} {:<16} {:<8} {age}",
+            e.bridge,
+            e.mac,
+            e.vlan,
+            e.port,
+            if e.is_static { "static" } else { "learned" }
+        );
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.cmd {
-        Cmd::Run { config, pin_dir } => run(&config, pin_dir),
+        Cmd::Run {
+            config,
+            pin_dir,
+            socket,
+        } => run(&config, pin_dir, socket),
         Cmd::Check { config } => Config::load(&config)
             .map(|cfg| {
                 let ports: usize = cfg.bridges.iter().map(|b| b.ports.len()).sum();
@@ -127,6 +361,31 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
+        Cmd::Fdb {
+            cmd:
+                FdbCmd::Show {
+                    target,
+                    bridge,
+                    json,
+                },
+        } => target
+            .socket()
+            .and_then(|s| control::call(&s, &Request::Fdb { bridge }))
+            .and_then(|v| print_fdb(v, json)),
+        Cmd::Ports { target, json } => target
+            .socket()
+            .and_then(|s| control::call(&s, &Request::Ports))
+            .and_then(|v| print_ports(v, json)),
+        Cmd::Reload { target } => target
+            .socket()
+            .and_then(|s| control::call(&s, &Request::Reload))
+            .and_then(|v| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).context("encoding JSON")?
+                );
+                Ok(())
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

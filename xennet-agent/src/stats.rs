@@ -116,26 +116,30 @@ where
     Ok(out)
 }
 
-/// A human table: traffic per port, then every non-zero pass and drop reason.
+/// A human table: traffic per port, then every non-zero pass, drop and learning counter.
 #[must_use]
 pub fn render(ports: &[PortCounters]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10}",
-        "PORT", "BRIDGE", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "FORWARD", "PASS", "DROP"
+        "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10} {:>10}",
+        "PORT",
+        "BRIDGE",
+        "RX_PKTS",
+        "RX_BYTES",
+        "TX_PKTS",
+        "TX_BYTES",
+        "FORWARD",
+        "FLOOD",
+        "PASS",
+        "DROP"
     );
     for p in ports {
-        let pass: u64 = [
-            Stat::PassFlood,
-            Stat::PassUnknown,
-            Stat::PassHost,
-            Stat::PassNotPort,
-        ]
-        .iter()
-        .map(|x| p.get(*x))
-        .sum();
+        let pass: u64 = [Stat::PassLinkLocal, Stat::PassNotPort]
+            .iter()
+            .map(|x| p.get(*x))
+            .sum();
         let drop: u64 = Stat::ALL
             .iter()
             .filter(|x| x.is_drop())
@@ -143,7 +147,7 @@ pub fn render(ports: &[PortCounters]) -> String {
             .sum();
         let _ = writeln!(
             s,
-            "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10}",
+            "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10} {:>10}",
             p.interface,
             p.bridge,
             p.get(Stat::RxPackets),
@@ -151,21 +155,22 @@ pub fn render(ports: &[PortCounters]) -> String {
             p.get(Stat::TxPackets),
             p.get(Stat::TxBytes),
             p.get(Stat::Forward),
+            p.get(Stat::Flood),
             pass,
             drop
         );
     }
     let mut reasons = String::new();
     for p in ports {
-        for st in Stat::ALL.iter().skip(Stat::PassFlood as usize) {
+        for st in Stat::ALL.iter().skip(Stat::PassLinkLocal as usize) {
             let v = p.get(*st);
-            if v != 0 && *st != Stat::Forward {
+            if v != 0 {
                 let _ = writeln!(reasons, "  {:<16} {:<24} {v}", p.interface, st.name());
             }
         }
     }
     if !reasons.is_empty() {
-        s.push_str("\npass/drop reasons:\n");
+        s.push_str("\npass, drop and learning counters:\n");
         s.push_str(&reasons);
     }
     s

@@ -13,7 +13,7 @@
 
 use crate::{
     ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, VLAN_MAX, VLAN_VID_MASK,
-    maps::{FDB_HOST, FdbKey, FdbVal, PORT_ACCESS, PortConf},
+    maps::{FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PortConf},
     stats::{PortStats, Stat},
 };
 
@@ -37,15 +37,39 @@ pub trait Frame {
     }
 }
 
-/// Read access to the datapath's maps.
+/// How [`Tables::fdb_put`] treats an existing entry (the kernel's `BPF_ANY`/`NOEXIST`/`EXIST`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Put {
+    /// Create or replace.
+    Any = 0,
+    /// Create only.
+    New = 1,
+    /// Replace only.
+    Existing = 2,
+}
+
+/// Access to the datapath's maps.
 pub trait Tables {
     /// The port whose ifindex is `ifindex`.
     fn port(&self, ifindex: u32) -> Option<&PortConf>;
-    /// The FDB entry for `key`.
-    fn fdb(&self, key: &FdbKey) -> Option<&FdbVal>;
+    /// The FDB entry for `key` (a copy).
+    fn fdb(&self, key: &FdbKey) -> Option<FdbVal>;
+    /// Write an FDB entry; false when the map refused (full, or `put` not satisfied).
+    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool;
+    /// MACs currently learned on stats slot `slot`.
+    fn learned(&self, slot: u32) -> u32;
+    /// Atomically add `delta` to the learned count of `slot`.
+    fn learned_add(&self, slot: u32, delta: i32);
+    /// Monotonic time in nanoseconds (`bpf_ktime_get_ns`).
+    fn now(&self) -> u64;
     /// Run `f` on the counters of stats slot `slot` (for this CPU).
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F);
 }
+
+/// A learned entry's `last_seen_ns` is refreshed at most this often (1 s), so that a busy
+/// station does not rewrite its FDB entry on every frame.
+pub const REFRESH_NS: u64 = 1_000_000_000;
 
 /// A VLAN tag as it appears on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +205,9 @@ impl TagOp {
 pub enum Verdict {
     /// Send out of `Decision::egress` after applying `Decision::tag`.
     Forward,
+    /// Apply `Decision::tag` (which leaves the frame tagged with its VLAN), then send a copy to
+    /// every other port of the flood group; [`flood_egress`] finishes each copy.
+    Flood,
     /// Hand to the host stack unchanged.
     Pass,
     /// Drop.
@@ -204,6 +231,8 @@ pub struct Decision {
     pub tag: TagOp,
     /// Classified VLAN (0 before classification).
     pub vlan: u16,
+    /// What learning the source MAC did, if anything worth counting.
+    pub learn: Option<Stat>,
 }
 
 impl Decision {
@@ -216,13 +245,16 @@ impl Decision {
             out_slot: 0,
             tag: TagOp::Keep,
             vlan,
+            learn: None,
         }
     }
 
     /// Drop with `reason`, keeping the ingress attribution.
     #[must_use]
     pub const fn into_drop(self, reason: Stat) -> Self {
-        Decision::new(Verdict::Drop, reason, self.in_slot, self.vlan)
+        let mut d = Decision::new(Verdict::Drop, reason, self.in_slot, self.vlan);
+        d.learn = self.learn;
+        d
     }
 }
 
@@ -276,8 +308,68 @@ pub fn decide<F: Frame, T: Tables>(f: &F, t: &T, ingress: u32) -> Decision {
         }
     };
 
+    // Learn where the source lives (Linux bridge order: learn, then forward).
+    let learn = match learn(t, port, ingress, &hdr.src, vlan) {
+        Ok(l) => l,
+        Err(reason) => return Decision::new(Drop, reason, slot, vlan),
+    };
+    let mut d = forward(t, port, ingress, &hdr, vlan, pcp_dei, tagged);
+    d.learn = learn;
+    d
+}
+
+/// Whether `mac` is IEEE 802.1D link-local (01:80:c2:00:00:00–0f), never forwarded by a bridge.
+#[inline(always)]
+#[must_use]
+pub fn is_link_local(mac: &[u8; 6]) -> bool {
+    mac[0] == 0x01
+        && mac[1] == 0x80
+        && mac[2] == 0xc2
+        && mac[3] == 0
+        && mac[4] == 0
+        && mac[5] & 0xf0 == 0
+}
+
+/// The tag operation that leaves a frame tagged with `vlan` (the flood path's normal form).
+#[inline(always)]
+fn tag_for_flood(hdr: &EthHdr, port: &PortConf, vlan: u16, pcp_dei: u16, tagged: bool) -> TagOp {
+    if !tagged {
+        TagOp::Push {
+            tpid: port.tpid,
+            tci: vlan,
+        }
+    } else if hdr.outer.map(Tag::vid) == Some(vlan) {
+        TagOp::Keep
+    } else {
+        TagOp::Rewrite {
+            tci: pcp_dei | vlan,
+        }
+    }
+}
+
+/// Decide the destination of a classified frame.
+#[inline(always)]
+fn forward<T: Tables>(
+    t: &T,
+    port: &PortConf,
+    ingress: u32,
+    hdr: &EthHdr,
+    vlan: u16,
+    pcp_dei: u16,
+    tagged: bool,
+) -> Decision {
+    use Verdict::{Drop, Pass};
+    let slot = port.slot;
+    let flood = |slot| {
+        let mut d = Decision::new(Verdict::Flood, Stat::Flood, slot, vlan);
+        d.tag = tag_for_flood(hdr, port, vlan, pcp_dei, tagged);
+        d
+    };
     if hdr.dst[0] & 1 != 0 {
-        return Decision::new(Pass, Stat::PassFlood, slot, vlan);
+        if is_link_local(&hdr.dst) {
+            return Decision::new(Pass, Stat::PassLinkLocal, slot, vlan);
+        }
+        return flood(slot);
     }
     let key = FdbKey {
         mac: hdr.dst,
@@ -285,11 +377,8 @@ pub fn decide<F: Frame, T: Tables>(f: &F, t: &T, ingress: u32) -> Decision {
         bridge: port.bridge,
     };
     let Some(entry) = t.fdb(&key) else {
-        return Decision::new(Pass, Stat::PassUnknown, slot, vlan);
+        return flood(slot);
     };
-    if entry.flags & FDB_HOST != 0 {
-        return Decision::new(Pass, Stat::PassHost, slot, vlan);
-    }
     let egress = entry.ifindex;
     if egress == ingress {
         return Decision::new(Drop, Stat::DropHairpin, slot, vlan);
@@ -329,7 +418,108 @@ pub fn decide<F: Frame, T: Tables>(f: &F, t: &T, ingress: u32) -> Decision {
         out_slot: out.slot,
         tag,
         vlan,
+        learn: None,
     }
+}
+
+/// Learn (or refresh) `src` in `vlan` on port `port` (ifindex `ingress`).
+///
+/// `Ok(Some(stat))` names a learning event to count; `Err(reason)` drops the frame (a MAC that
+/// is static on another port).
+#[inline(always)]
+pub fn learn<T: Tables>(
+    t: &T,
+    port: &PortConf,
+    ingress: u32,
+    src: &[u8; 6],
+    vlan: u16,
+) -> Result<Option<Stat>, Stat> {
+    let key = FdbKey {
+        mac: *src,
+        vlan,
+        bridge: port.bridge,
+    };
+    let now = t.now();
+    let fresh = FdbVal {
+        ifindex: ingress,
+        flags: 0,
+        last_seen_ns: now,
+    };
+    match t.fdb(&key) {
+        Some(e) if e.flags & FDB_STATIC != 0 => {
+            if e.ifindex == ingress {
+                Ok(None)
+            } else {
+                Err(Stat::DropStaticMac)
+            }
+        }
+        Some(e) if e.ifindex == ingress => {
+            if now.wrapping_sub(e.last_seen_ns) >= REFRESH_NS {
+                // Best effort: a lost refresh only makes the entry age a little sooner.
+                let _ = t.fdb_put(&key, &fresh, Put::Existing);
+            }
+            Ok(None)
+        }
+        Some(e) => {
+            // A move: the station is now behind this port.
+            if !t.fdb_put(&key, &fresh, Put::Existing) {
+                return Ok(Some(Stat::LearnTableFull));
+            }
+            if let Some(old) = t.port(e.ifindex) {
+                t.learned_add(old.slot, -1);
+            }
+            t.learned_add(port.slot, 1);
+            Ok(Some(Stat::LearnMove))
+        }
+        None => {
+            if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
+                return Ok(Some(Stat::LearnLimit));
+            }
+            if !t.fdb_put(&key, &fresh, Put::New) {
+                // Full, or another CPU learned it first (then it is there: nothing lost).
+                return Ok(if t.fdb(&key).is_some() {
+                    None
+                } else {
+                    Some(Stat::LearnTableFull)
+                });
+            }
+            t.learned_add(port.slot, 1);
+            Ok(Some(Stat::LearnNew))
+        }
+    }
+}
+
+/// For one flooded copy (tagged with its VLAN by the ingress side) about to leave through
+/// `egress`: the tag operation for that port, or `None` to drop the copy (another bridge, or
+/// a VLAN the port does not carry). Also returns the egress stats slot.
+#[inline(always)]
+pub fn flood_egress<F: Frame, T: Tables>(
+    f: &F,
+    t: &T,
+    ingress: u32,
+    egress: u32,
+) -> Option<(TagOp, u32)> {
+    let out = t.port(egress)?;
+    let inp = t.port(ingress)?;
+    if out.bridge != inp.bridge {
+        return None;
+    }
+    let tag = match parse(f) {
+        Ok(EthHdr {
+            outer: Some(tag), ..
+        }) if tag.tpid == out.tpid => tag,
+        _ => return None,
+    };
+    let vid = tag.vid();
+    if vid == 0 || !out.carries(vid) {
+        return None;
+    }
+    let op = if vid == out.pvid {
+        TagOp::Pop
+    } else {
+        TagOp::Keep
+    };
+    Some((op, out.slot))
 }
 
 /// Count a frame of `len` bytes under its final decision.
@@ -342,14 +532,24 @@ pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
         if let Some(c) = s.c.get_mut(d.stat as usize) {
             *c += 1;
         }
+        if let Some(l) = d.learn {
+            if let Some(c) = s.c.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
     });
     if d.verdict == Verdict::Forward {
-        let out_len = len.saturating_add_signed(d.tag.len_delta());
-        t.with_stats(d.out_slot, |s| {
-            s.c[Stat::TxPackets as usize] += 1;
-            s.c[Stat::TxBytes as usize] += out_len;
-        });
+        account_tx(t, d.out_slot, len.saturating_add_signed(d.tag.len_delta()));
     }
+}
+
+/// Count one frame of `len` bytes sent out of the port with stats slot `slot`.
+#[inline(always)]
+pub fn account_tx<T: Tables>(t: &T, slot: u32, len: u64) {
+    t.with_stats(slot, |s| {
+        s.c[Stat::TxPackets as usize] += 1;
+        s.c[Stat::TxBytes as usize] += len;
+    });
 }
 
 #[cfg(test)]

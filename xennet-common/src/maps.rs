@@ -14,9 +14,19 @@ pub const MAP_FDB: &str = "XN_FDB";
 pub const MAP_TX: &str = "XN_TX";
 /// Counters: stats slot → [`crate::stats::PortStats`]. Per-CPU array.
 pub const MAP_STATS: &str = "XN_STATS";
+/// Flood group: every port, each with the flood egress program. Devmap (hash).
+pub const MAP_FLOOD: &str = "XN_FLOOD";
+/// Learned MACs per stats slot (`u32`). Array, mmapable: the agent decrements it atomically
+/// when it ages entries out.
+pub const MAP_LEARNED: &str = "XN_LEARNED";
 
-/// Name of the XDP program in the object.
+/// Name of the XDP ingress program in the object.
 pub const PROG_XDP: &str = "xennet_xdp";
+/// Name of the devmap egress program that tags (or drops) each flooded copy.
+pub const PROG_FLOOD_OUT: &str = "xennet_flood_out";
+/// Name of a program that passes every frame (attached to the dom0 side of a host port, so
+/// that it can receive native XDP redirects).
+pub const PROG_PASS: &str = "xennet_pass";
 
 /// Most ports one datapath serves (also the size of the port and devmap maps).
 pub const MAX_PORTS: u32 = 4096;
@@ -51,6 +61,8 @@ pub struct PortConf {
     pub tpid: u16,
     /// Explicit padding, zero.
     pub pad: u16,
+    /// Most MACs the datapath learns on this port; 0 = no limit.
+    pub max_learned: u32,
     /// Bit `v` set = the port carries VLAN `v` (the pvid included).
     pub vlans: [u8; VLAN_BITMAP_BYTES],
 }
@@ -67,6 +79,7 @@ impl PortConf {
             pvid: 0,
             tpid,
             pad: 0,
+            max_learned: 0,
             vlans: [0; VLAN_BITMAP_BYTES],
         };
         if pvid != 0 {
@@ -97,7 +110,7 @@ impl PortConf {
 }
 
 /// FDB key: a MAC address in one VLAN of one bridge.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(C)]
 pub struct FdbKey {
     /// The station's MAC address.
@@ -108,10 +121,8 @@ pub struct FdbKey {
     pub bridge: u32,
 }
 
-/// Entry configured by the operator; never replaced by learning.
+/// Entry configured by the operator; never replaced by learning, never aged.
 pub const FDB_STATIC: u32 = 1;
-/// Entry whose frames belong to the host (dom0) stack.
-pub const FDB_HOST: u32 = 2;
 
 /// FDB value: where the station is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +132,8 @@ pub struct FdbVal {
     pub ifindex: u32,
     /// `FDB_*` flags.
     pub flags: u32,
-    /// `bpf_ktime_get_ns` of the last frame from this station (0 for static entries).
+    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) of the last frame from this station, refreshed at
+    /// most every [`crate::fwd::REFRESH_NS`]; 0 for static entries.
     pub last_seen_ns: u64,
 }
 
@@ -140,7 +152,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<PortConf>(), 16 + VLAN_BITMAP_BYTES);
+        assert_eq!(size_of::<PortConf>(), 20 + VLAN_BITMAP_BYTES);
         assert_eq!(align_of::<PortConf>(), 4);
         assert_eq!(size_of::<FdbKey>(), 12);
         assert_eq!(size_of::<FdbVal>(), 16);

@@ -20,12 +20,12 @@ pub enum Stat {
     TxBytes,
     /// Known unicast forwarded to one port.
     Forward,
-    /// Broadcast or multicast: handed to the host stack (no flooding in this version).
-    PassFlood,
-    /// Unicast to a MAC the FDB does not know: handed to the host stack.
-    PassUnknown,
-    /// Frame for the host (an FDB entry marked host): handed to the host stack.
-    PassHost,
+    /// Broadcast, multicast or unknown unicast: flooded to the ports of the bridge that carry
+    /// the VLAN (each copy is counted as `tx` on its egress port).
+    Flood,
+    /// Link-local multicast (01:80:c2:00:00:0x: STP, LACP, LLDP…): handed to the host stack of
+    /// the ingress interface, never forwarded (as the Linux bridge does).
+    PassLinkLocal,
     /// The ingress interface is not (or no longer) a configured port: handed to the host stack.
     PassNotPort,
     /// Shorter than an Ethernet header.
@@ -54,10 +54,20 @@ pub enum Stat {
     DropTagOp,
     /// The redirect helper refused the egress port.
     DropRedirect,
+    /// A frame from another port claiming a MAC that is static on some port.
+    DropStaticMac,
+    /// A new MAC learned on this port.
+    LearnNew,
+    /// A MAC moved to this port from another one (e.g. a migrated guest).
+    LearnMove,
+    /// Not learned: the port reached its MAC limit (forwarding continues).
+    LearnLimit,
+    /// Not learned: the FDB is full (forwarding continues).
+    LearnTableFull,
 }
 
 /// Number of counters per port.
-pub const STAT_COUNT: usize = 22;
+pub const STAT_COUNT: usize = 26;
 
 impl Stat {
     /// Every counter, in index order.
@@ -67,9 +77,8 @@ impl Stat {
         Stat::TxPackets,
         Stat::TxBytes,
         Stat::Forward,
-        Stat::PassFlood,
-        Stat::PassUnknown,
-        Stat::PassHost,
+        Stat::Flood,
+        Stat::PassLinkLocal,
         Stat::PassNotPort,
         Stat::DropRunt,
         Stat::DropTruncated,
@@ -84,6 +93,11 @@ impl Stat {
         Stat::DropStaleFdb,
         Stat::DropTagOp,
         Stat::DropRedirect,
+        Stat::DropStaticMac,
+        Stat::LearnNew,
+        Stat::LearnMove,
+        Stat::LearnLimit,
+        Stat::LearnTableFull,
     ];
 
     /// Stable snake-case name, used by `xennet-agent stats`.
@@ -95,9 +109,8 @@ impl Stat {
             Stat::TxPackets => "tx_packets",
             Stat::TxBytes => "tx_bytes",
             Stat::Forward => "forward",
-            Stat::PassFlood => "pass_flood",
-            Stat::PassUnknown => "pass_unknown_unicast",
-            Stat::PassHost => "pass_host",
+            Stat::Flood => "flood",
+            Stat::PassLinkLocal => "pass_link_local",
             Stat::PassNotPort => "pass_not_port",
             Stat::DropRunt => "drop_runt",
             Stat::DropTruncated => "drop_truncated",
@@ -112,13 +125,25 @@ impl Stat {
             Stat::DropStaleFdb => "drop_stale_fdb",
             Stat::DropTagOp => "drop_tag_op",
             Stat::DropRedirect => "drop_redirect",
+            Stat::DropStaticMac => "drop_static_mac",
+            Stat::LearnNew => "learn_new",
+            Stat::LearnMove => "learn_move",
+            Stat::LearnLimit => "learn_limit",
+            Stat::LearnTableFull => "learn_table_full",
         }
     }
 
     /// Whether this counter records a drop.
     #[must_use]
     pub const fn is_drop(self) -> bool {
-        (self as u32) >= (Stat::DropRunt as u32)
+        let i = self as u32;
+        i >= Stat::DropRunt as u32 && i <= Stat::DropStaticMac as u32
+    }
+
+    /// Whether this counter records a learning event (not a frame outcome).
+    #[must_use]
+    pub const fn is_learning(self) -> bool {
+        (self as u32) >= (Stat::LearnNew as u32)
     }
 
     /// The counter with raw index `i`, if any.
@@ -172,5 +197,8 @@ mod tests {
         assert!(Stat::DropRunt.is_drop());
         assert!(!Stat::PassNotPort.is_drop());
         assert!(Stat::DropRedirect.is_drop());
+        assert!(Stat::DropStaticMac.is_drop());
+        assert!(!Stat::LearnNew.is_drop() && Stat::LearnNew.is_learning());
+        assert!(!Stat::DropStaticMac.is_learning());
     }
 }

@@ -4,6 +4,8 @@
 //! It is only meaningful for the bpf target (`cargo xtask build-ebpf`); a host build of the
 //! workspace compiles it to an empty binary.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod maps;

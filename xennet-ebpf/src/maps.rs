@@ -1,14 +1,20 @@
 //! The datapath's maps (one comment per map) and their `Tables` binding for the forwarding core.
 
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
 use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
     macros::map,
-    maps::{DevMapHash, HashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
 use xennet_common::{
-    fwd::Tables,
+    fwd::{Put, Tables},
     maps::{FDB_MAX_ENTRIES, FdbKey, FdbVal, MAX_PORTS, PortConf, STATS_SLOTS},
     stats::PortStats,
 };
+
+/// `BPF_F_MMAPABLE`: the agent maps `XN_LEARNED` into memory to decrement it atomically.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Ports by ingress ifindex: bridge, mode, VLAN bitmap, stats slot.
 #[map]
@@ -21,6 +27,14 @@ static XN_FDB: HashMap<FdbKey, FdbVal> = HashMap::with_max_entries(FDB_MAX_ENTRI
 /// Redirect targets: ifindex → ifindex of every port (XDP redirects go through a devmap).
 #[map]
 pub(crate) static XN_TX: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
+
+/// Flood group: every port, each entry running `xennet_flood_out` on its copy.
+#[map]
+pub(crate) static XN_FLOOD: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
+
+/// MACs learned per stats slot, to enforce each port's limit.
+#[map]
+static XN_LEARNED: Array<u32> = Array::with_max_entries(STATS_SLOTS, BPF_F_MMAPABLE);
 
 /// Per-CPU counters per port; slot 0 is "not a port".
 #[map]
@@ -37,9 +51,36 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
-    fn fdb(&self, key: &FdbKey) -> Option<&FdbVal> {
-        // SAFETY: as above.
-        unsafe { XN_FDB.get(key) }
+    fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
+        // SAFETY: as above; the value is copied out.
+        unsafe { XN_FDB.get(key) }.copied()
+    }
+
+    #[inline(always)]
+    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
+        XN_FDB.insert(key, val, put as u64).is_ok()
+    }
+
+    #[inline(always)]
+    fn learned(&self, slot: u32) -> u32 {
+        XN_LEARNED.get(slot).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn learned_add(&self, slot: u32, delta: i32) {
+        if let Some(p) = XN_LEARNED.get_ptr_mut(slot) {
+            // SAFETY: a valid, aligned u32 in the map, only ever updated atomically (the bpf
+            // target has no atomic types; this is the BPF atomic add instruction).
+            unsafe {
+                atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(p, delta.cast_unsigned())
+            };
+        }
+    }
+
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        // SAFETY: no preconditions.
+        unsafe { bpf_ktime_get_ns() }
     }
 
     #[inline(always)]

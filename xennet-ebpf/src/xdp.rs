@@ -12,7 +12,10 @@ use xennet_common::{
     stats::Stat,
 };
 
-use crate::maps::{Maps, XN_TX};
+use crate::maps::{Maps, XN_FLOOD, XN_TX};
+
+/// `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS`: a copy to every flood-group port but the ingress.
+const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
 
 /// Bounds-checked byte access to an XDP frame.
 struct XdpFrame<'a>(&'a XdpContext);
@@ -111,18 +114,50 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     let action = match d.verdict {
         Verdict::Pass => XDP_PASS,
         Verdict::Drop => XDP_DROP,
-        Verdict::Forward => {
-            if apply_tag(&ctx, d.tag).is_err() {
-                d = d.into_drop(Stat::DropTagOp);
-                XDP_DROP
-            } else if let Ok(a) = XN_TX.redirect(d.egress, 0) {
-                a
+        Verdict::Forward | Verdict::Flood => {
+            let redirect = if d.verdict == Verdict::Forward {
+                apply_tag(&ctx, d.tag).map(|()| XN_TX.redirect(d.egress, 0))
             } else {
-                d = d.into_drop(Stat::DropRedirect);
-                XDP_DROP
+                apply_tag(&ctx, d.tag).map(|()| XN_FLOOD.redirect(0, FLOOD_FLAGS))
+            };
+            match redirect {
+                Err(()) => {
+                    d = d.into_drop(Stat::DropTagOp);
+                    XDP_DROP
+                }
+                Ok(Ok(a)) => a,
+                Ok(Err(_)) => {
+                    d = d.into_drop(Stat::DropRedirect);
+                    XDP_DROP
+                }
             }
         }
     };
     fwd::account(&Maps, &d, len);
     action
+}
+
+/// Devmap egress program of the flood group: finishes one flooded copy for its port (pop the
+/// tag for an untagged VLAN, keep it on a trunk) or drops it (other bridge, VLAN not carried).
+#[xdp(map = "devmap")]
+pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
+    let frame = XdpFrame(&ctx);
+    let len = frame.len() as u64;
+    // SAFETY: reading fields of the program's own context.
+    let (ingress, egress) = unsafe { ((*ctx.ctx).ingress_ifindex, (*ctx.ctx).egress_ifindex) };
+    let Some((op, slot)) = fwd::flood_egress(&frame, &Maps, ingress, egress) else {
+        return XDP_DROP;
+    };
+    if apply_tag(&ctx, op).is_err() {
+        return XDP_DROP;
+    }
+    fwd::account_tx(&Maps, slot, len.saturating_add_signed(op.len_delta()));
+    XDP_PASS
+}
+
+/// Passes everything: attached to the dom0 side of a host port so that it can receive native
+/// XDP redirects (a veth needs an XDP program or GRO on the receiving end).
+#[xdp]
+pub fn xennet_pass(_ctx: XdpContext) -> u32 {
+    XDP_PASS
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::maps::{FDB_STATIC, PORT_TRUNK};
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use std::{collections::BTreeMap, vec, vec::Vec};
 
 const TRUNK: u32 = 10;
@@ -20,7 +20,9 @@ const G2: [u8; 6] = [0, 0x16, 0x3e, 0, 0, 2];
 const G3: [u8; 6] = [0, 0x16, 0x3e, 0, 0, 3];
 const N1: [u8; 6] = [0, 0x16, 0x3e, 0, 0, 4];
 const O1: [u8; 6] = [0, 0x16, 0x3e, 0, 0, 5];
-const HOST: [u8; 6] = [2, 0, 0, 0, 0, 0x01];
+const L1: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+const L2: [u8; 6] = [2, 0, 0, 0, 0, 0x12];
+const L3: [u8; 6] = [2, 0, 0, 0, 0, 0x13];
 const STALE: [u8; 6] = [2, 0, 0, 0, 0, 0x5e];
 const BCAST: [u8; 6] = [0xff; 6];
 
@@ -52,7 +54,10 @@ impl Frame for Offloaded {
 
 struct World {
     ports: BTreeMap<u32, PortConf>,
-    fdb: BTreeMap<(u32, u16, [u8; 6]), FdbVal>,
+    fdb: RefCell<BTreeMap<(u32, u16, [u8; 6]), FdbVal>>,
+    fdb_capacity: usize,
+    learned: RefCell<Vec<u32>>,
+    now: Cell<u64>,
     stats: RefCell<Vec<PortStats>>,
 }
 
@@ -60,13 +65,53 @@ impl Tables for World {
     fn port(&self, ifindex: u32) -> Option<&PortConf> {
         self.ports.get(&ifindex)
     }
-    fn fdb(&self, k: &FdbKey) -> Option<&FdbVal> {
-        self.fdb.get(&(k.bridge, k.vlan, k.mac))
+    fn fdb(&self, k: &FdbKey) -> Option<FdbVal> {
+        self.fdb.borrow().get(&(k.bridge, k.vlan, k.mac)).copied()
+    }
+    fn fdb_put(&self, k: &FdbKey, v: &FdbVal, put: Put) -> bool {
+        let mut fdb = self.fdb.borrow_mut();
+        let key = (k.bridge, k.vlan, k.mac);
+        let exists = fdb.contains_key(&key);
+        let ok = match put {
+            Put::Any => exists || fdb.len() < self.fdb_capacity,
+            Put::New => !exists && fdb.len() < self.fdb_capacity,
+            Put::Existing => exists,
+        };
+        if ok {
+            fdb.insert(key, *v);
+        }
+        ok
+    }
+    fn learned(&self, slot: u32) -> u32 {
+        self.learned.borrow()[slot as usize]
+    }
+    fn learned_add(&self, slot: u32, delta: i32) {
+        let mut l = self.learned.borrow_mut();
+        l[slot as usize] = l[slot as usize].wrapping_add_signed(delta);
+    }
+    fn now(&self) -> u64 {
+        self.now.get()
     }
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
         if let Some(s) = self.stats.borrow_mut().get_mut(slot as usize) {
             f(s);
         }
+    }
+}
+
+impl World {
+    fn entry(&self, bridge: u32, vlan: u16, mac: [u8; 6]) -> Option<FdbVal> {
+        self.fdb.borrow().get(&(bridge, vlan, mac)).copied()
+    }
+    fn stat(&self, ifindex: u32, s: Stat) -> u64 {
+        self.stats.borrow()[self.ports[&ifindex].slot as usize].get(s)
+    }
+    /// Decide and account, as a program does.
+    fn run(&self, ingress: u32, frame: Vec<u8>) -> Decision {
+        let len = frame.len() as u64;
+        let d = decide(&Pkt(frame), self, ingress);
+        account(self, &d, len);
+        d
     }
 }
 
@@ -106,19 +151,14 @@ fn world() -> World {
     // Points into bridge 2 although keyed in bridge 1: must never be followed.
     fdb.insert((1, 4094, O1), st(OTHER_BR));
     fdb.insert((1, 4094, STALE), st(NOT_PORT));
-    fdb.insert(
-        (1, 4094, HOST),
-        FdbVal {
-            ifindex: 0,
-            flags: FDB_STATIC | FDB_HOST,
-            last_seen_ns: 0,
-        },
-    );
     // G3 lives on VLAN 4093; an entry claiming it on 4094 behind VIF3 must be refused at egress.
     fdb.insert((1, 4094, G3), st(VIF3));
     World {
         ports,
-        fdb,
+        fdb: RefCell::new(fdb),
+        fdb_capacity: 64,
+        learned: RefCell::new(vec![0; 8]),
+        now: Cell::new(5 * REFRESH_NS),
         stats: RefCell::new(vec![PortStats::ZERO; 8]),
     }
 }
@@ -166,6 +206,19 @@ fn fwd(
         verdict: Verdict::Forward,
         stat: Stat::Forward,
         egress,
+        tag,
+        vlan,
+    }
+}
+
+fn flood(what: &'static str, ingress: u32, frame: Vec<u8>, tag: TagOp, vlan: u16) -> Case {
+    Case {
+        what,
+        ingress,
+        frame,
+        verdict: Verdict::Flood,
+        stat: Stat::Flood,
+        egress: 0,
         tag,
         vlan,
     }
@@ -243,12 +296,12 @@ fn cases() -> Vec<Case> {
             Drop,
             Stat::DropHairpin,
         ),
-        other(
+        flood(
             "untagged on a trunk is its native VLAN (100), where G1 is unknown",
             NATIVE,
             eth(G1, N1, &[]),
-            Pass,
-            Stat::PassUnknown,
+            TagOp::Push { tpid: Q, tci: 100 },
+            100,
         )
         .in_vlan(100),
         fwd(
@@ -319,39 +372,61 @@ fn cases() -> Vec<Case> {
             Drop,
             Stat::DropForeignTpid,
         ),
-        other(
-            "broadcast goes to host",
+        flood(
+            "broadcast from an access port is flooded, tagged for the egress programs",
             VIF1,
             eth(BCAST, G1, &[]),
-            Pass,
-            Stat::PassFlood,
+            TagOp::Push { tpid: Q, tci: 4094 },
+            4094,
         ),
-        other(
-            "multicast goes to host",
+        flood(
+            "multicast from a trunk keeps its tag",
             TRUNK,
             eth([1, 0, 0x5e, 0, 0, 1], UP, &[(Q, 4093)]),
-            Pass,
-            Stat::PassFlood,
+            TagOp::Keep,
+            4093,
         ),
-        other(
-            "unknown unicast goes to host",
+        flood(
+            "priority-tagged broadcast gets its VLAN id, PCP kept",
+            VIF1,
+            eth(BCAST, G1, &[(Q, 0x6000)]),
+            TagOp::Rewrite {
+                tci: 0x6000 | 0x0ffe,
+            },
+            4094,
+        ),
+        flood(
+            "unknown unicast is flooded",
             VIF1,
             eth([2, 9, 9, 9, 9, 9], G1, &[]),
-            Pass,
-            Stat::PassUnknown,
+            TagOp::Push { tpid: Q, tci: 4094 },
+            4094,
         ),
-        other(
+        flood(
             "MAC known only in another VLAN is unknown",
             VIF3,
             eth(G1, G3, &[]),
-            Pass,
-            Stat::PassUnknown,
+            TagOp::Push { tpid: Q, tci: 4093 },
+            4093,
         ),
-        other("host entry", VIF2, eth(HOST, G2, &[]), Pass, Stat::PassHost),
+        other(
+            "link-local multicast goes to the host stack only",
+            TRUNK,
+            eth([1, 0x80, 0xc2, 0, 0, 0x0e], UP, &[(Q, 4094)]),
+            Pass,
+            Stat::PassLinkLocal,
+        ),
+        other(
+            "a MAC static on another port is refused",
+            VIF1,
+            eth(UP, G2, &[]),
+            Drop,
+            Stat::DropStaticMac,
+        ),
         other(
             "destination on the ingress port",
             VIF1,
-            eth(G1, G2, &[]),
+            eth(G1, L1, &[]),
             Drop,
             Stat::DropHairpin,
         ),
@@ -421,12 +496,12 @@ fn cases() -> Vec<Case> {
             Pass,
             Stat::PassNotPort,
         ),
-        other(
-            "other bridge, same VLAN id, MAC of bridge 1",
+        flood(
+            "other bridge, same VLAN id, MAC of bridge 1: unknown there",
             OTHER_BR,
             eth(G1, O1, &[]),
-            Pass,
-            Stat::PassUnknown,
+            TagOp::Push { tpid: Q, tci: 4094 },
+            4094,
         ),
     ]
 }
@@ -441,8 +516,8 @@ impl Case {
 
 #[test]
 fn decision_table() {
-    let w = world();
     for c in cases() {
+        let w = world();
         let d = decide(&Pkt(c.frame.clone()), &w, c.ingress);
         assert_eq!(d.verdict, c.verdict, "{}: {d:?}", c.what);
         assert_eq!(d.stat, c.stat, "{}: {d:?}", c.what);
@@ -451,6 +526,9 @@ fn decision_table() {
             assert_eq!(d.tag, c.tag, "{}", c.what);
             assert_eq!(d.vlan, c.vlan, "{}", c.what);
             assert_eq!(d.out_slot, w.ports[&c.egress].slot, "{}", c.what);
+        } else if c.verdict == Verdict::Flood {
+            assert_eq!(d.tag, c.tag, "{}", c.what);
+            assert_eq!(d.vlan, c.vlan, "{}", c.what);
         } else if c.vlan != u16::MAX {
             assert_eq!(d.vlan, c.vlan, "{}", c.what);
         }
@@ -485,7 +563,7 @@ fn native_vlan_frames() {
         (Verdict::Forward, NATIVE, TagOp::Keep, 100)
     );
     // And from NATIVE, tagged with native VID 100, to the access-100 port: pop.
-    w2.fdb.insert(
+    w2.fdb.borrow_mut().insert(
         (1, 100, G2),
         FdbVal {
             ifindex: 30,
@@ -572,4 +650,214 @@ fn accounting_counts_rx_outcome_and_tx() {
     // Nothing else moved.
     let total: u64 = s.iter().flat_map(|p| p.c.iter()).sum();
     assert_eq!(total, 2 + 2 * len + 4 + f2.len() as u64 + 2 + 1);
+}
+
+#[test]
+fn learning_new_refresh_move_and_static() {
+    let w = world();
+    let t0 = w.now();
+    // A new MAC behind VIF1 is learned, counted, and then reachable.
+    let d = w.run(VIF1, eth(BCAST, L1, &[]));
+    assert_eq!((d.verdict, d.learn), (Verdict::Flood, Some(Stat::LearnNew)));
+    assert_eq!(
+        w.entry(1, 4094, L1),
+        Some(FdbVal {
+            ifindex: VIF1,
+            flags: 0,
+            last_seen_ns: t0
+        })
+    );
+    assert_eq!(w.learned(2), 1);
+    assert_eq!(w.stat(VIF1, Stat::LearnNew), 1);
+    let d = w.run(TRUNK, eth(L1, UP, &[(Q, 4094)]));
+    assert_eq!(
+        (d.verdict, d.egress, d.tag),
+        (Verdict::Forward, VIF1, TagOp::Pop)
+    );
+    // Learned per VLAN: the same MAC in 4093 is still unknown.
+    assert_eq!(
+        w.run(TRUNK, eth(L1, UP, &[(Q, 4093)])).verdict,
+        Verdict::Flood
+    );
+
+    // Within REFRESH_NS the entry is not rewritten; after it, last_seen moves.
+    w.now.set(t0 + REFRESH_NS - 1);
+    assert_eq!(w.run(VIF1, eth(G2, L1, &[])).learn, None);
+    assert_eq!(w.entry(1, 4094, L1).map(|e| e.last_seen_ns), Some(t0));
+    w.now.set(t0 + REFRESH_NS);
+    assert_eq!(w.run(VIF1, eth(G2, L1, &[])).learn, None);
+    assert_eq!(
+        w.entry(1, 4094, L1).map(|e| e.last_seen_ns),
+        Some(t0 + REFRESH_NS)
+    );
+    assert_eq!(w.learned(2), 1, "a refresh is not a new MAC");
+
+    // The station moves to VIF2 (a migrated guest): followed at its first frame.
+    let d = w.run(VIF2, eth(G1, L1, &[]));
+    assert_eq!(
+        (d.verdict, d.learn),
+        (Verdict::Forward, Some(Stat::LearnMove))
+    );
+    assert_eq!(w.entry(1, 4094, L1).map(|e| e.ifindex), Some(VIF2));
+    assert_eq!((w.learned(2), w.learned(3)), (0, 1));
+    assert_eq!(w.stat(VIF2, Stat::LearnMove), 1);
+    let d = w.run(TRUNK, eth(L1, UP, &[(Q, 4094)]));
+    assert_eq!(d.egress, VIF2);
+
+    // Static entries are never overwritten; a claim from another port is dropped.
+    let before = w.entry(1, 4094, G1);
+    let d = w.run(VIF2, eth(BCAST, G1, &[]));
+    assert_eq!((d.verdict, d.stat), (Verdict::Drop, Stat::DropStaticMac));
+    assert_eq!(w.entry(1, 4094, G1), before);
+    assert_eq!(w.stat(VIF2, Stat::DropStaticMac), 1);
+    // ... while the owner's own frames leave it alone.
+    assert_eq!(w.run(VIF1, eth(BCAST, G1, &[])).learn, None);
+    assert_eq!(w.entry(1, 4094, G1), before);
+}
+
+#[test]
+fn per_port_limit_and_full_table_stop_learning_not_forwarding() {
+    let mut w = world();
+    w.ports.get_mut(&VIF1).map(|p| p.max_learned = 2);
+    assert_eq!(w.run(VIF1, eth(BCAST, L1, &[])).learn, Some(Stat::LearnNew));
+    assert_eq!(w.run(VIF1, eth(BCAST, L2, &[])).learn, Some(Stat::LearnNew));
+    let d = w.run(VIF1, eth(G2, L3, &[]));
+    assert_eq!(d.learn, Some(Stat::LearnLimit));
+    assert_eq!(
+        (d.verdict, d.egress),
+        (Verdict::Forward, VIF2),
+        "forwarding continues"
+    );
+    assert_eq!(w.entry(1, 4094, L3), None);
+    assert_eq!(w.learned(2), 2);
+    assert_eq!(w.stat(VIF1, Stat::LearnLimit), 1);
+    // Limits are per port: VIF2 still learns the MAC that VIF1 could not.
+    assert_eq!(w.run(VIF2, eth(BCAST, L3, &[])).learn, Some(Stat::LearnNew));
+    // Full table.
+    let mut w = world();
+    w.fdb_capacity = w.fdb.borrow().len();
+    let d = w.run(VIF1, eth(BCAST, L1, &[]));
+    assert_eq!(
+        (d.verdict, d.learn),
+        (Verdict::Flood, Some(Stat::LearnTableFull))
+    );
+    assert_eq!(w.learned(2), 0);
+    assert_eq!(w.stat(VIF1, Stat::LearnTableFull), 1);
+    assert_eq!(w.stat(VIF1, Stat::Flood), 1);
+}
+
+#[test]
+fn unlimited_when_max_learned_is_zero() {
+    let w = world();
+    for i in 0..40u8 {
+        let d = w.run(VIF1, eth(BCAST, [2, 0, 0, 1, 0, i], &[]));
+        assert_eq!(d.learn, Some(Stat::LearnNew), "MAC {i}");
+    }
+    assert_eq!(w.learned(2), 40);
+}
+
+#[test]
+fn flood_egress_tags_per_port_and_filters() {
+    let w = world();
+    let tagged = |vid| Pkt(eth(BCAST, G1, &[(Q, vid)]));
+    // From VIF1 (4094): to VIF2 (access 4094) pop; to TRUNK keep; to VIF3 (4093) nothing;
+    // to NATIVE (carries 4094 tagged) keep; to the other bridge nothing.
+    assert_eq!(
+        flood_egress(&tagged(4094), &w, VIF1, VIF2),
+        Some((TagOp::Pop, 3))
+    );
+    assert_eq!(
+        flood_egress(&tagged(4094), &w, VIF1, TRUNK),
+        Some((TagOp::Keep, 1))
+    );
+    assert_eq!(flood_egress(&tagged(4094), &w, VIF1, VIF3), None);
+    assert_eq!(
+        flood_egress(&tagged(4094), &w, VIF1, NATIVE),
+        Some((TagOp::Keep, 5))
+    );
+    assert_eq!(flood_egress(&tagged(4094), &w, VIF1, OTHER_BR), None);
+    // Native VLAN leaves a trunk untagged.
+    assert_eq!(
+        flood_egress(&tagged(100), &w, NATIVE, NATIVE),
+        Some((TagOp::Pop, 5))
+    );
+    assert_eq!(flood_egress(&tagged(100), &w, NATIVE, TRUNK), None);
+    // Untagged, priority-tagged, foreign TPID or unknown ports: nothing (fail closed).
+    assert_eq!(
+        flood_egress(&Pkt(eth(BCAST, G1, &[])), &w, VIF1, VIF2),
+        None
+    );
+    assert_eq!(flood_egress(&tagged(0), &w, VIF1, VIF2), None);
+    assert_eq!(
+        flood_egress(&Pkt(eth(BCAST, G1, &[(AD, 4094)])), &w, VIF1, VIF2),
+        None
+    );
+    assert_eq!(flood_egress(&tagged(4094), &w, NOT_PORT, VIF2), None);
+    assert_eq!(flood_egress(&tagged(4094), &w, VIF1, NOT_PORT), None);
+}
+
+#[test]
+fn flood_round_trip_matches_unicast_tagging() {
+    // For every ingress/egress pair of bridge 1, flooding (normalise then finish per port)
+    // yields the same bytes on the wire as a known-unicast forward would.
+    let w = world();
+    let frames: [(u32, Vec<u8>); 4] = [
+        (VIF1, eth(BCAST, G1, &[])),
+        (VIF3, eth(BCAST, G3, &[])),
+        (TRUNK, eth(BCAST, UP, &[(Q, 0x2000 | 0x0ffe)])),
+        (NATIVE, eth(BCAST, N1, &[])),
+    ];
+    for (ingress, frame) in frames {
+        let d = decide(&Pkt(frame.clone()), &w, ingress);
+        assert_eq!(d.verdict, Verdict::Flood);
+        let normal = apply(&frame, d.tag);
+        for (&egress, out) in &w.ports {
+            if egress == ingress || out.bridge != 1 {
+                continue;
+            }
+            let got = flood_egress(&Pkt(normal.clone()), &w, ingress, egress)
+                .map(|(op, _)| apply(&normal, op));
+            let want = out.carries(d.vlan).then(|| {
+                let mut f = frame.clone();
+                // What unicast would send: strip any tag, then tag unless untagged egress.
+                if f[12..14] == Q.to_be_bytes() {
+                    f = apply(&f, TagOp::Pop);
+                }
+                if d.vlan == out.pvid {
+                    f
+                } else {
+                    let pcp = parse(&Pkt(frame.clone()))
+                        .ok()
+                        .and_then(|h| h.outer)
+                        .map_or(0, |t| t.tci & 0xf000);
+                    apply(
+                        &f,
+                        TagOp::Push {
+                            tpid: Q,
+                            tci: pcp | d.vlan,
+                        },
+                    )
+                }
+            });
+            assert_eq!(got, want, "{ingress} → {egress}");
+        }
+    }
+}
+
+/// Apply a tag operation to frame bytes (the reference the programs must match).
+fn apply(f: &[u8], op: TagOp) -> Vec<u8> {
+    let mut v = f.to_vec();
+    match op {
+        TagOp::Keep => {}
+        TagOp::Pop => {
+            v.drain(12..16);
+        }
+        TagOp::Push { tpid, tci } => {
+            let mut t = tpid.to_be_bytes().to_vec();
+            t.extend_from_slice(&tci.to_be_bytes());
+            v.splice(12..12, t);
+        }
+        TagOp::Rewrite { tci } => v[14..16].copy_from_slice(&tci.to_be_bytes()),
+    }
+    v
 }

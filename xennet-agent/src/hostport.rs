@@ -1,0 +1,138 @@
+//! Host ports: dom0's own interface on a bridge, the role the Linux bridge device plays.
+//!
+//! For each `[bridge.host]` the agent creates a veth pair: `interface` is dom0's side (its
+//! addresses and optional MAC are set here), `peer` is the bridge side, attached like any other
+//! port. An existing pair is adopted, so an agent restart does not take dom0's management
+//! address down.
+
+use std::net::IpAddr;
+
+use anyhow::{Context as _, anyhow, bail};
+use futures::TryStreamExt as _;
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use tracing::info;
+
+use crate::config::HostSpec;
+
+/// A netlink connection for link and address changes.
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Open a route netlink socket in the current network namespace (needs a tokio runtime).
+    pub fn new() -> anyhow::Result<Self> {
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// The ifindex of `name`, if it exists.
+    pub async fn index(&self, name: &str) -> anyhow::Result<Option<u32>> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(Some(msg.header.index)),
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("looking up {name}")),
+        }
+    }
+
+    /// Create (or adopt) the veth pair of `host`, set dom0's side's MAC and addresses, and
+    /// bring both ends up. Returns whether the pair was created now.
+    pub async fn ensure_host(&self, host: &HostSpec) -> anyhow::Result<bool> {
+        let created = match (
+            self.index(&host.interface).await?,
+            self.index(&host.peer).await?,
+        ) {
+            (Some(_), Some(_)) => false,
+            (None, None) => {
+                self.handle
+                    .link()
+                    .add(LinkVeth::new(&host.interface, &host.peer).build())
+                    .execute()
+                    .await
+                    .with_context(|| {
+                        format!("creating veth pair {} / {}", host.interface, host.peer)
+                    })?;
+                true
+            }
+            _ => bail!(
+                "host port {} / {}: one of the two interfaces exists without the other; remove it",
+                host.interface,
+                host.peer
+            ),
+        };
+        let dom0 = self
+            .index(&host.interface)
+            .await?
+            .ok_or_else(|| anyhow!("{} vanished", host.interface))?;
+        let peer = self
+            .index(&host.peer)
+            .await?
+            .ok_or_else(|| anyhow!("{} vanished", host.peer))?;
+        if let Some(mac) = host.mac {
+            self.handle
+                .link()
+                .set(
+                    LinkUnspec::new_with_index(dom0)
+                        .address(mac.0.to_vec())
+                        .build(),
+                )
+                .execute()
+                .await
+                .with_context(|| format!("setting the MAC of {}", host.interface))?;
+        }
+        for a in &host.addresses {
+            let (ip, len) = parse_cidr(a)?;
+            self.handle
+                .address()
+                .add(dom0, ip, len)
+                .replace()
+                .execute()
+                .await
+                .with_context(|| format!("adding {a} to {}", host.interface))?;
+        }
+        for (idx, name) in [(peer, &host.peer), (dom0, &host.interface)] {
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(idx).up().build())
+                .execute()
+                .await
+                .with_context(|| format!("setting {name} up"))?;
+        }
+        if created {
+            info!(interface = %host.interface, peer = %host.peer, "host port created");
+        }
+        Ok(created)
+    }
+
+    /// Delete a host port's pair (deleting one end removes both).
+    pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        if let Some(idx) = self.index(name).await? {
+            self.handle
+                .link()
+                .del(idx)
+                .execute()
+                .await
+                .with_context(|| format!("deleting {name}"))?;
+            info!(interface = %name, "host port deleted");
+        }
+        Ok(())
+    }
+}
+
+/// `"10.0.0.1/24"` → (address, prefix length). The config validated it already.
+fn parse_cidr(s: &str) -> anyhow::Result<(IpAddr, u8)> {
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("address {s:?} has no prefix length"))?;
+    let ip: IpAddr = a.parse().with_context(|| format!("address {s:?}"))?;
+    let len: u8 = l.parse().with_context(|| format!("prefix of {s:?}"))?;
+    Ok((ip, len))
+}
