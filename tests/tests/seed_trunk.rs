@@ -58,11 +58,25 @@ struct World {
 }
 
 impl World {
-    fn new(tag: &str) -> World {
+    fn new(tag: &str, mode: Mode) -> World {
         let sim = SeedDom0::new(tag).expect("building the simulated dom0");
         let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
-        let cfg = workspace_root().join(SEED_CONFIG);
+        let cfg = mode.config(sim.dom0.name());
         let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
+        let _ = std::fs::remove_file(&cfg);
+        let want = match mode {
+            Mode::Xdp => ["xdp"; 4],
+            Mode::VifsTc => ["xdp", "tc", "tc", "tc"],
+            Mode::AllTc => ["tc"; 4],
+        };
+        let ports = agent.ctl_json(&["ports"]).expect("ports");
+        for (name, attached) in ["eth1", "vif1.0", "vif2.0", "vif3.0"].iter().zip(want) {
+            let p = ports
+                .as_array()
+                .and_then(|a| a.iter().find(|p| p["interface"] == *name))
+                .unwrap_or_else(|| panic!("{name} missing from `ports`: {ports}"));
+            assert_eq!(p["attached"], attached, "{name} attach mode");
+        }
         let up = sim.upstream_socket().expect("upstream socket");
         let g = ["vif1.0", "vif2.0", "vif3.0"]
             .iter()
@@ -168,12 +182,65 @@ fn nowhere(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) {
     }
 }
 
+/// How the ports are attached.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Everything native XDP (the seed config as it is).
+    Xdp,
+    /// vifs in TC, as xen-netback requires; the uplink in XDP.
+    VifsTc,
+    /// Everything in TC.
+    AllTc,
+}
+
+impl Mode {
+    /// The seed config with this mode's `attach` lines, written to a temp file.
+    fn config(self, tag: &str) -> std::path::PathBuf {
+        let text =
+            std::fs::read_to_string(workspace_root().join(SEED_CONFIG)).expect("seed config");
+        let mut out = String::new();
+        for line in text.lines() {
+            out.push_str(line);
+            out.push('\n');
+            let vif = line.starts_with("interface = \"vif");
+            let eth = line.starts_with("interface = \"eth");
+            if matches!(
+                (self, vif, eth),
+                (Mode::VifsTc | Mode::AllTc, true, _) | (Mode::AllTc, _, true)
+            ) {
+                out.push_str("attach = \"tc\"\n");
+            }
+        }
+        let path = std::env::temp_dir().join(format!("xennet-{tag}.toml"));
+        std::fs::write(&path, out).expect("writing config");
+        path
+    }
+}
+
 #[test]
 fn seed_trunk_end_to_end() {
-    if !require_root() {
-        return;
+    if require_root() {
+        scenario("seed", Mode::Xdp);
     }
-    let w = World::new("seed");
+}
+
+#[test]
+fn seed_trunk_vifs_in_tc() {
+    if require_root() {
+        scenario("seedtc", Mode::VifsTc);
+    }
+}
+
+#[test]
+fn seed_trunk_all_tc() {
+    if require_root() {
+        scenario("seedalltc", Mode::AllTc);
+    }
+}
+
+/// The whole seed scenario; the same deliveries, tags and counters whatever the mode.
+fn scenario(tag: &str, mode: Mode) {
+    let w = World::new(tag, mode);
     let q = |vid| (ETH_P_8021Q, tci(0, false, vid));
     let (g1, g2, g3) = (w.mac(0), w.mac(1), w.mac(2));
 

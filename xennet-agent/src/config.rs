@@ -121,25 +121,29 @@ impl FromStr for MacAddr {
     }
 }
 
-/// How the agent attaches its XDP program to a port.
+/// How the agent attaches its programs to a port. Every port gets the TC ingress program;
+/// the XDP modes add the XDP program in front of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachMode {
-    /// Native (driver) XDP when the driver supports it, generic XDP otherwise.
+    /// Native (driver) XDP when the driver supports it, TC otherwise (xen-netback vifs).
     Auto,
     /// Native (driver) XDP only.
     Xdp,
     /// Generic (skb) XDP only.
     XdpGeneric,
+    /// TC only (tcx on kernels ≥ 6.6, clsact before).
+    Tc,
 }
 
 impl AttachMode {
-    /// The configuration spelling: `"auto"`, `"xdp"` or `"xdp-generic"`.
+    /// The configuration spelling: `"auto"`, `"xdp"`, `"xdp-generic"` or `"tc"`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",
             Self::Xdp => "xdp",
             Self::XdpGeneric => "xdp-generic",
+            Self::Tc => "tc",
         }
     }
 }
@@ -155,10 +159,12 @@ impl FromStr for AttachMode {
 
     /// Exact (case-sensitive) configuration spelling.
     fn from_str(s: &str) -> Result<Self, String> {
-        [Self::Auto, Self::Xdp, Self::XdpGeneric]
+        [Self::Auto, Self::Xdp, Self::XdpGeneric, Self::Tc]
             .into_iter()
             .find(|mode| mode.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not one of \"auto\", \"xdp\", \"xdp-generic\""))
+            .ok_or_else(|| {
+                format!("{s:?} is not one of \"auto\", \"xdp\", \"xdp-generic\", \"tc\"")
+            })
     }
 }
 

@@ -14,13 +14,18 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
-    programs::{ProgramFd, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramFd, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
+        xdp::XdpLinkId,
+    },
 };
 use tracing::{info, warn};
 use xennet_common::{
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_PORTS, MAP_STATS, MAP_TX,
-        MAX_PORTS, PORT_ACCESS, PORT_TRUNK, PROG_FLOOD_OUT, PROG_PASS, PROG_XDP, PortConf,
+        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS,
+        MAP_STATS, MAP_TX, MAX_PORTS, MEMBER_COUNT, MemberKey, PORT_ACCESS, PORT_F_FLOOD_VIA_TC,
+        PORT_F_TC_ONLY, PORT_F_XDP, PORT_TRUNK, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
+        PortConf,
     },
     stats::PortStats,
 };
@@ -38,13 +43,16 @@ pub enum Attached {
     Xdp,
     /// Generic (skb) XDP.
     XdpGeneric,
+    /// TC only.
+    Tc,
 }
 
 impl std::fmt::Display for Attached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Attached::Xdp => "xdp",
             Attached::XdpGeneric => "xdp-generic",
+            Attached::Tc => "tc",
         })
     }
 }
@@ -72,7 +80,15 @@ struct PortState {
     public: Port,
     bridge_id: u32,
     spec: PortSpec,
-    link: XdpLinkId,
+    links: Links,
+    /// The port map value last written.
+    conf: PortConf,
+}
+
+/// A port's program links: TC always, XDP in the XDP modes.
+struct Links {
+    tc: SchedClassifierLinkId,
+    xdp: Option<XdpLinkId>,
 }
 
 /// One FDB entry, as `fdb show` prints it.
@@ -202,6 +218,13 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .load(object)
             .context("loading the eBPF object into the kernel")?;
+        let tc: &mut SchedClassifier = ebpf
+            .program_mut(PROG_TC)
+            .ok_or_else(|| anyhow!("object has no program {PROG_TC}"))?
+            .try_into()
+            .context("program type")?;
+        tc.load()
+            .with_context(|| format!("verifying program {PROG_TC}"))?;
         for name in [PROG_XDP, PROG_FLOOD_OUT, PROG_PASS] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
@@ -332,6 +355,7 @@ impl Datapath {
                 changes.added.push(name.clone());
             }
         }
+        self.refresh()?;
         let (added, removed) = self.sync_statics(cfg)?;
         changes.statics_added = added;
         changes.statics_removed = removed;
@@ -361,15 +385,7 @@ impl Datapath {
         ports
             .insert(idx, conf, 0)
             .with_context(|| format!("adding {} to {MAP_PORTS}", spec.interface))?;
-        let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
-        tx.insert(idx, idx, None, 0)
-            .with_context(|| format!("adding {} to {MAP_TX}", spec.interface))?;
-        let prog = self.flood_prog.try_clone().context("flood program fd")?;
-        let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
-        flood
-            .insert(idx, idx, Some(&prog), 0)
-            .with_context(|| format!("adding {} to {MAP_FLOOD}", spec.interface))?;
-        let (attached, link) = match self.attach(&spec.interface, idx, spec.attach) {
+        let (attached, links) = match self.attach(&spec.interface, idx, spec.attach) {
             Ok(a) => a,
             Err(e) => {
                 // Roll back the map entries of this port.
@@ -392,7 +408,8 @@ impl Datapath {
                 },
                 bridge_id: bid,
                 spec: spec.clone(),
-                link,
+                links,
+                conf,
             },
         );
         Ok(())
@@ -420,7 +437,9 @@ impl Datapath {
             st.public.slot,
             st.spec.attach != spec.attach,
         );
-        let conf = port_conf(bid, tpid, slot, spec);
+        let mut conf = port_conf(bid, tpid, slot, spec);
+        // Keep the flags until `refresh` recomputes them.
+        conf.flags = st.conf.flags;
         let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
         ports
             .insert(idx, conf, 0)
@@ -435,14 +454,13 @@ impl Datapath {
         let Some(mut st) = self.ports.remove(name) else {
             return Ok(false);
         };
+        st.conf = conf;
         if reattach {
-            self.program_mut(PROG_XDP)?
-                .detach(st.link)
-                .with_context(|| format!("detaching {name}"))?;
+            self.detach(name, st.links);
             match self.attach(name, idx, spec.attach) {
                 Ok((a, l)) => {
                     st.public.attached = a;
-                    st.link = l;
+                    st.links = l;
                 }
                 Err(e) => {
                     // The port is now detached: forget it entirely rather than keep a lie.
@@ -475,10 +493,7 @@ impl Datapath {
             bail!("no port {name}");
         };
         let idx = st.public.ifindex;
-        // Detaching fails harmlessly when the interface is already gone.
-        if let Err(e) = self.program_mut(PROG_XDP)?.detach(st.link) {
-            warn!(port = %name, error = %e, "detach failed (interface gone?)");
-        }
+        self.detach(name, st.links);
         self.unmap_port(idx)?;
         let flushed = self.flush_fdb(|_, v| v.ifindex == idx)?;
         self.learned.reset(st.public.slot);
@@ -684,37 +699,193 @@ impl Datapath {
         T::try_from(m).with_context(|| format!("map {name} has an unexpected type"))
     }
 
+    /// Attach the TC program (always) and the XDP program (XDP modes) to a port.
     fn attach(
         &mut self,
         name: &str,
         idx: u32,
         mode: AttachMode,
-    ) -> anyhow::Result<(Attached, XdpLinkId)> {
-        let prog = self.xdp_program()?;
-        match mode {
-            AttachMode::Xdp => {
-                let l = prog
-                    .attach_to_if_index(idx, XdpMode::Driver)
-                    .with_context(|| format!("attaching native XDP to {name}"))?;
-                Ok((Attached::Xdp, l))
-            }
-            AttachMode::XdpGeneric => {
-                let l = prog
-                    .attach_to_if_index(idx, XdpMode::Skb)
-                    .with_context(|| format!("attaching generic XDP to {name}"))?;
-                Ok((Attached::XdpGeneric, l))
-            }
-            AttachMode::Auto => match prog.attach_to_if_index(idx, XdpMode::Driver) {
-                Ok(l) => Ok((Attached::Xdp, l)),
-                Err(e) => {
-                    warn!(port = %name, error = %e, "native XDP refused, falling back to generic XDP");
-                    let l = prog
-                        .attach_to_if_index(idx, XdpMode::Skb)
-                        .with_context(|| format!("attaching generic XDP to {name}"))?;
-                    Ok((Attached::XdpGeneric, l))
+    ) -> anyhow::Result<(Attached, Links)> {
+        // TC first: it must be in place before XDP starts deferring frames to it.
+        let tc = self.attach_tc(name)?;
+        let xdp = match mode {
+            AttachMode::Tc => Ok(None),
+            AttachMode::Xdp => self
+                .xdp_program()?
+                .attach_to_if_index(idx, XdpMode::Driver)
+                .map(|l| Some((Attached::Xdp, l)))
+                .with_context(|| format!("attaching native XDP to {name}")),
+            AttachMode::XdpGeneric => self
+                .xdp_program()?
+                .attach_to_if_index(idx, XdpMode::Skb)
+                .map(|l| Some((Attached::XdpGeneric, l)))
+                .with_context(|| format!("attaching generic XDP to {name}")),
+            AttachMode::Auto => {
+                match self.xdp_program()?.attach_to_if_index(idx, XdpMode::Driver) {
+                    Ok(l) => Ok(Some((Attached::Xdp, l))),
+                    Err(e) => {
+                        info!(port = %name, reason = %e, "no native XDP: TC only");
+                        Ok(None)
+                    }
                 }
-            },
+            }
+        };
+        match xdp {
+            Ok(Some((a, l))) => Ok((a, Links { tc, xdp: Some(l) })),
+            Ok(None) => Ok((Attached::Tc, Links { tc, xdp: None })),
+            Err(e) => {
+                if let Ok(p) = self.tc_program() {
+                    let _ = p.detach(tc);
+                }
+                Err(e)
+            }
         }
+    }
+
+    fn tc_program(&mut self) -> anyhow::Result<&mut SchedClassifier> {
+        self.ebpf
+            .program_mut(PROG_TC)
+            .ok_or_else(|| anyhow!("object has no program {PROG_TC}"))?
+            .try_into()
+            .context("program type")
+    }
+
+    /// tcx on kernels ≥ 6.6 (aya picks it); before that a clsact qdisc and a netlink filter.
+    fn attach_tc(&mut self, name: &str) -> anyhow::Result<SchedClassifierLinkId> {
+        let prog = self.tc_program()?;
+        match prog.attach(name, TcAttachType::Ingress) {
+            Ok(l) => Ok(l),
+            Err(first) => {
+                // Older kernels: the filter needs a clsact qdisc (EEXIST is fine).
+                let _ = aya::programs::tc::qdisc_add_clsact(name);
+                prog.attach(name, TcAttachType::Ingress)
+                    .with_context(|| format!("attaching TC to {name} (first attempt: {first})"))
+            }
+        }
+    }
+
+    /// Detach a port's programs; failures (interface already gone) are logged, not fatal.
+    fn detach(&mut self, name: &str, links: Links) {
+        if let Some(x) = links.xdp {
+            if let Err(e) = self
+                .xdp_program()
+                .and_then(|p| p.detach(x).map_err(Into::into))
+            {
+                warn!(port = %name, error = %e, "XDP detach failed (interface gone?)");
+            }
+        }
+        if let Err(e) = self
+            .tc_program()
+            .and_then(|p| p.detach(links.tc).map_err(Into::into))
+        {
+            warn!(port = %name, error = %e, "TC detach failed (interface gone?)");
+        }
+    }
+
+    /// Recompute every port's flags (which ports take XDP frames, which bridges flood
+    /// through TC), rewrite the port entries that changed, keep the XDP redirect maps to the
+    /// ports that can take XDP frames, and rebuild the TC flood lists.
+    fn refresh(&mut self) -> anyhow::Result<()> {
+        let tc_bridges: std::collections::BTreeSet<u32> = self
+            .ports
+            .values()
+            .filter(|p| p.public.attached != Attached::Xdp)
+            .map(|p| p.bridge_id)
+            .collect();
+        let mut writes = Vec::new();
+        for (name, p) in &self.ports {
+            let mut conf = p.conf;
+            conf.flags = 0;
+            if p.public.attached != Attached::Xdp {
+                conf.flags |= PORT_F_TC_ONLY;
+            }
+            if p.public.attached != Attached::Tc {
+                conf.flags |= PORT_F_XDP;
+            }
+            if tc_bridges.contains(&p.bridge_id) {
+                conf.flags |= PORT_F_FLOOD_VIA_TC;
+            }
+            writes.push((name.clone(), p.public.ifindex, conf, p.conf != conf));
+        }
+        let prog = self.flood_prog.try_clone().context("flood program fd")?;
+        for (name, idx, conf, changed) in writes {
+            if changed {
+                let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
+                ports
+                    .insert(idx, conf, 0)
+                    .with_context(|| format!("updating {name} in {MAP_PORTS}"))?;
+                if let Some(p) = self.ports.get_mut(&name) {
+                    p.conf = conf;
+                }
+            }
+            let xdp_target = conf.flags & PORT_F_TC_ONLY == 0;
+            {
+                let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+                if xdp_target {
+                    tx.insert(idx, idx, None, 0)
+                        .with_context(|| format!("adding {name} to {MAP_TX}"))?;
+                } else {
+                    let _ = tx.remove(idx);
+                }
+            }
+            let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
+            if xdp_target {
+                flood
+                    .insert(idx, idx, Some(&prog), 0)
+                    .with_context(|| format!("adding {name} to {MAP_FLOOD}"))?;
+            } else {
+                let _ = flood.remove(idx);
+            }
+        }
+        // TC flood lists: dense per bridge; the count is written last when the list grows
+        // and first when it shrinks, so the datapath never reads past valid entries.
+        let mut per_bridge: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for p in self.ports.values() {
+            per_bridge
+                .entry(p.bridge_id)
+                .or_default()
+                .push(p.public.ifindex);
+        }
+        let mut members: HashMap<&mut MapData, MemberKey, u32> = self.map_mut(MAP_MEMBERS)?;
+        let old: Vec<(MemberKey, u32)> = members.iter().filter_map(Result::ok).collect();
+        for (bridge, list) in &per_bridge {
+            let count_key = MemberKey {
+                bridge: *bridge,
+                idx: MEMBER_COUNT,
+            };
+            let n = u32::try_from(list.len()).context("member count")?;
+            let old_n = old
+                .iter()
+                .find(|(k, _)| *k == count_key)
+                .map_or(0, |(_, v)| *v);
+            if n < old_n {
+                members.insert(count_key, n, 0).context("member count")?;
+            }
+            for (i, idx) in (0u32..).zip(list) {
+                members
+                    .insert(
+                        MemberKey {
+                            bridge: *bridge,
+                            idx: i,
+                        },
+                        *idx,
+                        0,
+                    )
+                    .context("member list")?;
+            }
+            if n >= old_n {
+                members.insert(count_key, n, 0).context("member count")?;
+            }
+        }
+        for (k, _) in old {
+            let keep = per_bridge
+                .get(&k.bridge)
+                .is_some_and(|l| k.idx == MEMBER_COUNT || (k.idx as usize) < l.len());
+            if !keep {
+                let _ = members.remove(&k);
+            }
+        }
+        Ok(())
     }
 
     /// Attach the pass-everything program to `name` (the dom0 side of a host port), so that
@@ -745,6 +916,7 @@ impl Datapath {
             MAP_TX,
             MAP_FLOOD,
             MAP_LEARNED,
+            MAP_MEMBERS,
         ] {
             let path = self.pin_dir.join(name);
             if path.exists() {

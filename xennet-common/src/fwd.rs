@@ -13,7 +13,9 @@
 
 use crate::{
     ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, VLAN_MAX, VLAN_VID_MASK,
-    maps::{FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PortConf},
+    maps::{
+        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PortConf,
+    },
     stats::{PortStats, Stat},
 };
 
@@ -233,6 +235,11 @@ pub struct Decision {
     pub vlan: u16,
     /// What learning the source MAC did, if anything worth counting.
     pub learn: Option<Stat>,
+    /// TCI of the frame's VLAN on a tagged egress (PCP/DEI kept, VID = `vlan`).
+    pub tci: u16,
+    /// XDP cannot carry this out (the egress port takes no XDP frames, or the flood has
+    /// such members): the XDP program passes the frame to the TC program of the same device.
+    pub defer_to_tc: bool,
 }
 
 impl Decision {
@@ -246,6 +253,8 @@ impl Decision {
             tag: TagOp::Keep,
             vlan,
             learn: None,
+            tci: vlan,
+            defer_to_tc: false,
         }
     }
 
@@ -363,6 +372,8 @@ fn forward<T: Tables>(
     let flood = |slot| {
         let mut d = Decision::new(Verdict::Flood, Stat::Flood, slot, vlan);
         d.tag = tag_for_flood(hdr, port, vlan, pcp_dei, tagged);
+        d.tci = pcp_dei | vlan;
+        d.defer_to_tc = port.flags & PORT_F_FLOOD_VIA_TC != 0;
         d
     };
     if hdr.dst[0] & 1 != 0 {
@@ -419,6 +430,8 @@ fn forward<T: Tables>(
         tag,
         vlan,
         learn: None,
+        tci: pcp_dei | vlan,
+        defer_to_tc: out.flags & PORT_F_TC_ONLY != 0,
     }
 }
 
@@ -501,25 +514,27 @@ pub fn flood_egress<F: Frame, T: Tables>(
 ) -> Option<(TagOp, u32)> {
     let out = t.port(egress)?;
     let inp = t.port(ingress)?;
-    if out.bridge != inp.bridge {
-        return None;
-    }
     let tag = match parse(f) {
         Ok(EthHdr {
             outer: Some(tag), ..
         }) if tag.tpid == out.tpid => tag,
         _ => return None,
     };
-    let vid = tag.vid();
-    if vid == 0 || !out.carries(vid) {
+    let tagged = member_egress(inp, out, tag.vid())?;
+    let op = if tagged { TagOp::Keep } else { TagOp::Pop };
+    Some((op, out.slot))
+}
+
+/// Whether a flood of VLAN `vid` from port `inp` goes out of port `out`, and if so whether
+/// tagged (`Some(true)`) or untagged (`Some(false)`). The one rule both flood paths (XDP
+/// devmap egress, TC clone loop) apply.
+#[inline(always)]
+#[must_use]
+pub fn member_egress(inp: &PortConf, out: &PortConf, vid: u16) -> Option<bool> {
+    if out.bridge != inp.bridge || vid == 0 || !out.carries(vid) {
         return None;
     }
-    let op = if vid == out.pvid {
-        TagOp::Pop
-    } else {
-        TagOp::Keep
-    };
-    Some((op, out.slot))
+    Some(vid != out.pvid)
 }
 
 /// Count a frame of `len` bytes under its final decision.

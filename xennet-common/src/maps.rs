@@ -20,6 +20,17 @@ pub const MAP_FLOOD: &str = "XN_FLOOD";
 /// when it ages entries out.
 pub const MAP_LEARNED: &str = "XN_LEARNED";
 
+/// TC flood lists: [`MemberKey`] → ifindex of each port of a bridge (dense indices
+/// `0..count`), and the count under index [`MEMBER_COUNT`]. Hash map.
+pub const MAP_MEMBERS: &str = "XN_MEMBERS";
+/// Index under which `XN_MEMBERS` holds a bridge's member count.
+pub const MEMBER_COUNT: u32 = u32::MAX;
+/// Most ports a TC flood visits (the verifier needs a bound); beyond it, copies are not sent
+/// and `flood_truncated` counts the frame.
+pub const MAX_TC_FLOOD: u32 = 256;
+
+/// Name of the TC ingress program in the object.
+pub const PROG_TC: &str = "xennet_tc";
 /// Name of the XDP ingress program in the object.
 pub const PROG_XDP: &str = "xennet_xdp";
 /// Name of the devmap egress program that tags (or drops) each flooded copy.
@@ -40,6 +51,25 @@ pub const PORT_ACCESS: u8 = 1;
 /// Port mode: tagged VLANs, optionally one native (untagged) VLAN.
 pub const PORT_TRUNK: u8 = 2;
 
+/// The port cannot take XDP frames (attached in TC or generic mode: e.g. a xen-netback vif
+/// has no `ndo_xdp_xmit`): XDP hands frames for it to the TC program (`XDP_PASS`).
+pub const PORT_F_TC_ONLY: u8 = 1;
+/// The port's bridge has a [`PORT_F_TC_ONLY`] member, so XDP hands floods to TC.
+pub const PORT_F_FLOOD_VIA_TC: u8 = 2;
+/// An XDP program runs on this port before TC: the TC program there sees only what XDP passed
+/// up, and does not count again what XDP already counted.
+pub const PORT_F_XDP: u8 = 4;
+
+/// Key of `XN_MEMBERS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(C)]
+pub struct MemberKey {
+    /// Bridge id.
+    pub bridge: u32,
+    /// Member index, or [`MEMBER_COUNT`].
+    pub idx: u32,
+}
+
 /// Bytes of the per-port VLAN bitmap (one bit per VLAN id 0..4095).
 pub const VLAN_BITMAP_BYTES: usize = 512;
 
@@ -53,7 +83,7 @@ pub struct PortConf {
     pub slot: u32,
     /// [`PORT_ACCESS`] or [`PORT_TRUNK`].
     pub mode: u8,
-    /// Reserved, zero.
+    /// `PORT_F_*` bits.
     pub flags: u8,
     /// Access VLAN, or a trunk's native VLAN; 0 = none. Frames of this VLAN egress untagged.
     pub pvid: u16,
@@ -143,6 +173,7 @@ mod pod {
     unsafe impl aya::Pod for super::PortConf {}
     unsafe impl aya::Pod for super::FdbKey {}
     unsafe impl aya::Pod for super::FdbVal {}
+    unsafe impl aya::Pod for super::MemberKey {}
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub enum Stat {
     DropRedirect,
     /// A frame from another port claiming a MAC that is static on some port.
     DropStaticMac,
+    /// A TC flood stopped at `MAX_TC_FLOOD` ports (the remaining ports got no copy).
+    FloodTruncated,
     /// A new MAC learned on this port.
     LearnNew,
     /// A MAC moved to this port from another one (e.g. a migrated guest).
@@ -67,7 +69,7 @@ pub enum Stat {
 }
 
 /// Number of counters per port.
-pub const STAT_COUNT: usize = 26;
+pub const STAT_COUNT: usize = 27;
 
 impl Stat {
     /// Every counter, in index order.
@@ -94,6 +96,7 @@ impl Stat {
         Stat::DropTagOp,
         Stat::DropRedirect,
         Stat::DropStaticMac,
+        Stat::FloodTruncated,
         Stat::LearnNew,
         Stat::LearnMove,
         Stat::LearnLimit,
@@ -126,6 +129,7 @@ impl Stat {
             Stat::DropTagOp => "drop_tag_op",
             Stat::DropRedirect => "drop_redirect",
             Stat::DropStaticMac => "drop_static_mac",
+            Stat::FloodTruncated => "flood_truncated",
             Stat::LearnNew => "learn_new",
             Stat::LearnMove => "learn_move",
             Stat::LearnLimit => "learn_limit",

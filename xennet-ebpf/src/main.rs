@@ -10,6 +10,8 @@
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod tc;
+#[cfg(target_arch = "bpf")]
 mod xdp;
 
 #[cfg(not(target_arch = "bpf"))]

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use xennet_common::{
     fwd::{Put, Tables},
-    maps::{FDB_MAX_ENTRIES, FdbKey, FdbVal, MAX_PORTS, PortConf, STATS_SLOTS},
+    maps::{FDB_MAX_ENTRIES, FdbKey, FdbVal, MAX_PORTS, MemberKey, PortConf, STATS_SLOTS},
     stats::PortStats,
 };
 
@@ -31,6 +31,10 @@ pub(crate) static XN_TX: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0)
 /// Flood group: every port, each entry running `xennet_flood_out` on its copy.
 #[map]
 pub(crate) static XN_FLOOD: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
+
+/// Per-bridge member lists for TC floods.
+#[map]
+pub(crate) static XN_MEMBERS: HashMap<MemberKey, u32> = HashMap::with_max_entries(MAX_PORTS * 2, 0);
 
 /// MACs learned per stats slot, to enforce each port's limit.
 #[map]

@@ -111,6 +111,10 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     )]
     let ingress = ctx.ingress_ifindex() as u32;
     let mut d = fwd::decide(&frame, &Maps, ingress);
+    if d.defer_to_tc && matches!(d.verdict, Verdict::Forward | Verdict::Flood) {
+        // Unchanged, to the TC program of this device, which decides again and counts.
+        return XDP_PASS;
+    }
     let action = match d.verdict {
         Verdict::Pass => XDP_PASS,
         Verdict::Drop => XDP_DROP,

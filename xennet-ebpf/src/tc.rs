@@ -1,0 +1,234 @@
+//! The TC ingress program: the same forwarding core as XDP, with skb actions —
+//! `bpf_redirect` for unicast, a `bpf_clone_redirect` loop for floods, and
+//! `bpf_skb_vlan_push/pop` for tags (the kernel usually holds the tag in `skb->vlan_tci`).
+//! It serves ports that cannot run native XDP or take XDP frames (xen-netback vifs), and
+//! the frames an XDP program deferred to it. GSO skbs stay whole: nothing here linearises.
+
+use aya_ebpf::{
+    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
+    helpers::{
+        bpf_clone_redirect, bpf_redirect, bpf_skb_pull_data, bpf_skb_vlan_pop, bpf_skb_vlan_push,
+    },
+    macros::classifier,
+    programs::TcContext,
+};
+use xennet_common::{
+    ETH_HLEN, VLAN_HLEN,
+    fwd::{self, Frame, Tables as _, TagOp, Verdict},
+    maps::{MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP},
+    stats::Stat,
+};
+
+use crate::maps::{Maps, XN_MEMBERS};
+
+/// Bytes the parser may read: Ethernet header and two tags.
+const HDR_MAX: u32 = (ETH_HLEN + 2 * VLAN_HLEN) as u32;
+
+/// Bounds-checked access to the linear part of an skb, plus its offloaded tag.
+struct TcFrame<'a>(&'a TcContext);
+
+impl TcFrame<'_> {
+    fn skb(&self) -> *mut __sk_buff {
+        self.0.skb.skb
+    }
+}
+
+impl Frame for TcFrame<'_> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len() as usize
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        let start = self.0.data();
+        if start + off + N > self.0.data_end() {
+            return None;
+        }
+        // SAFETY: bounds checked just above.
+        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+    }
+
+    #[inline(always)]
+    fn offloaded_tag(&self) -> Option<(u16, u16)> {
+        // SAFETY: reading fields of the program's own context.
+        let (present, tci, proto) = unsafe {
+            (
+                (*self.skb()).vlan_present,
+                (*self.skb()).vlan_tci,
+                (*self.skb()).vlan_proto,
+            )
+        };
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "16-bit fields in u32 slots"
+        )]
+        (present != 0).then(|| (u16::from_be(proto as u16), tci as u16))
+    }
+}
+
+#[inline(always)]
+fn push(skb: *mut __sk_buff, tpid: u16, tci: u16) -> bool {
+    // SAFETY: helper on the program's own skb.
+    unsafe { bpf_skb_vlan_push(skb, tpid.to_be(), tci) == 0 }
+}
+
+#[inline(always)]
+fn pop(skb: *mut __sk_buff) -> bool {
+    // SAFETY: helper on the program's own skb.
+    unsafe { bpf_skb_vlan_pop(skb) == 0 }
+}
+
+/// Apply a tag operation; `tpid` is the bridge's (for a rewrite).
+#[inline(always)]
+fn apply_tag(skb: *mut __sk_buff, op: TagOp, tpid: u16) -> bool {
+    match op {
+        TagOp::Keep => true,
+        TagOp::Pop => pop(skb),
+        TagOp::Push { tpid, tci } => push(skb, tpid, tci),
+        TagOp::Rewrite { tci } => pop(skb) && push(skb, tpid, tci),
+    }
+}
+
+/// Ingress of TC-attached ports (and of XDP ports, for what XDP passed up).
+#[classifier]
+pub fn xennet_tc(ctx: TcContext) -> i32 {
+    let skb = ctx.skb.skb;
+    // Make the headers linear so the parser can read them directly (no-op when they are).
+    let linear = ctx.data_end().saturating_sub(ctx.data());
+    let total = ctx.len();
+    if (linear as u32) < HDR_MAX && total > linear as u32 {
+        // SAFETY: helper on the program's own skb.
+        unsafe { bpf_skb_pull_data(skb, total.min(HDR_MAX)) };
+    }
+    let frame = TcFrame(&ctx);
+    // Count wire bytes, as XDP does: an offloaded tag is not in skb->len.
+    let tag_len = if frame.offloaded_tag().is_some() {
+        VLAN_HLEN as u64
+    } else {
+        0
+    };
+    let len = u64::from(total) + tag_len;
+    // SAFETY: reading a field of the program's own context.
+    let ingress = unsafe { (*skb).ifindex };
+    let mut d = fwd::decide(&frame, &Maps, ingress);
+    let Some(port) = Maps.port(ingress) else {
+        fwd::account(&Maps, &d, len);
+        return TC_ACT_OK as i32;
+    };
+    let (tpid, xdp_port) = (port.tpid, port.flags & PORT_F_XDP != 0);
+    let action = match d.verdict {
+        // On an XDP port, XDP already counted what it passed up.
+        Verdict::Pass if xdp_port => return TC_ACT_OK as i32,
+        Verdict::Pass => TC_ACT_OK as i32,
+        Verdict::Drop => TC_ACT_SHOT as i32,
+        Verdict::Forward => {
+            if !apply_tag(skb, d.tag, tpid) {
+                d = d.into_drop(Stat::DropTagOp);
+                TC_ACT_SHOT as i32
+            } else {
+                // SAFETY: no preconditions.
+                let r = unsafe { bpf_redirect(d.egress, 0) };
+                if r == i64::from(TC_ACT_REDIRECT) {
+                    TC_ACT_REDIRECT as i32
+                } else {
+                    d = d.into_drop(Stat::DropRedirect);
+                    TC_ACT_SHOT as i32
+                }
+            }
+        }
+        Verdict::Flood => {
+            if !flood(&ctx, &d, ingress, tpid) {
+                d.learn = None;
+                d = d.into_drop(Stat::DropTagOp);
+            }
+            // Every copy has been sent; the original is consumed.
+            TC_ACT_SHOT as i32
+        }
+    };
+    fwd::account(&Maps, &d, len);
+    action
+}
+
+/// Send a copy to every member of the bridge that carries the VLAN, tagged per member.
+#[inline(always)]
+fn flood(ctx: &TcContext, d: &fwd::Decision, ingress: u32, tpid: u16) -> bool {
+    let skb = ctx.skb.skb;
+    let Some(inp) = Maps.port(ingress) else {
+        return false;
+    };
+    let bridge = inp.bridge;
+    // Start untagged; push per tagged member, pop again after its copy.
+    if (TcFrame(ctx).offloaded_tag().is_some() || has_inline_tag(ctx, tpid)) && !pop(skb) {
+        return false;
+    }
+    let count = Maps
+        .member(MemberKey {
+            bridge,
+            idx: MEMBER_COUNT,
+        })
+        .unwrap_or(0);
+    let base = ctx.len();
+    for i in 0..MAX_TC_FLOOD {
+        if i >= count {
+            break;
+        }
+        let Some(m) = Maps.member(MemberKey { bridge, idx: i }) else {
+            continue;
+        };
+        if m == ingress {
+            continue;
+        }
+        let Some(out) = Maps.port(m) else { continue };
+        let Some(tagged) = fwd::member_egress(inp, out, d.vlan) else {
+            continue;
+        };
+        let slot = out.slot;
+        if tagged {
+            if !push(skb, tpid, d.tci) {
+                return false;
+            }
+            // SAFETY: helper on the program's own skb.
+            let ok = unsafe { bpf_clone_redirect(skb, m, 0) } == 0;
+            if !pop(skb) {
+                return false;
+            }
+            if ok {
+                fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
+            }
+        } else {
+            // SAFETY: as above.
+            if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
+                fwd::account_tx(&Maps, slot, u64::from(base));
+            }
+        }
+    }
+    if count > MAX_TC_FLOOD {
+        Maps.with_stats(inp_slot(ingress), |s| {
+            s.c[Stat::FloodTruncated as usize] += 1;
+        });
+    }
+    true
+}
+
+#[inline(always)]
+fn inp_slot(ingress: u32) -> u32 {
+    Maps.port(ingress).map_or(0, |p| p.slot)
+}
+
+/// Whether the frame carries its outer tag in the bytes (not offloaded).
+#[inline(always)]
+fn has_inline_tag(ctx: &TcContext, tpid: u16) -> bool {
+    TcFrame(ctx)
+        .load::<2>(12)
+        .is_some_and(|t| u16::from_be_bytes(t) == tpid)
+}
+
+// The member list lives in `maps.rs`; keep the accessor next to the other map bindings.
+impl Maps {
+    #[inline(always)]
+    fn member(&self, key: MemberKey) -> Option<u32> {
+        // SAFETY: read-only copy of a map value.
+        unsafe { XN_MEMBERS.get(&key) }.copied()
+    }
+}
