@@ -118,6 +118,47 @@ impl SeedDom0 {
     }
 }
 
+/// How the ports are attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything native XDP (the seed config as it is).
+    Xdp,
+    /// vifs in TC, as xen-netback requires; the uplink in XDP.
+    VifsTc,
+    /// Everything in TC.
+    AllTc,
+}
+
+impl Mode {
+    /// The seed config with this mode's `attach` lines, written to a temp file.
+    /// `bridge_extra` is appended right after the bridge's `name` line (e.g. `mtu = 9000`).
+    pub fn config(self, tag: &str, bridge_extra: &str) -> Result<PathBuf> {
+        let seed = workspace_root().join(SEED_CONFIG);
+        let text = std::fs::read_to_string(&seed)
+            .with_context(|| format!("reading {}", seed.display()))?;
+        let mut out = String::new();
+        for line in text.lines() {
+            out.push_str(line);
+            out.push('\n');
+            if line.starts_with("name = ") && !bridge_extra.is_empty() {
+                out.push_str(bridge_extra);
+                out.push('\n');
+            }
+            let vif = line.starts_with("interface = \"vif");
+            let eth = line.starts_with("interface = \"eth");
+            if matches!(
+                (self, vif, eth),
+                (Mode::VifsTc | Mode::AllTc, true, _) | (Mode::AllTc, _, true)
+            ) {
+                out.push_str("attach = \"tc\"\n");
+            }
+        }
+        let path = std::env::temp_dir().join(format!("xennet-{tag}.toml"));
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
 /// A private bpf filesystem for one agent's pins, unmounted and removed on drop.
 #[derive(Debug)]
 pub struct BpfFs {

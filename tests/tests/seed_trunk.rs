@@ -15,7 +15,7 @@ use xennet_tests::{
     RawSocket,
     frame::{ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, parse_eth, tci, test_frame},
     require_root,
-    topo::{Agent, BpfFs, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, workspace_root},
+    topo::{Agent, BpfFs, Mode, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, workspace_root},
 };
 
 type Counters = BTreeMap<String, BTreeMap<String, u64>>;
@@ -61,7 +61,9 @@ impl World {
     fn new(tag: &str, mode: Mode) -> World {
         let sim = SeedDom0::new(tag).expect("building the simulated dom0");
         let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
-        let cfg = mode.config(sim.dom0.name());
+        let cfg = mode
+            .config(sim.dom0.name(), "")
+            .expect("writing the config");
         let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
         let _ = std::fs::remove_file(&cfg);
         let want = match mode {
@@ -179,41 +181,6 @@ fn nowhere(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) {
             frames.is_empty(),
             "nothing expected at {name}, got {frames:02x?}"
         );
-    }
-}
-
-/// How the ports are attached.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// Everything native XDP (the seed config as it is).
-    Xdp,
-    /// vifs in TC, as xen-netback requires; the uplink in XDP.
-    VifsTc,
-    /// Everything in TC.
-    AllTc,
-}
-
-impl Mode {
-    /// The seed config with this mode's `attach` lines, written to a temp file.
-    fn config(self, tag: &str) -> std::path::PathBuf {
-        let text =
-            std::fs::read_to_string(workspace_root().join(SEED_CONFIG)).expect("seed config");
-        let mut out = String::new();
-        for line in text.lines() {
-            out.push_str(line);
-            out.push('\n');
-            let vif = line.starts_with("interface = \"vif");
-            let eth = line.starts_with("interface = \"eth");
-            if matches!(
-                (self, vif, eth),
-                (Mode::VifsTc | Mode::AllTc, true, _) | (Mode::AllTc, _, true)
-            ) {
-                out.push_str("attach = \"tc\"\n");
-            }
-        }
-        let path = std::env::temp_dir().join(format!("xennet-{tag}.toml"));
-        std::fs::write(&path, out).expect("writing config");
-        path
     }
 }
 

@@ -24,6 +24,10 @@ pub const DEFAULT_SOCKET: &str = "/run/xennet/xennet.sock";
 /// Seconds after which a learned FDB entry ages out when a bridge has no
 /// `fdb_aging_secs` (the Linux bridge default).
 pub const DEFAULT_FDB_AGING_SECS: u32 = 300;
+/// Smallest `mtu` (the IPv4 minimum).
+pub const MIN_MTU: u32 = 68;
+/// Largest `mtu`.
+pub const MAX_MTU: u32 = 65535;
 /// Largest `fdb_aging_secs`.
 pub const MAX_FDB_AGING_SECS: u32 = 1_000_000;
 /// `mac_limit` of an access port (or access host port) that does not set it.
@@ -255,6 +259,11 @@ pub struct BridgeSpec {
     pub tpid: u16,
     /// Seconds after which learned FDB entries age out; 0 means never.
     pub fdb_aging_secs: u32,
+    /// MTU the agent sets on every port of the bridge (and its host port); `None`: leave the
+    /// MTUs alone, but refuse ports whose MTUs differ unless `allow_mtu_mismatch`.
+    pub mtu: Option<u32>,
+    /// Accept ports with different MTUs (frames too big for an egress port are lost there).
+    pub allow_mtu_mismatch: bool,
     /// In file order; at least one unless there is a `host`.
     pub ports: Vec<PortSpec>,
     /// dom0's own interface on this bridge, if any.
@@ -357,6 +366,8 @@ struct RawBridge {
     name: Spanned<String>,
     vlan_protocol: Option<Spanned<String>>,
     fdb_aging_secs: Option<Spanned<i64>>,
+    mtu: Option<Spanned<i64>>,
+    allow_mtu_mismatch: Option<bool>,
     #[serde(default, deserialize_with = "table_array")]
     port: Vec<Spanned<RawPort>>,
     host: Option<Spanned<HostTable>>,
@@ -758,6 +769,22 @@ impl Validator<'_> {
                 self.bounded_key(&ctx, "fdb_aging_secs", secs, MAX_FDB_AGING_SECS)
             })
             .unwrap_or(DEFAULT_FDB_AGING_SECS);
+        let mtu = raw.mtu.as_ref().and_then(|m| {
+            let v = u32::try_from(*m.get_ref())
+                .ok()
+                .filter(|v| (MIN_MTU..=MAX_MTU).contains(v));
+            if v.is_none() {
+                self.error(
+                    &m.span(),
+                    format!(
+                        "{ctx}: `mtu` = {} is out of range ({MIN_MTU}-{MAX_MTU})",
+                        m.get_ref()
+                    ),
+                );
+            }
+            v
+        });
+        let allow_mtu_mismatch = raw.allow_mtu_mismatch.unwrap_or(false);
 
         if raw.port.is_empty() && raw.host.is_none() {
             self.error(
@@ -780,6 +807,8 @@ impl Validator<'_> {
             id,
             tpid,
             fdb_aging_secs,
+            mtu,
+            allow_mtu_mismatch,
             ports,
             host,
         }
@@ -1517,6 +1546,8 @@ mod tests {
                 id: 1,
                 tpid: 0x8100,
                 fdb_aging_secs: 300,
+                mtu: None,
+                allow_mtu_mismatch: false,
                 host: None,
                 ports: vec![
                     PortSpec {
@@ -1638,7 +1669,7 @@ mod tests {
             "unknown attach mode",
             "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth0\"\naccess = 1\nattach = \"XDP\"\n",
             &[
-                "t.toml:6:10: bridge \"b\", port \"eth0\": `attach` = \"XDP\" is not one of \"auto\", \"xdp\", \"xdp-generic\"",
+                "t.toml:6:10: bridge \"b\", port \"eth0\": `attach` = \"XDP\" is not one of \"auto\", \"xdp\", \"xdp-generic\", \"tc\"",
             ],
         ),
         (
@@ -1867,7 +1898,7 @@ mod tests {
                 "unknown bridge key",
                 "[[bridge]]\nname = \"b\"\ntpid = 0x8100\n",
                 &[
-                    "t.toml:3:1: unknown field `tpid`, expected one of `name`, `vlan_protocol`, `fdb_aging_secs`, `port`, `host`",
+                    "t.toml:3:1: unknown field `tpid`, expected one of `name`, `vlan_protocol`, `fdb_aging_secs`, `mtu`, `allow_mtu_mismatch`, `port`, `host`",
                 ],
             ),
             (
@@ -1978,6 +2009,8 @@ name = \"empty\"
                     id: 1,
                     tpid: 0x8100,
                     fdb_aging_secs: DEFAULT_FDB_AGING_SECS,
+                    mtu: None,
+                    allow_mtu_mismatch: false,
                     ports: vec![access_port("eth0", 7, &[])],
                     host: None,
                 }],
@@ -2144,13 +2177,14 @@ name = \"empty\"
             (AttachMode::Auto, "auto"),
             (AttachMode::Xdp, "xdp"),
             (AttachMode::XdpGeneric, "xdp-generic"),
+            (AttachMode::Tc, "tc"),
         ] {
             assert_eq!(mode.to_string(), text);
             assert_eq!(text.parse::<AttachMode>(), Ok(mode));
         }
         assert_eq!(
             "generic".parse::<AttachMode>(),
-            Err("\"generic\" is not one of \"auto\", \"xdp\", \"xdp-generic\"".to_owned())
+            Err("\"generic\" is not one of \"auto\", \"xdp\", \"xdp-generic\", \"tc\"".to_owned())
         );
     }
 
@@ -2316,6 +2350,8 @@ name = \"empty\"
             id,
             tpid: 0x8100,
             fdb_aging_secs: 300,
+            mtu: None,
+            allow_mtu_mismatch: false,
             ports,
             host,
         }

@@ -43,6 +43,79 @@ impl Netlink {
         }
     }
 
+    /// The MTU of `name`, if it exists.
+    pub async fn mtu(&self, name: &str) -> anyhow::Result<Option<u32>> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(msg.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            })),
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(anyhow!(e)).with_context(|| format!("looking up {name}")),
+        }
+    }
+
+    /// Set the MTU of `name`.
+    pub async fn set_mtu(&self, name: &str, mtu: u32) -> anyhow::Result<()> {
+        let idx = self
+            .index(name)
+            .await?
+            .ok_or_else(|| anyhow!("interface {name:?} not found"))?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(idx).mtu(mtu).build())
+            .execute()
+            .await
+            .with_context(|| format!("setting the MTU of {name} to {mtu}"))
+    }
+
+    /// Make the MTUs of a bridge's interfaces agree: set them to `mtu` when given, else
+    /// refuse interfaces whose MTUs differ (unless `allow_mismatch`).
+    pub async fn check_mtu(
+        &self,
+        bridge: &str,
+        interfaces: &[&str],
+        mtu: Option<u32>,
+        allow_mismatch: bool,
+    ) -> anyhow::Result<()> {
+        if let Some(m) = mtu {
+            for name in interfaces {
+                if self.mtu(name).await?.is_some_and(|cur| cur != m) {
+                    self.set_mtu(name, m).await?;
+                    info!(bridge, interface = %name, mtu = m, "MTU set");
+                }
+            }
+            return Ok(());
+        }
+        if allow_mismatch {
+            return Ok(());
+        }
+        let mut seen = Vec::new();
+        for name in interfaces {
+            if let Some(m) = self.mtu(name).await? {
+                seen.push((*name, m));
+            }
+        }
+        if seen.windows(2).any(|w| w[0].1 != w[1].1) {
+            let all: Vec<String> = seen.iter().map(|(n, m)| format!("{n} {m}")).collect();
+            bail!(
+                "bridge {bridge:?}: ports have different MTUs ({}); frames too big for an \
+                 egress port would be lost: set `mtu` on the bridge (the agent then sets it on \
+                 every port; guests must match) or `allow_mtu_mismatch = true`",
+                all.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// Create (or adopt) the veth pair of `host`, set dom0's side's MAC and addresses, and
     /// bring both ends up. Returns whether the pair was created now.
     pub async fn ensure_host(&self, host: &HostSpec) -> anyhow::Result<bool> {

@@ -138,6 +138,13 @@ impl Agent {
                 self.nl.ensure_host(h).await?;
                 self.dp.attach_pass(&h.interface)?;
             }
+            let mut names: Vec<&str> = b.ports.iter().map(|p| p.interface.as_str()).collect();
+            if let Some(h) = &b.host {
+                names.extend([h.interface.as_str(), h.peer.as_str()]);
+            }
+            self.nl
+                .check_mtu(&b.name, &names, b.mtu, b.allow_mtu_mismatch)
+                .await?;
         }
         let changes = self.dp.apply(&cfg)?;
         // Host ports whose bridge no longer has one: the bridge side is detached by now.

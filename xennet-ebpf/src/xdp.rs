@@ -99,8 +99,9 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
     }
 }
 
-/// Ingress of every XDP-attached port.
-#[xdp]
+/// Ingress of every XDP-attached port. Multi-buffer aware (`xdp.frags`), so jumbo-MTU ports
+/// can run it: only the headers, always in the first buffer, are read or moved.
+#[xdp(frags)]
 pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);
     let len = frame.len() as u64;
@@ -143,7 +144,7 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
 
 /// Devmap egress program of the flood group: finishes one flooded copy for its port (pop the
 /// tag for an untagged VLAN, keep it on a trunk) or drops it (other bridge, VLAN not carried).
-#[xdp(map = "devmap")]
+#[xdp(frags, map = "devmap")]
 pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);
     let len = frame.len() as u64;
@@ -161,7 +162,7 @@ pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
 
 /// Passes everything: attached to the dom0 side of a host port so that it can receive native
 /// XDP redirects (a veth needs an XDP program or GRO on the receiving end).
-#[xdp]
+#[xdp(frags)]
 pub fn xennet_pass(_ctx: XdpContext) -> u32 {
     XDP_PASS
 }

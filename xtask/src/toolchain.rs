@@ -23,6 +23,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("ethtool", "ethtool"),
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),
+    ("python3", "python3"),
 ];
 
 fn succeeds(cmd: &mut Command) -> bool {
