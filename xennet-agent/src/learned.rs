@@ -1,5 +1,8 @@
 //! The per-port learned-MAC counts (`XN_LEARNED`), mapped into the agent's memory so that it
 //! can change them with the same atomic adds the datapath uses.
+//!
+//! The kernel lays array elements out 8 bytes apart (`round_up(value_size, 8)`), so slot `i`'s
+//! `u32` lives at byte `8 * i`.
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _},
@@ -10,6 +13,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::maps::MapData;
 use xennet_common::maps::STATS_SLOTS;
+
+/// Bytes between two elements of a BPF array map of `u32`.
+const STRIDE_BYTES: usize = 8;
 
 /// `XN_LEARNED`, mmapped.
 pub struct LearnedCounts {
@@ -29,7 +35,7 @@ impl LearnedCounts {
         // SAFETY: sysconf has no preconditions.
         let page =
             usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).context("page size")?;
-        let bytes = (slots * 4).div_ceil(page) * page;
+        let bytes = (slots * STRIDE_BYTES).div_ceil(page) * page;
         // SAFETY: mapping a BPF array map fd as the kernel documents for BPF_F_MMAPABLE maps.
         let p = unsafe {
             libc::mmap(
@@ -50,8 +56,9 @@ impl LearnedCounts {
 
     fn slot(&self, slot: u32) -> Option<&AtomicU32> {
         let i = slot as usize;
-        // SAFETY: in bounds of the mapping, which lives as long as self.
-        (i < self.len).then(|| unsafe { &*self.base.as_ptr().add(i) })
+        // SAFETY: in bounds of the mapping (element stride 8 bytes = 2 u32), which lives as
+        // long as self.
+        (i < self.len).then(|| unsafe { &*self.base.as_ptr().add(i * (STRIDE_BYTES / 4)) })
     }
 
     /// MACs learned on `slot`.
@@ -80,7 +87,7 @@ impl Drop for LearnedCounts {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly what `map` mapped.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        let bytes = (self.len * 4).div_ceil(page) * page;
+        let bytes = (self.len * STRIDE_BYTES).div_ceil(page) * page;
         // SAFETY: as above.
         unsafe { libc::munmap(self.base.as_ptr().cast(), bytes) };
     }

@@ -474,7 +474,11 @@ pub fn learn<T: Tables>(
             Ok(None)
         }
         Some(e) => {
-            // A move: the station is now behind this port.
+            // A move: the station is now behind this port — unless this port is at its limit
+            // (a guest must not take over more MACs than it may learn).
+            if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
+                return Ok(Some(Stat::LearnLimit));
+            }
             if !t.fdb_put(&key, &fresh, Put::Existing) {
                 return Ok(Some(Stat::LearnTableFull));
             }

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use xennet_common::{
     VLAN_HLEN,
-    fwd::{self, Frame, TagOp, Verdict},
+    fwd::{self, Frame, Tables as _, TagOp, Verdict},
     stats::Stat,
 };
 
@@ -113,7 +113,15 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     let ingress = ctx.ingress_ifindex() as u32;
     let mut d = fwd::decide(&frame, &Maps, ingress);
     if d.defer_to_tc && matches!(d.verdict, Verdict::Forward | Verdict::Flood) {
-        // Unchanged, to the TC program of this device, which decides again and counts.
+        // Unchanged, to the TC program of this device, which decides again and counts the
+        // frame. The learning already happened here, so count it here (TC will only refresh).
+        if let Some(l) = d.learn {
+            Maps.with_stats(d.in_slot, |s| {
+                if let Some(c) = s.c.get_mut(l as usize) {
+                    *c += 1;
+                }
+            });
+        }
         return XDP_PASS;
     }
     let action = match d.verdict {

@@ -731,6 +731,21 @@ fn per_port_limit_and_full_table_stop_learning_not_forwarding() {
     assert_eq!(w.entry(1, 4094, L3), None);
     assert_eq!(w.learned(2), 2);
     assert_eq!(w.stat(VIF1, Stat::LearnLimit), 1);
+    // A port at its limit cannot take over a MAC learned elsewhere either.
+    w.ports.get_mut(&VIF2).map(|p| p.max_learned = 1);
+    assert_eq!(
+        w.run(VIF2, eth(BCAST, [2, 0, 0, 9, 9, 9], &[])).learn,
+        Some(Stat::LearnNew)
+    );
+    let d = w.run(VIF2, eth(G1, L1, &[]));
+    assert_eq!(d.learn, Some(Stat::LearnLimit));
+    assert_eq!(
+        w.entry(1, 4094, L1).map(|e| e.ifindex),
+        Some(VIF1),
+        "not moved"
+    );
+    assert_eq!((w.learned(2), w.learned(3)), (2, 1));
+    w.ports.get_mut(&VIF2).map(|p| p.max_learned = 0);
     // Limits are per port: VIF2 still learns the MAC that VIF1 could not.
     assert_eq!(w.run(VIF2, eth(BCAST, L3, &[])).learn, Some(Stat::LearnNew));
     // Full table.
