@@ -83,6 +83,8 @@ struct PortState {
     links: Links,
     /// The port map value last written.
     conf: PortConf,
+    /// Whether the port is in the XDP redirect maps (`XN_TX`, `XN_FLOOD`).
+    in_xdp_maps: bool,
 }
 
 /// A port's program links: TC always, XDP in the XDP modes.
@@ -134,6 +136,10 @@ pub struct Datapath {
     learned: LearnedCounts,
     flood_prog: ProgramFd,
     pinned: Vec<PathBuf>,
+    /// Bridge id → the TC flood list as written to `XN_MEMBERS` (index order).
+    members: BTreeMap<u32, Vec<u32>>,
+    /// The static FDB entries this agent wrote, and their port.
+    statics: BTreeMap<FdbKey, u32>,
 }
 
 /// Interface index of `name` in the current network namespace.
@@ -262,6 +268,8 @@ impl Datapath {
             learned,
             flood_prog,
             pinned: Vec::new(),
+            members: BTreeMap::new(),
+            statics: BTreeMap::new(),
         })
     }
 
@@ -410,6 +418,7 @@ impl Datapath {
                 spec: spec.clone(),
                 links,
                 conf,
+                in_xdp_maps: false,
             },
         );
         Ok(())
@@ -496,6 +505,7 @@ impl Datapath {
         self.detach(name, st.links);
         self.unmap_port(idx)?;
         let flushed = self.flush_fdb(|_, v| v.ifindex == idx)?;
+        self.statics.retain(|_, i| *i != idx);
         self.learned.reset(st.public.slot);
         info!(port = %name, flushed, "port removed");
         Ok(())
@@ -518,23 +528,23 @@ impl Datapath {
         Ok(learned)
     }
 
-    /// Make the static FDB entries exactly those of `cfg`; returns (written, removed).
+    /// Make the static FDB entries exactly those of `cfg`; returns (written, removed). Only
+    /// the entries that differ from what this agent wrote before are touched.
     fn sync_statics(&mut self, cfg: &Config) -> anyhow::Result<(usize, usize)> {
         let mut want: BTreeMap<FdbKey, u32> = BTreeMap::new();
         for b in &cfg.bridges {
             let (bid, _) = self.bridges[&b.name];
             for p in &b.ports {
-                let idx = self.ports.get(&p.interface).map(|s| s.public.ifindex);
-                let Some(idx) = idx else { continue };
+                let Some(idx) = self.ports.get(&p.interface).map(|s| s.public.ifindex) else {
+                    continue;
+                };
                 for (mac, vlan) in &p.macs {
-                    want.insert(
-                        FdbKey {
-                            mac: mac.0,
-                            vlan: *vlan,
-                            bridge: bid,
-                        },
-                        idx,
-                    );
+                    let key = FdbKey {
+                        mac: mac.0,
+                        vlan: *vlan,
+                        bridge: bid,
+                    };
+                    want.insert(key, idx);
                 }
             }
         }
@@ -543,24 +553,30 @@ impl Datapath {
             .values()
             .map(|p| (p.public.ifindex, p.public.slot))
             .collect();
+        let stale: Vec<FdbKey> = self
+            .statics
+            .iter()
+            .filter(|(k, idx)| want.get(*k) != Some(*idx))
+            .map(|(k, _)| *k)
+            .collect();
+        let fresh: Vec<(FdbKey, u32)> = want
+            .iter()
+            .filter(|(k, idx)| self.statics.get(*k) != Some(*idx))
+            .map(|(k, idx)| (*k, *idx))
+            .collect();
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
-        let existing: Vec<(FdbKey, FdbVal)> = fdb.iter().filter_map(Result::ok).collect();
         let mut removed = 0;
-        let mut learned_replaced = Vec::new();
-        for (k, v) in &existing {
-            if v.flags & FDB_STATIC != 0 {
-                if want.get(k) != Some(&v.ifindex) && fdb.remove(k).is_ok() {
-                    removed += 1;
-                }
-            } else if want.contains_key(k) {
-                learned_replaced.push(v.ifindex);
+        for k in &stale {
+            if !want.contains_key(k) && fdb.remove(k).is_ok() {
+                removed += 1;
             }
         }
-        let mut added = 0;
-        for (k, idx) in &want {
-            let cur = existing.iter().find(|(ek, _)| ek == k).map(|(_, v)| *v);
-            if cur.is_some_and(|v| v.flags & FDB_STATIC != 0 && v.ifindex == *idx) {
-                continue;
+        let mut replaced_learned = Vec::new();
+        for (k, idx) in &fresh {
+            if let Ok(old) = fdb.get(k, 0) {
+                if old.flags & FDB_STATIC == 0 {
+                    replaced_learned.push(old.ifindex);
+                }
             }
             let val = FdbVal {
                 ifindex: *idx,
@@ -570,13 +586,14 @@ impl Datapath {
             fdb.insert(k, val, 0).with_context(|| {
                 format!("adding static MAC {} VLAN {}", fmt_mac(&k.mac), k.vlan)
             })?;
-            added += 1;
         }
-        for idx in learned_replaced {
+        for idx in replaced_learned {
             if let Some(slot) = slot_of.get(&idx) {
                 self.learned.dec(*slot);
             }
         }
+        let added = fresh.len();
+        self.statics = want;
         Ok((added, removed))
     }
 
@@ -814,75 +831,85 @@ impl Datapath {
                 ports
                     .insert(idx, conf, 0)
                     .with_context(|| format!("updating {name} in {MAP_PORTS}"))?;
-                if let Some(p) = self.ports.get_mut(&name) {
-                    p.conf = conf;
-                }
             }
             let xdp_target = conf.flags & PORT_F_TC_ONLY == 0;
-            {
+            let in_maps = self.ports.get(&name).is_some_and(|p| p.in_xdp_maps);
+            if xdp_target && !in_maps {
                 let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
-                if xdp_target {
-                    tx.insert(idx, idx, None, 0)
-                        .with_context(|| format!("adding {name} to {MAP_TX}"))?;
-                } else {
-                    let _ = tx.remove(idx);
-                }
-            }
-            let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
-            if xdp_target {
+                tx.insert(idx, idx, None, 0)
+                    .with_context(|| format!("adding {name} to {MAP_TX}"))?;
+                let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
                 flood
                     .insert(idx, idx, Some(&prog), 0)
                     .with_context(|| format!("adding {name} to {MAP_FLOOD}"))?;
-            } else {
+            } else if !xdp_target && in_maps {
+                let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+                let _ = tx.remove(idx);
+                let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
                 let _ = flood.remove(idx);
             }
+            if let Some(p) = self.ports.get_mut(&name) {
+                p.conf = conf;
+                p.in_xdp_maps = xdp_target;
+            }
         }
-        // TC flood lists: dense per bridge; the count is written last when the list grows
-        // and first when it shrinks, so the datapath never reads past valid entries.
-        let mut per_bridge: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        self.sync_members()
+    }
+
+    /// Bring the TC flood lists in `XN_MEMBERS` to the current ports, with O(1) map writes
+    /// per joining or leaving port: a leaver's slot takes the list's last entry, a joiner is
+    /// appended. The count shrinks before entries go and grows after they are written, so the
+    /// datapath never reads past valid entries.
+    fn sync_members(&mut self) -> anyhow::Result<()> {
+        let mut want: BTreeMap<u32, std::collections::BTreeSet<u32>> = BTreeMap::new();
         for p in self.ports.values() {
-            per_bridge
-                .entry(p.bridge_id)
+            want.entry(p.bridge_id)
                 .or_default()
-                .push(p.public.ifindex);
+                .insert(p.public.ifindex);
         }
-        let mut members: HashMap<&mut MapData, MemberKey, u32> = self.map_mut(MAP_MEMBERS)?;
-        let old: Vec<(MemberKey, u32)> = members.iter().filter_map(Result::ok).collect();
-        for (bridge, list) in &per_bridge {
-            let count_key = MemberKey {
-                bridge: *bridge,
-                idx: MEMBER_COUNT,
-            };
-            let n = u32::try_from(list.len()).context("member count")?;
-            let old_n = old
-                .iter()
-                .find(|(k, _)| *k == count_key)
-                .map_or(0, |(_, v)| *v);
-            if n < old_n {
-                members.insert(count_key, n, 0).context("member count")?;
+        let bridges: std::collections::BTreeSet<u32> =
+            want.keys().chain(self.members.keys()).copied().collect();
+        for bridge in bridges {
+            let desired = want.remove(&bridge).unwrap_or_default();
+            let mut list = self.members.remove(&bridge).unwrap_or_default();
+            let mut members: HashMap<&mut MapData, MemberKey, u32> = self.map_mut(MAP_MEMBERS)?;
+            let key = |idx| MemberKey { bridge, idx };
+            // Leavers.
+            let mut i = 0;
+            while i < list.len() {
+                if desired.contains(&list[i]) {
+                    i += 1;
+                    continue;
+                }
+                let last = list.len() - 1;
+                let n = u32::try_from(last).context("member count")?;
+                // Shrink first: the last entry stays readable at its old index meanwhile.
+                members.insert(key(MEMBER_COUNT), n, 0).context("member count")?;
+                if i != last {
+                    let moved = list[last];
+                    members
+                        .insert(key(u32::try_from(i).context("index")?), moved, 0)
+                        .context("member list")?;
+                }
+                let _ = members.remove(&key(n));
+                list.swap_remove(i);
             }
-            for (i, idx) in (0u32..).zip(list) {
+            // Joiners.
+            for ifindex in desired {
+                if list.contains(&ifindex) {
+                    continue;
+                }
+                let n = u32::try_from(list.len()).context("member count")?;
+                members.insert(key(n), ifindex, 0).context("member list")?;
                 members
-                    .insert(
-                        MemberKey {
-                            bridge: *bridge,
-                            idx: i,
-                        },
-                        *idx,
-                        0,
-                    )
-                    .context("member list")?;
+                    .insert(key(MEMBER_COUNT), n + 1, 0)
+                    .context("member count")?;
+                list.push(ifindex);
             }
-            if n >= old_n {
-                members.insert(count_key, n, 0).context("member count")?;
-            }
-        }
-        for (k, _) in old {
-            let keep = per_bridge
-                .get(&k.bridge)
-                .is_some_and(|l| k.idx == MEMBER_COUNT || (k.idx as usize) < l.len());
-            if !keep {
-                let _ = members.remove(&k);
+            if list.is_empty() {
+                let _ = members.remove(&key(MEMBER_COUNT));
+            } else {
+                self.members.insert(bridge, list);
             }
         }
         Ok(())
