@@ -172,6 +172,24 @@ impl FromStr for AttachMode {
     }
 }
 
+impl PortSpec {
+    /// Whether this port is a rule matching interfaces by pattern (e.g. `vif*`).
+    #[must_use]
+    pub fn is_rule(&self) -> bool {
+        is_pattern(&self.interface)
+    }
+
+    /// Whether this port (name or pattern) covers interface `name`.
+    #[must_use]
+    pub fn matches(&self, name: &str) -> bool {
+        if self.is_rule() {
+            glob::Pattern::new(&self.interface).is_ok_and(|p| p.matches(name))
+        } else {
+            self.interface == name
+        }
+    }
+}
+
 /// Which VLANs a port carries and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortMode {
@@ -834,6 +852,22 @@ impl Validator<'_> {
                      interface name: {why}"
                 ),
             );
+        } else if is_pattern(interface) {
+            if let Err(e) = glob::Pattern::new(interface) {
+                self.error(
+                    &raw.interface.span(),
+                    format!("{ctx}: `interface` = {interface:?} is not a valid pattern: {e}"),
+                );
+            }
+            if let Some(first) = raw.macs.first() {
+                self.error(
+                    &first.span(),
+                    format!(
+                        "{ctx}: static `macs` need an exact interface name, not a pattern \
+                         (add them with `xennet-agent port add … --mac` when the vif appears)"
+                    ),
+                );
+            }
         }
         let attach = match &raw.attach {
             None => Some(AttachMode::Auto),
@@ -1469,6 +1503,12 @@ fn parse_cidr(text: &str) -> Result<IpAddr, String> {
         Some(kind) => Err(format!("{ip} is {kind}, not an interface address")),
         None => Ok(ip),
     }
+}
+
+/// Whether a port's `interface` is a glob pattern (`*`, `?`, `[…]`) rather than a name.
+#[must_use]
+pub fn is_pattern(interface: &str) -> bool {
+    interface.contains(['*', '?', '['])
 }
 
 /// Linux `dev_valid_name`: 1..=15 bytes, not "." or "..", no '/', ':',

@@ -21,7 +21,7 @@ use tokio::{
 
 /// A request to the agent.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "lowercase")]
+#[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     /// The FDB, optionally of one bridge.
     Fdb {
@@ -32,6 +32,33 @@ pub enum Request {
     Ports,
     /// Re-read the configuration file and apply the difference.
     Reload,
+    /// Attach an interface as a port at run time (the toolstack's hot-plug script).
+    PortAdd(PortAdd),
+    /// Detach a port added at run time.
+    PortDel {
+        /// Interface name.
+        interface: String,
+    },
+}
+
+/// A run-time port: `xennet-agent port add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortAdd {
+    /// Interface name (e.g. `vif7.0`).
+    pub interface: String,
+    /// Bridge name (must be in the configuration).
+    pub bridge: String,
+    /// Access VLAN.
+    pub access: Option<u16>,
+    /// Trunk VLANs.
+    pub trunk: Option<Vec<u16>>,
+    /// Native VLAN of a trunk.
+    pub native: Option<u16>,
+    /// Static MACs, `MAC` or `MAC@VLAN`.
+    #[serde(default)]
+    pub macs: Vec<String>,
+    /// Attach mode (`auto`, `xdp`, `xdp-generic`, `tc`).
+    pub attach: Option<String>,
 }
 
 /// The agent's answer.

@@ -140,6 +140,8 @@ pub struct Datapath {
     members: BTreeMap<u32, Vec<u32>>,
     /// The static FDB entries this agent wrote, and their port.
     statics: BTreeMap<FdbKey, u32>,
+    /// Interfaces running the pass program (dom0 sides of host ports).
+    passing: BTreeMap<String, XdpLinkId>,
 }
 
 /// Interface index of `name` in the current network namespace.
@@ -270,6 +272,7 @@ impl Datapath {
             pinned: Vec::new(),
             members: BTreeMap::new(),
             statics: BTreeMap::new(),
+            passing: BTreeMap::new(),
         })
     }
 
@@ -884,7 +887,9 @@ impl Datapath {
                 let last = list.len() - 1;
                 let n = u32::try_from(last).context("member count")?;
                 // Shrink first: the last entry stays readable at its old index meanwhile.
-                members.insert(key(MEMBER_COUNT), n, 0).context("member count")?;
+                members
+                    .insert(key(MEMBER_COUNT), n, 0)
+                    .context("member count")?;
                 if i != last {
                     let moved = list[last];
                     members
@@ -916,17 +921,30 @@ impl Datapath {
     }
 
     /// Attach the pass-everything program to `name` (the dom0 side of a host port), so that
-    /// it can receive native XDP redirects. The link lives as long as the datapath.
+    /// it can receive native XDP redirects. Idempotent.
     pub fn attach_pass(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.passing.contains_key(name) {
+            return Ok(());
+        }
         let idx = ifindex(name)?;
         let prog = self.program_mut(PROG_PASS)?;
-        match prog.attach_to_if_index(idx, XdpMode::Driver) {
-            Ok(_) => Ok(()),
+        let link = match prog.attach_to_if_index(idx, XdpMode::Driver) {
+            Ok(l) => l,
             Err(e) => {
                 warn!(interface = %name, error = %e, "native XDP refused on host interface, using generic");
                 prog.attach_to_if_index(idx, XdpMode::Skb)
-                    .with_context(|| format!("attaching {PROG_PASS} to {name}"))?;
-                Ok(())
+                    .with_context(|| format!("attaching {PROG_PASS} to {name}"))?
+            }
+        };
+        self.passing.insert(name.to_string(), link);
+        Ok(())
+    }
+
+    /// Forget (and detach) the pass program of a host interface about to be deleted.
+    pub fn forget_pass(&mut self, name: &str) {
+        if let Some(link) = self.passing.remove(name) {
+            if let Ok(p) = self.program_mut(PROG_PASS) {
+                let _ = p.detach(link);
             }
         }
     }

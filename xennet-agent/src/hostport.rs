@@ -1,3 +1,5 @@
+//! Netlink: link lookups, MTUs, the link watch for hot-plug, and host ports.
+//!
 //! Host ports: dom0's own interface on a bridge, the role the Linux bridge device plays.
 //!
 //! For each `[bridge.host]` the agent creates a veth pair: `interface` is dom0's side (its
@@ -25,6 +27,21 @@ impl Netlink {
         let (conn, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
+    }
+
+    /// The names of every interface in this network namespace.
+    pub async fn link_names(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self.handle.link().get().execute();
+        let mut names = std::collections::BTreeSet::new();
+        while let Some(msg) = links.try_next().await.context("listing interfaces")? {
+            for a in msg.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    names.insert(n);
+                }
+            }
+        }
+        Ok(names)
     }
 
     /// The ifindex of `name`, if it exists.
@@ -197,6 +214,41 @@ impl Netlink {
             info!(interface = %name, "host port deleted");
         }
         Ok(())
+    }
+}
+
+/// A subscription to link changes (`ip monitor link`): every message means "links may have
+/// changed"; the agent then resolves its ports again.
+pub struct LinkWatch {
+    rx: futures::channel::mpsc::UnboundedReceiver<(
+        rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    )>,
+}
+
+impl LinkWatch {
+    /// Subscribe (needs a tokio runtime).
+    pub fn new() -> anyhow::Result<Self> {
+        let (conn, _handle, rx) =
+            rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
+                .context("subscribing to link changes")?;
+        tokio::spawn(conn);
+        Ok(LinkWatch { rx })
+    }
+
+    /// Wait for the next link added or removed; `false` when the subscription ended.
+    pub async fn changed(&mut self) -> bool {
+        use futures::StreamExt as _;
+        use rtnetlink::{packet_core::NetlinkPayload, packet_route::RouteNetlinkMessage};
+        while let Some((msg, _)) = self.rx.next().await {
+            if let NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_),
+            ) = msg.payload
+            {
+                return true;
+            }
+        }
+        false
     }
 }
 

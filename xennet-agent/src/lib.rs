@@ -11,4 +11,5 @@ pub mod datapath;
 pub mod ebpf;
 pub mod hostport;
 pub mod learned;
+pub mod resolve;
 pub mod stats;

@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use tracing::{info, warn};
 use xennet_agent::{
     config::{Config, DEFAULT_PIN_DIR, DEFAULT_SOCKET},
-    control::{self, Request, Response},
-    datapath::{Datapath, FdbEntry, Port, monotonic_ns},
-    hostport::Netlink,
+    control::{self, PortAdd, Request, Response},
+    datapath::{Changes, Datapath, FdbEntry, Port, monotonic_ns},
+    hostport::{LinkWatch, Netlink},
+    resolve::{RuntimePorts, resolve, runtime_port},
     stats,
 };
 
@@ -96,6 +97,48 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Attach or detach a port at run time (for the toolstack's hot-plug script).
+    Port {
+        #[command(subcommand)]
+        cmd: PortCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PortCmd {
+    /// Attach IFACE to a bridge; without --access/--trunk, the bridge's port rule matching
+    /// IFACE decides.
+    Add {
+        /// Interface (e.g. vif7.0).
+        interface: String,
+        /// Bridge name from the configuration.
+        #[arg(long)]
+        bridge: String,
+        /// Access VLAN.
+        #[arg(long, conflicts_with = "trunk")]
+        access: Option<u16>,
+        /// Trunk VLANs, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        trunk: Option<Vec<u16>>,
+        /// Native (untagged) VLAN of the trunk.
+        #[arg(long, requires = "trunk")]
+        native: Option<u16>,
+        /// Static MAC of the guest (`MAC` or `MAC@VLAN`); repeatable.
+        #[arg(long = "mac")]
+        macs: Vec<String>,
+        /// Attach mode: auto, xdp, xdp-generic, tc.
+        #[arg(long)]
+        attach: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Detach a port added with `port add`.
+    Del {
+        /// Interface.
+        interface: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,31 +165,25 @@ fn init_logging() {
         .init();
 }
 
-/// The running agent: its datapath, config and netlink handle.
+/// The running agent: its datapath, config, run-time ports and netlink handle.
 struct Agent {
     config_path: PathBuf,
     cfg: Config,
+    runtime: RuntimePorts,
     dp: Datapath,
     nl: Netlink,
+    /// Interfaces the last resolve was waiting for (logged once).
+    waiting: Vec<String>,
 }
 
 impl Agent {
-    /// Create/adopt host ports for `cfg`, then bring the datapath to it.
-    async fn apply(&mut self, cfg: Config) -> anyhow::Result<xennet_agent::datapath::Changes> {
-        for b in &cfg.bridges {
-            if let Some(h) = &b.host {
-                self.nl.ensure_host(h).await?;
-                self.dp.attach_pass(&h.interface)?;
-            }
-            let mut names: Vec<&str> = b.ports.iter().map(|p| p.interface.as_str()).collect();
-            if let Some(h) = &b.host {
-                names.extend([h.interface.as_str(), h.peer.as_str()]);
-            }
-            self.nl
-                .check_mtu(&b.name, &names, b.mtu, b.allow_mtu_mismatch)
-                .await?;
+    /// Create/adopt host ports for `cfg`, then converge on it.
+    async fn apply(&mut self, cfg: Config) -> anyhow::Result<Changes> {
+        for h in cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
+            self.nl.ensure_host(h).await?;
+            self.dp.attach_pass(&h.interface)?;
         }
-        let changes = self.dp.apply(&cfg)?;
+        let changes = self.converge(&cfg).await?;
         // Host ports whose bridge no longer has one: the bridge side is detached by now.
         for old in self.cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
             let kept = cfg
@@ -155,6 +192,7 @@ impl Agent {
                 .filter_map(|b| b.host.as_ref())
                 .any(|h| h.interface == old.interface);
             if !kept {
+                self.dp.forget_pass(&old.interface);
                 self.nl.delete(&old.interface).await?;
             }
         }
@@ -162,7 +200,82 @@ impl Agent {
         Ok(changes)
     }
 
-    async fn reload(&mut self) -> anyhow::Result<xennet_agent::datapath::Changes> {
+    /// Resolve `cfg`'s ports against the interfaces that exist now, keep each bridge's MTUs
+    /// in agreement, and bring the datapath to the result.
+    async fn converge(&mut self, cfg: &Config) -> anyhow::Result<Changes> {
+        let links = self.nl.link_names().await?;
+        // A run-time port whose interface is gone (guest stopped) is forgotten.
+        self.runtime.retain(|name, _| links.contains(name));
+        let resolved = resolve(cfg, &links, &self.runtime);
+        if resolved.waiting != self.waiting {
+            if !resolved.waiting.is_empty() {
+                info!(interfaces = ?resolved.waiting, "waiting for interfaces to appear");
+            }
+            self.waiting = resolved.waiting;
+        }
+        for b in &resolved.config.bridges {
+            let mut names: Vec<&str> = b.ports.iter().map(|p| p.interface.as_str()).collect();
+            if let Some(h) = &b.host {
+                names.extend([h.interface.as_str(), h.peer.as_str()]);
+            }
+            self.nl
+                .check_mtu(&b.name, &names, b.mtu, b.allow_mtu_mismatch)
+                .await?;
+        }
+        self.dp.apply(&resolved.config)
+    }
+
+    /// Links changed: resolve again against the same configuration.
+    async fn relink(&mut self) -> anyhow::Result<Changes> {
+        let cfg = self.cfg.clone();
+        let changes = self.converge(&cfg).await?;
+        if !changes.added.is_empty() || !changes.removed.is_empty() {
+            info!(added = ?changes.added, removed = ?changes.removed, "ports followed link changes");
+        }
+        Ok(changes)
+    }
+
+    async fn port_add(&mut self, req: &PortAdd) -> anyhow::Result<Changes> {
+        let (bridge, spec) = runtime_port(&self.cfg, req)?;
+        if self
+            .cfg
+            .bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .any(|p| !p.is_rule() && p.interface == req.interface)
+        {
+            anyhow::bail!(
+                "{} is configured by name in {}; change it there",
+                req.interface,
+                self.config_path.display()
+            );
+        }
+        if self.nl.index(&req.interface).await?.is_none() {
+            anyhow::bail!("interface {:?} does not exist", req.interface);
+        }
+        let previous = self.runtime.insert(req.interface.clone(), (bridge, spec));
+        match self.relink().await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                // Leave the run-time ports as they were.
+                match previous {
+                    Some(p) => self.runtime.insert(req.interface.clone(), p),
+                    None => self.runtime.remove(&req.interface),
+                };
+                let _ = self.relink().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn port_del(&mut self, interface: &str) -> anyhow::Result<Changes> {
+        if self.runtime.remove(interface).is_none() {
+            anyhow::bail!("{interface} is not a port added with `port add`");
+        }
+        self.relink().await
+    }
+
+    async fn reload(&mut self) -> anyhow::Result<Changes> {
         let mut cfg = Config::load(&self.config_path).with_context(|| {
             format!("{} is invalid; nothing changed", self.config_path.display())
         })?;
@@ -183,6 +296,14 @@ impl Agent {
             },
             Ok(Request::Ports) => Response::ok(&self.dp.ports()),
             Ok(Request::Reload) => match self.reload().await {
+                Ok(c) => Response::ok(&c),
+                Err(e) => Response::err(&e),
+            },
+            Ok(Request::PortAdd(req)) => match self.port_add(&req).await {
+                Ok(c) => Response::ok(&c),
+                Err(e) => Response::err(&e),
+            },
+            Ok(Request::PortDel { interface }) => match self.port_del(&interface).await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
@@ -222,10 +343,14 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
         use tokio::signal::unix::{SignalKind, signal};
         let listener = control::bind(&cfg.socket)?;
         let socket = cfg.socket.clone();
+        // Subscribe before the first resolve, so no link appearing in between is missed.
+        let mut watch = LinkWatch::new()?;
         let mut agent = Agent {
             config_path: config.to_path_buf(),
             dp: Datapath::load(&cfg.pin_dir)?,
             nl: Netlink::new()?,
+            runtime: RuntimePorts::new(),
+            waiting: Vec::new(),
             cfg: Config {
                 pin_dir: cfg.pin_dir.clone(),
                 socket: cfg.socket.clone(),
@@ -263,6 +388,23 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
                     Ok((c, _)) => agent.serve(c).await,
                     Err(e) => warn!(error = %e, "control socket accept"),
                 },
+                alive = watch.changed() => {
+                    if !alive {
+                        anyhow::bail!("the link watch ended");
+                    }
+                    // Gather a burst of link changes (a guest brings up many vifs at once).
+                    let burst = tokio::time::sleep(Duration::from_millis(20));
+                    tokio::pin!(burst);
+                    loop {
+                        tokio::select! {
+                            () = &mut burst => break,
+                            more = watch.changed() => if !more { break },
+                        }
+                    }
+                    if let Err(e) = agent.relink().await {
+                        warn!(error = %format!("{e:#}"), "following link changes failed");
+                    }
+                }
             }
         }
         drop(listener);
@@ -383,6 +525,39 @@ fn main() -> ExitCode {
             .socket()
             .and_then(|s| control::call(&s, &Request::Ports))
             .and_then(|v| print_ports(v, json)),
+        Cmd::Port {
+            cmd:
+                PortCmd::Add {
+                    interface,
+                    bridge,
+                    access,
+                    trunk,
+                    native,
+                    macs,
+                    attach,
+                    target,
+                },
+        } => target
+            .socket()
+            .and_then(|s| {
+                let req = PortAdd {
+                    interface,
+                    bridge,
+                    access,
+                    trunk,
+                    native,
+                    macs,
+                    attach,
+                };
+                control::call(&s, &Request::PortAdd(req))
+            })
+            .map(|_| ()),
+        Cmd::Port {
+            cmd: PortCmd::Del { interface, target },
+        } => target
+            .socket()
+            .and_then(|s| control::call(&s, &Request::PortDel { interface }))
+            .map(|_| ()),
         Cmd::Reload { target } => target
             .socket()
             .and_then(|s| control::call(&s, &Request::Reload))

@@ -1,0 +1,301 @@
+//! From configuration to concrete ports: exact names, pattern rules (`interface = "vif*"`)
+//! matched against the interfaces that exist now, and ports added at run time by the
+//! toolstack (`xennet-agent port add`). The result is a [`Config`] whose ports all name
+//! existing interfaces, which [`crate::datapath::Datapath::apply`] brings the datapath to.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{Config, PortSpec};
+
+/// A port added at run time: its bridge and spec.
+pub type RuntimePorts = BTreeMap<String, (String, PortSpec)>;
+
+/// The concrete configuration, and the exact interfaces it is still waiting for.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Every port names an existing interface.
+    pub config: Config,
+    /// Configured (exact) or run-time ports whose interface does not exist (yet).
+    pub waiting: Vec<String>,
+}
+
+/// Resolve `cfg` and `runtime` against the interfaces in `links`.
+///
+/// Precedence for an interface: a run-time port, then an exact name in the file, then the
+/// first pattern rule (file order) that matches it. Host-port interfaces are never matched
+/// by rules, nor is `lo`.
+#[must_use]
+pub fn resolve(cfg: &Config, links: &BTreeSet<String>, runtime: &RuntimePorts) -> Resolved {
+    let mut claimed: BTreeSet<&str> = BTreeSet::new();
+    claimed.insert("lo");
+    for b in &cfg.bridges {
+        if let Some(h) = &b.host {
+            claimed.insert(&h.interface);
+            claimed.insert(&h.peer);
+        }
+        for p in b.ports.iter().filter(|p| !p.is_rule()) {
+            claimed.insert(&p.interface);
+        }
+    }
+    for name in runtime.keys() {
+        claimed.insert(name);
+    }
+    let mut out = cfg.clone();
+    let mut waiting = Vec::new();
+    for (b, orig) in out.bridges.iter_mut().zip(&cfg.bridges) {
+        let mut ports = Vec::new();
+        for p in &orig.ports {
+            if p.is_rule() {
+                for link in links {
+                    if !claimed.contains(link.as_str()) && p.matches(link) {
+                        let mut concrete = p.clone();
+                        concrete.interface.clone_from(link);
+                        ports.push(concrete);
+                    }
+                }
+                // Later rules must not take what this one took.
+                for q in &ports {
+                    claimed.insert(links.get(&q.interface).map_or("", String::as_str));
+                }
+            } else if runtime.contains_key(&p.interface) {
+                // The toolstack's explicit spec wins.
+            } else if links.contains(&p.interface) {
+                ports.push(p.clone());
+            } else {
+                waiting.push(p.interface.clone());
+            }
+        }
+        for (name, (bridge, spec)) in runtime {
+            if *bridge == b.name {
+                if links.contains(name) {
+                    ports.push(spec.clone());
+                } else {
+                    waiting.push(name.clone());
+                }
+            }
+        }
+        b.ports = ports;
+    }
+    Resolved {
+        config: out,
+        waiting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AttachMode, PortMode};
+
+    const CFG: &str = r#"
+[[bridge]]
+name = "trunk"
+[[bridge.port]]
+interface = "eth1"
+trunk = [4093, 4094]
+[[bridge.port]]
+interface = "vif1.0"
+access = 4093
+[[bridge.port]]
+interface = "vif*"
+access = 4094
+attach = "tc"
+[bridge.host]
+interface = "vifmgmt"
+access = 4094
+
+[[bridge]]
+name = "internal"
+[[bridge.port]]
+interface = "vif*.1"
+access = 10
+"#;
+
+    fn names(c: &Config, bridge: usize) -> Vec<&str> {
+        c.bridges[bridge]
+            .ports
+            .iter()
+            .map(|p| p.interface.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn exact_names_rules_runtime_and_waiting() {
+        let cfg = Config::parse(CFG, "t.toml").unwrap();
+        let links: BTreeSet<String> = [
+            "lo",
+            "eth1",
+            "vif1.0",
+            "vif2.0",
+            "vif2.1",
+            "vif3.0",
+            "vifmgmt",
+            "xnh-trunk",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let mut runtime = RuntimePorts::new();
+        runtime.insert(
+            "vif3.0".into(),
+            (
+                "trunk".into(),
+                PortSpec {
+                    interface: "vif3.0".into(),
+                    mode: PortMode::Access { vlan: 4093 },
+                    attach: AttachMode::Tc,
+                    macs: vec![],
+                    mac_limit: 5,
+                },
+            ),
+        );
+        runtime.insert(
+            "vif9.0".into(),
+            (
+                "internal".into(),
+                PortSpec {
+                    interface: "vif9.0".into(),
+                    mode: PortMode::Access { vlan: 10 },
+                    attach: AttachMode::Tc,
+                    macs: vec![],
+                    mac_limit: 5,
+                },
+            ),
+        );
+        let r = resolve(&cfg, &links, &runtime);
+        // vif1.0 exact (4093), vif2.0 and vif2.1 by the first rule "vif*" (file order),
+        // vif3.0 from run time, host interfaces never matched.
+        assert_eq!(
+            names(&r.config, 0),
+            ["eth1", "vif1.0", "vif2.0", "vif2.1", "vif3.0"]
+        );
+        let find = |n: &str| {
+            r.config.bridges[0]
+                .ports
+                .iter()
+                .find(|p| p.interface == n)
+                .unwrap()
+        };
+        assert_eq!(find("vif1.0").mode, PortMode::Access { vlan: 4093 });
+        assert_eq!(find("vif2.0").mode, PortMode::Access { vlan: 4094 });
+        assert_eq!(find("vif2.0").attach, AttachMode::Tc);
+        assert_eq!(find("vif3.0").mac_limit, 5);
+        // "vif*.1" comes second: vif2.1 was taken by "vif*" already.
+        assert!(names(&r.config, 1).is_empty());
+        assert_eq!(r.waiting, ["vif9.0"]);
+    }
+
+    #[test]
+    fn missing_exact_ports_wait() {
+        let cfg = Config::parse(CFG, "t.toml").unwrap();
+        let links: BTreeSet<String> = ["vif5.1"].iter().map(ToString::to_string).collect();
+        let r = resolve(&cfg, &links, &RuntimePorts::new());
+        assert_eq!(r.waiting, ["eth1", "vif1.0"]);
+        assert_eq!(names(&r.config, 0), ["vif5.1"]);
+    }
+}
+
+/// Turn a `port add` request into a run-time port of `cfg`'s bridge, validating it as the
+/// configuration file would. Without `access`/`trunk`, the first rule (or exact port) of that
+/// bridge matching the interface decides the VLANs and attach mode.
+pub fn runtime_port(
+    cfg: &Config,
+    req: &crate::control::PortAdd,
+) -> anyhow::Result<(String, PortSpec)> {
+    use std::collections::BTreeSet;
+
+    use anyhow::{anyhow, bail};
+
+    use crate::config::{AttachMode, MacAddr, PortMode};
+
+    let valid = |v: u16| (1..=4094).contains(&v);
+    if req.interface.is_empty()
+        || req.interface.len() > 15
+        || req.interface.contains(['/', ' ', ':'])
+    {
+        bail!("{:?} is not a valid interface name", req.interface);
+    }
+    let bridge = cfg
+        .bridges
+        .iter()
+        .find(|b| b.name == req.bridge)
+        .ok_or_else(|| anyhow!("no bridge {:?} in the configuration", req.bridge))?;
+    let rule = bridge.ports.iter().find(|p| p.matches(&req.interface));
+    let mode = match (req.access, &req.trunk) {
+        (Some(_), Some(_)) => bail!("give --access or --trunk, not both"),
+        (Some(v), None) => {
+            if !valid(v) || req.native.is_some() {
+                bail!("--access {v}: not a VLAN id (1-4094), or given with --native");
+            }
+            PortMode::Access { vlan: v }
+        }
+        (None, Some(list)) => {
+            let mut vlans: BTreeSet<u16> = BTreeSet::new();
+            for v in list.iter().copied().chain(req.native) {
+                if !valid(v) {
+                    bail!("VLAN {v} is not a VLAN id (1-4094)");
+                }
+                vlans.insert(v);
+            }
+            if vlans.is_empty() {
+                bail!("--trunk needs at least one VLAN");
+            }
+            PortMode::Trunk {
+                vlans,
+                native: req.native,
+            }
+        }
+        (None, None) => rule.map(|r| r.mode.clone()).ok_or_else(|| {
+            anyhow!(
+                "bridge {:?} has no port rule matching {:?}: give --access or --trunk",
+                req.bridge,
+                req.interface
+            )
+        })?,
+    };
+    let attach = match &req.attach {
+        Some(a) => a
+            .parse::<AttachMode>()
+            .map_err(|e| anyhow!("--attach {e}"))?,
+        None => rule.map_or(AttachMode::Auto, |r| r.attach),
+    };
+    let mut macs = Vec::new();
+    for m in &req.macs {
+        let (mac, vlan) = match m.split_once('@') {
+            Some((mac, v)) => (
+                mac,
+                Some(v.parse::<u16>().map_err(|_| anyhow!("bad VLAN in {m:?}"))?),
+            ),
+            None => (m.as_str(), None),
+        };
+        let mac: MacAddr = mac.parse().map_err(|e| anyhow!("MAC {m:?}: {e}"))?;
+        if mac.is_multicast() || mac.is_zero() {
+            bail!("MAC {m:?} is not a unicast station address");
+        }
+        let vlan = match (&mode, vlan) {
+            (PortMode::Access { vlan: a }, None) => *a,
+            (PortMode::Access { vlan: a }, Some(v)) if v == *a => v,
+            (PortMode::Access { vlan: a }, Some(v)) => {
+                bail!("MAC {m:?}: VLAN {v} is not the port's access VLAN {a}")
+            }
+            (PortMode::Trunk { native, .. }, None) => native
+                .ok_or_else(|| anyhow!("MAC {m:?} on a trunk without native VLAN needs @VLAN"))?,
+            (PortMode::Trunk { vlans, .. }, Some(v)) if vlans.contains(&v) => v,
+            (PortMode::Trunk { .. }, Some(v)) => {
+                bail!("MAC {m:?}: the port does not carry VLAN {v}")
+            }
+        };
+        macs.push((mac, vlan));
+    }
+    let mac_limit = rule.map_or_else(|| mode.default_mac_limit(), |r| r.mac_limit);
+    Ok((
+        bridge.name.clone(),
+        PortSpec {
+            interface: req.interface.clone(),
+            mode,
+            attach,
+            macs,
+            mac_limit,
+        },
+    ))
+}
