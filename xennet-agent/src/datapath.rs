@@ -31,7 +31,7 @@ use xennet_common::{
 };
 
 use crate::{
-    config::{AttachMode, BridgeSpec, Config, HostSpec, PortMode, PortSpec},
+    config::{AttachMode, BridgeSpec, Config, HostSpec, MacAddr, PortMode, PortSpec},
     learned::LearnedCounts,
 };
 
@@ -200,11 +200,8 @@ fn describe_mode(m: &PortMode) -> String {
     }
 }
 
-fn fmt_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+fn fmt_mac(m: [u8; 6]) -> String {
+    MacAddr(m).to_string()
 }
 
 /// The bridge side of a bridge's host port, as a port of that bridge.
@@ -316,7 +313,7 @@ impl Datapath {
             let aging = u64::from(b.fdb_aging_secs) * 1_000_000_000;
             let id = match self.bridges.get(&b.name) {
                 Some((id, _)) => *id,
-                None => (1..)
+                None => (1..=u32::MAX)
                     .find(|i| {
                         !self.bridges.values().any(|(id, _)| id == i)
                             && !bridges.values().any(|(id, _): &(u32, u64)| id == i)
@@ -586,9 +583,8 @@ impl Datapath {
                 flags: FDB_STATIC,
                 last_seen_ns: 0,
             };
-            fdb.insert(k, val, 0).with_context(|| {
-                format!("adding static MAC {} VLAN {}", fmt_mac(&k.mac), k.vlan)
-            })?;
+            fdb.insert(k, val, 0)
+                .with_context(|| format!("adding static MAC {} VLAN {}", fmt_mac(k.mac), k.vlan))?;
         }
         for idx in replaced_learned {
             if let Some(slot) = slot_of.get(&idx) {
@@ -616,7 +612,7 @@ impl Datapath {
             .collect();
         let now = monotonic_ns();
         let mut out = Vec::new();
-        for item in fdb.iter() {
+        for item in &fdb {
             let (k, v) = item.context("iterating XN_FDB")?;
             let bname = names
                 .get(&k.bridge)
@@ -629,7 +625,7 @@ impl Datapath {
             let age = (!is_static).then(|| now.saturating_sub(v.last_seen_ns) as f64 / 1e9);
             out.push(FdbEntry {
                 bridge: bname,
-                mac: fmt_mac(&k.mac),
+                mac: fmt_mac(k.mac),
                 vlan: k.vlan,
                 port: ports
                     .get(&v.ifindex)
@@ -884,14 +880,14 @@ impl Datapath {
                     i += 1;
                     continue;
                 }
-                let last = list.len() - 1;
-                let n = u32::try_from(last).context("member count")?;
+                let tail = list.len() - 1;
+                let n = u32::try_from(tail).context("member count")?;
                 // Shrink first: the last entry stays readable at its old index meanwhile.
                 members
                     .insert(key(MEMBER_COUNT), n, 0)
                     .context("member count")?;
-                if i != last {
-                    let moved = list[last];
+                if i != tail {
+                    let moved = list[tail];
                     members
                         .insert(key(u32::try_from(i).context("index")?), moved, 0)
                         .context("member list")?;

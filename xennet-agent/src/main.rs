@@ -471,6 +471,7 @@ fn print_fdb(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[expect(clippy::too_many_lines, reason = "one match arm per subcommand")]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();

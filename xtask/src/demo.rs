@@ -65,6 +65,7 @@ fn send_and_report(
 }
 
 /// Run the demo with the agent binary `agent`.
+#[expect(clippy::too_many_lines, reason = "a linear script of demo steps")]
 pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
     // SAFETY: the demo is single-threaded here; tests read the same variable.
     unsafe { std::env::set_var("XENNET_AGENT", agent_bin) };

@@ -52,9 +52,12 @@ impl Frame for Offloaded {
     }
 }
 
+/// The mock FDB: (bridge, VLAN, MAC) → entry.
+type Fdb = BTreeMap<(u32, u16, [u8; 6]), FdbVal>;
+
 struct World {
     ports: BTreeMap<u32, PortConf>,
-    fdb: RefCell<BTreeMap<(u32, u16, [u8; 6]), FdbVal>>,
+    fdb: RefCell<Fdb>,
     fdb_capacity: usize,
     learned: RefCell<Vec<u32>>,
     now: Cell<u64>,
@@ -718,7 +721,9 @@ fn learning_new_refresh_move_and_static() {
 #[test]
 fn per_port_limit_and_full_table_stop_learning_not_forwarding() {
     let mut w = world();
-    w.ports.get_mut(&VIF1).map(|p| p.max_learned = 2);
+    if let Some(p) = w.ports.get_mut(&VIF1) {
+        p.max_learned = 2;
+    }
     assert_eq!(w.run(VIF1, eth(BCAST, L1, &[])).learn, Some(Stat::LearnNew));
     assert_eq!(w.run(VIF1, eth(BCAST, L2, &[])).learn, Some(Stat::LearnNew));
     let d = w.run(VIF1, eth(G2, L3, &[]));
@@ -732,7 +737,9 @@ fn per_port_limit_and_full_table_stop_learning_not_forwarding() {
     assert_eq!(w.learned(2), 2);
     assert_eq!(w.stat(VIF1, Stat::LearnLimit), 1);
     // A port at its limit cannot take over a MAC learned elsewhere either.
-    w.ports.get_mut(&VIF2).map(|p| p.max_learned = 1);
+    if let Some(p) = w.ports.get_mut(&VIF2) {
+        p.max_learned = 1;
+    }
     assert_eq!(
         w.run(VIF2, eth(BCAST, [2, 0, 0, 9, 9, 9], &[])).learn,
         Some(Stat::LearnNew)
@@ -745,7 +752,9 @@ fn per_port_limit_and_full_table_stop_learning_not_forwarding() {
         "not moved"
     );
     assert_eq!((w.learned(2), w.learned(3)), (2, 1));
-    w.ports.get_mut(&VIF2).map(|p| p.max_learned = 0);
+    if let Some(p) = w.ports.get_mut(&VIF2) {
+        p.max_learned = 0;
+    }
     // Limits are per port: VIF2 still learns the MAC that VIF1 could not.
     assert_eq!(w.run(VIF2, eth(BCAST, L3, &[])).learn, Some(Stat::LearnNew));
     // Full table.
