@@ -108,7 +108,7 @@ fn mtu_mismatch_refused_and_jumbo_frames_cross() {
     let err = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect_err("must refuse");
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("different MTUs") && msg.contains("vif2.0 9000") && msg.contains("eth1 1500"),
+        msg.contains("different MTUs") && msg.contains("vif2.0 has MTU 9000, the bridge 1500"),
         "unclear MTU error: {msg}"
     );
     drop(fs);

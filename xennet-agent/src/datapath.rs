@@ -124,6 +124,8 @@ pub struct Changes {
     pub statics_added: usize,
     /// Static FDB entries removed.
     pub statics_removed: usize,
+    /// Ports that could not be attached or updated (`name: error`); the rest was applied.
+    pub failed: Vec<String>,
 }
 
 /// The loaded datapath.
@@ -354,13 +356,18 @@ impl Datapath {
             let (bid, _) = self.bridges[&b.name];
             let host = b.host.as_ref().is_some_and(|h| &h.peer == name);
             if self.ports.contains_key(name) {
-                if self.update_port(name, bid, b.tpid, spec)? {
-                    changes.changed.push(name.clone());
+                match self.update_port(name, bid, b.tpid, spec) {
+                    Ok(true) => changes.changed.push(name.clone()),
+                    Ok(false) => {}
+                    Err(e) => changes.failed.push(format!("{name}: {e:#}")),
                 }
             } else {
-                self.add_port(&b.name, bid, b.tpid, spec, host)
-                    .with_context(|| format!("bridge {:?}, port {name:?}", b.name))?;
-                changes.added.push(name.clone());
+                match self.add_port(&b.name, bid, b.tpid, spec, host) {
+                    Ok(()) => changes.added.push(name.clone()),
+                    Err(e) => changes
+                        .failed
+                        .push(format!("bridge {:?}, port {name:?}: {e:#}", b.name)),
+                }
             }
         }
         self.refresh()?;
@@ -435,7 +442,8 @@ impl Datapath {
         let Some(st) = self.ports.get(name) else {
             return Ok(false);
         };
-        if st.spec.mode == spec.mode
+        if st.conf.tpid == tpid
+            && st.spec.mode == spec.mode
             && st.spec.attach == spec.attach
             && st.spec.mac_limit == spec.mac_limit
         {

@@ -94,15 +94,17 @@ impl Netlink {
             .with_context(|| format!("setting the MTU of {name} to {mtu}"))
     }
 
-    /// Make the MTUs of a bridge's interfaces agree: set them to `mtu` when given, else
-    /// refuse interfaces whose MTUs differ (unless `allow_mismatch`).
+    /// Make the MTUs of a bridge's interfaces agree: set them to `mtu` when given; else
+    /// (unless `allow_mismatch`) return the interfaces whose MTU differs from `reference`'s
+    /// (an interface already attached to the bridge), or from the first one's.
     pub async fn check_mtu(
         &self,
         bridge: &str,
         interfaces: &[&str],
+        reference: Option<&str>,
         mtu: Option<u32>,
         allow_mismatch: bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<(String, u32, u32)>> {
         if let Some(m) = mtu {
             for name in interfaces {
                 if self.mtu(name).await?.is_some_and(|cur| cur != m) {
@@ -110,10 +112,10 @@ impl Netlink {
                     info!(bridge, interface = %name, mtu = m, "MTU set");
                 }
             }
-            return Ok(());
+            return Ok(Vec::new());
         }
         if allow_mismatch {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut seen = Vec::new();
         for name in interfaces {
@@ -121,16 +123,16 @@ impl Netlink {
                 seen.push((*name, m));
             }
         }
-        if seen.windows(2).any(|w| w[0].1 != w[1].1) {
-            let all: Vec<String> = seen.iter().map(|(n, m)| format!("{n} {m}")).collect();
-            bail!(
-                "bridge {bridge:?}: ports have different MTUs ({}); frames too big for an \
-                 egress port would be lost: set `mtu` on the bridge (the agent then sets it on \
-                 every port; guests must match) or `allow_mtu_mismatch = true`",
-                all.join(", ")
-            );
-        }
-        Ok(())
+        let want = reference
+            .and_then(|r| seen.iter().find(|(n, _)| *n == r))
+            .or(seen.first())
+            .map(|(_, m)| *m);
+        Ok(want.map_or_else(Vec::new, |w| {
+            seen.iter()
+                .filter(|(_, m)| *m != w)
+                .map(|(n, m)| ((*n).to_string(), *m, w))
+                .collect()
+        }))
     }
 
     /// Create (or adopt) the veth pair of `host`, set dom0's side's MAC and addresses, and

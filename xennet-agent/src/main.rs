@@ -183,7 +183,7 @@ impl Agent {
             self.nl.ensure_host(h).await?;
             self.dp.attach_pass(&h.interface)?;
         }
-        let changes = self.converge(&cfg).await?;
+        let changes = self.converge(&cfg, true).await?;
         // Host ports whose bridge no longer has one: the bridge side is detached by now.
         for old in self.cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
             let kept = cfg
@@ -201,34 +201,73 @@ impl Agent {
     }
 
     /// Resolve `cfg`'s ports against the interfaces that exist now, keep each bridge's MTUs
-    /// in agreement, and bring the datapath to the result.
-    async fn converge(&mut self, cfg: &Config) -> anyhow::Result<Changes> {
+    /// in agreement, and bring the datapath to the result. `strict` (start-up, reload): any
+    /// problem fails the whole operation. Otherwise (hot-plug): a port that cannot join —
+    /// MTU mismatch, attach failure — is left out and logged, and the others go on.
+    async fn converge(&mut self, cfg: &Config, strict: bool) -> anyhow::Result<Changes> {
         let links = self.nl.link_names().await?;
         // A run-time port whose interface is gone (guest stopped) is forgotten.
         self.runtime.retain(|name, _| links.contains(name));
-        let resolved = resolve(cfg, &links, &self.runtime);
+        let mut resolved = resolve(cfg, &links, &self.runtime);
         if resolved.waiting != self.waiting {
             if !resolved.waiting.is_empty() {
                 info!(interfaces = ?resolved.waiting, "waiting for interfaces to appear");
             }
-            self.waiting = resolved.waiting;
+            self.waiting.clone_from(&resolved.waiting);
         }
-        for b in &resolved.config.bridges {
+        let attached: Vec<Port> = self.dp.ports();
+        for b in &mut resolved.config.bridges {
             let mut names: Vec<&str> = b.ports.iter().map(|p| p.interface.as_str()).collect();
             if let Some(h) = &b.host {
                 names.extend([h.interface.as_str(), h.peer.as_str()]);
             }
-            self.nl
-                .check_mtu(&b.name, &names, b.mtu, b.allow_mtu_mismatch)
+            let reference = attached
+                .iter()
+                .find(|p| p.bridge == b.name && names.contains(&p.interface.as_str()))
+                .map(|p| p.interface.as_str());
+            let offenders = self
+                .nl
+                .check_mtu(&b.name, &names, reference, b.mtu, b.allow_mtu_mismatch)
                 .await?;
+            if offenders.is_empty() {
+                continue;
+            }
+            let list: Vec<String> = offenders
+                .iter()
+                .map(|(n, m, w)| format!("{n} has MTU {m}, the bridge {w}"))
+                .collect();
+            if strict {
+                anyhow::bail!(
+                    "bridge {:?}: ports have different MTUs ({}); frames too big for an \
+                     egress port would be lost: set `mtu` on the bridge (the agent then sets \
+                     it on every port; guests must match) or `allow_mtu_mismatch = true`",
+                    b.name,
+                    list.join(", ")
+                );
+            }
+            // Only joining ports are left out; attached ones stay (an operator changed an MTU).
+            let joining = |n: &str| !attached.iter().any(|p| p.interface == n);
+            warn!(bridge = %b.name, problems = ?list, "MTU differs from the bridge's: joining ports left out");
+            b.ports.retain(|p| {
+                !offenders
+                    .iter()
+                    .any(|(n, _, _)| *n == p.interface && joining(n))
+            });
         }
-        self.dp.apply(&resolved.config)
+        let changes = self.dp.apply(&resolved.config)?;
+        if !changes.failed.is_empty() {
+            if strict {
+                anyhow::bail!("ports could not be attached: {}", changes.failed.join("; "));
+            }
+            warn!(failed = ?changes.failed, "ports left out");
+        }
+        Ok(changes)
     }
 
     /// Links changed: resolve again against the same configuration.
     async fn relink(&mut self) -> anyhow::Result<Changes> {
         let cfg = self.cfg.clone();
-        let changes = self.converge(&cfg).await?;
+        let changes = self.converge(&cfg, false).await?;
         if !changes.added.is_empty() || !changes.removed.is_empty() {
             info!(added = ?changes.added, removed = ?changes.removed, "ports followed link changes");
         }
@@ -367,9 +406,16 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-        let mut tick = tokio::time::interval(aging_tick(&agent.cfg));
+        let mut period = aging_tick(&agent.cfg);
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A reload (signal or socket) may have changed the aging times.
+            if aging_tick(&agent.cfg) != period {
+                period = aging_tick(&agent.cfg);
+                tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { info!("SIGINT: stopping"); break; }
@@ -377,7 +423,6 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
                     if let Err(e) = agent.reload().await {
                         warn!(error = %format!("{e:#}"), "reload failed");
                     }
-                    tick = tokio::time::interval(aging_tick(&agent.cfg));
                 }
                 _ = tick.tick() => match agent.dp.age(monotonic_ns()) {
                     Ok(0) => {}

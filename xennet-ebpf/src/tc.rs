@@ -117,6 +117,10 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
         return TC_ACT_OK as i32;
     };
     let (tpid, xdp_port) = (port.tpid, port.flags & PORT_F_XDP != 0);
+    if xdp_port {
+        // XDP ran first on this frame and counted what its learning did.
+        d.learn = None;
+    }
     let action = match d.verdict {
         // On an XDP port, XDP already counted what it passed up.
         Verdict::Pass if xdp_port => return TC_ACT_OK as i32,
@@ -195,11 +199,15 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, ingress: u32, tpid: u16) -> bool {
             }
             if ok {
                 fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
+            } else {
+                count_drop(slot, Stat::DropRedirect);
             }
         } else {
             // SAFETY: as above.
             if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
                 fwd::account_tx(&Maps, slot, u64::from(base));
+            } else {
+                count_drop(slot, Stat::DropRedirect);
             }
         }
     }
@@ -209,6 +217,12 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, ingress: u32, tpid: u16) -> bool {
         });
     }
     true
+}
+
+/// Count a flood copy that could not be sent, on its egress port.
+#[inline(always)]
+fn count_drop(slot: u32, s: Stat) {
+    Maps.with_stats(slot, |c| c.c[s as usize] += 1);
 }
 
 #[inline(always)]

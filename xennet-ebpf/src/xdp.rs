@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
-    helpers::bpf_xdp_adjust_head,
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_get_buff_len},
     macros::xdp,
     programs::XdpContext,
 };
@@ -104,7 +104,9 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
 #[xdp(frags)]
 pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);
-    let len = frame.len() as u64;
+    // Every buffer of a multi-buffer (jumbo) frame, not just the first.
+    // SAFETY: helper on the program's own context.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     // The kernel gives a u32 ifindex; the accessor widens it.
     #[expect(
         clippy::cast_possible_truncation,
@@ -155,13 +157,15 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
 #[xdp(frags, map = "devmap")]
 pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);
-    let len = frame.len() as u64;
+    // SAFETY: helper on the program's own context.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     // SAFETY: reading fields of the program's own context.
     let (ingress, egress) = unsafe { ((*ctx.ctx).ingress_ifindex, (*ctx.ctx).egress_ifindex) };
     let Some((op, slot)) = fwd::flood_egress(&frame, &Maps, ingress, egress) else {
         return XDP_DROP;
     };
     if apply_tag(&ctx, op).is_err() {
+        Maps.with_stats(slot, |s| s.c[Stat::DropTagOp as usize] += 1);
         return XDP_DROP;
     }
     fwd::account_tx(&Maps, slot, len.saturating_add_signed(op.len_delta()));
