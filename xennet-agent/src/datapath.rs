@@ -378,8 +378,11 @@ impl Datapath {
     }
 
     fn alloc_slot(&self) -> anyhow::Result<u32> {
+        let used: std::collections::BTreeSet<u32> =
+            self.ports.values().map(|p| p.public.slot).collect();
+        // The first gap: slots are dense from 1, so this is O(ports) once, not per candidate.
         (1..=MAX_PORTS)
-            .find(|s| !self.ports.values().any(|p| p.public.slot == *s))
+            .find(|s| !used.contains(s))
             .ok_or_else(|| anyhow!("all {MAX_PORTS} port slots in use"))
     }
 
