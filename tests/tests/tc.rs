@@ -106,6 +106,7 @@ fn mtu_mismatch_refused_and_jumbo_frames_cross() {
         .expect("mtu");
     let cfg = Mode::Xdp.config(sim.dom0.name(), "").expect("config");
     let err = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect_err("must refuse");
+    let _ = std::fs::remove_file(&cfg);
     let msg = format!("{err:#}");
     assert!(
         msg.contains("different MTUs") && msg.contains("vif2.0 has MTU 9000, the bridge 1500"),

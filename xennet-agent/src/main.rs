@@ -353,6 +353,17 @@ impl Agent {
     }
 }
 
+/// The control socket's file, removed on drop.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            warn!(path = %self.0.display(), error = %e, "removing the control socket");
+        }
+    }
+}
+
 /// How often learned entries are checked for age: a quarter of the shortest aging time,
 /// between 250 ms and 10 s.
 fn aging_tick(cfg: &Config) -> Duration {
@@ -381,6 +392,8 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let listener = control::bind(&cfg.socket)?;
+        // Removed however `run` ends, start-up failures included.
+        let _socket_file = SocketFile(cfg.socket.clone());
         let socket = cfg.socket.clone();
         // Subscribe before the first resolve, so no link appearing in between is missed.
         let mut watch = LinkWatch::new()?;
@@ -451,10 +464,6 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
                     }
                 }
             }
-        }
-        drop(listener);
-        if let Err(e) = std::fs::remove_file(&socket) {
-            warn!(error = %e, "removing the control socket");
         }
         drop(agent);
         Ok(())
