@@ -284,10 +284,52 @@ fn ping_counters(a: &str, b: &str, others: &[(&str, u64)]) -> BTreeMap<(String, 
 
 #[test]
 fn seed_learning_and_flooding() {
-    if !require_root() {
-        return;
+    if require_root() {
+        learning_and_flooding("learn", &FullConfig::default());
     }
-    let w = World::new("learn", &FullConfig::default(), &[]);
+}
+
+/// The same scenario with every vif in TC (as xen-netback needs) and the uplink in XDP.
+#[test]
+fn seed_learning_and_flooding_vifs_tc() {
+    if require_root() {
+        learning_and_flooding("learntc", &in_tc(false));
+    }
+}
+
+/// The same scenario with every port in TC.
+#[test]
+fn seed_learning_and_flooding_all_tc() {
+    if require_root() {
+        learning_and_flooding("learnalltc", &in_tc(true));
+    }
+}
+
+/// The example configuration with `attach = "tc"` on the vifs (and on the uplink too).
+fn in_tc(uplink: bool) -> FullConfig {
+    let mut cfg = FullConfig::default();
+    for vif in ["vif1.0", "vif2.0", "vif3.0", "vif4.0", "vif1.1", "vif2.1"] {
+        cfg.extra_lines.push((vif, "attach = \"tc\""));
+    }
+    if uplink {
+        cfg.extra_lines.push(("eth1", "attach = \"tc\""));
+    }
+    cfg
+}
+
+fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
+    let w = World::new(tag, cfg, &[]);
+    // Each port runs in the mode its config asks for.
+    let ports = w.agent.ports().expect("ports");
+    for (iface, line) in &cfg.extra_lines {
+        if *line == "attach = \"tc\"" {
+            let p = ports
+                .iter()
+                .find(|p| p["interface"] == *iface)
+                .unwrap_or_else(|| panic!("{iface} is not a port: {ports:?}"));
+            assert_eq!(p["attached"], "tc", "{iface}");
+        }
+    }
     let (g1, g2, g3, g4) = (w.mac("g1"), w.mac("g2"), w.mac("g3"), w.mac("g4"));
 
     // g1 pings g2 with nothing known anywhere: the ARP request is flooded through VLAN 4094
