@@ -160,15 +160,15 @@ pub fn ifindex(name: &str) -> anyhow::Result<u32> {
     Ok(i)
 }
 
-/// Monotonic clock in nanoseconds, the clock of `bpf_ktime_get_ns`.
+/// Monotonic clock in nanoseconds, the clock of `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`).
 #[must_use]
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    // SAFETY: valid out-pointer; the clock always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 

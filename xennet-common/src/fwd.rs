@@ -63,7 +63,8 @@ pub trait Tables {
     fn learned(&self, slot: u32) -> u32;
     /// Atomically add `delta` to the learned count of `slot`.
     fn learned_add(&self, slot: u32, delta: i32);
-    /// Monotonic time in nanoseconds (`bpf_ktime_get_ns`).
+    /// Monotonic time in nanoseconds, coarse is fine (`bpf_ktime_get_coarse_ns`: a tick's
+    /// resolution, far cheaper than reading the clock source in a VM).
     fn now(&self) -> u64;
     /// Run `f` on the counters of stats slot `slot` (for this CPU).
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F);
@@ -452,8 +453,9 @@ pub fn learn<T: Tables>(
         vlan,
         bridge: port.bridge,
     };
-    let now = t.now();
-    let fresh = FdbVal {
+    // The clock is read only when an entry is written or may need a refresh (a static
+    // source costs no clock read at all).
+    let fresh = |now| FdbVal {
         ifindex: ingress,
         flags: 0,
         last_seen_ns: now,
@@ -467,9 +469,10 @@ pub fn learn<T: Tables>(
             }
         }
         Some(e) if e.ifindex == ingress => {
+            let now = t.now();
             if now.wrapping_sub(e.last_seen_ns) >= REFRESH_NS {
                 // Best effort: a lost refresh only makes the entry age a little sooner.
-                let _ = t.fdb_put(&key, &fresh, Put::Existing);
+                let _ = t.fdb_put(&key, &fresh(now), Put::Existing);
             }
             Ok(None)
         }
@@ -479,7 +482,7 @@ pub fn learn<T: Tables>(
             if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
                 return Ok(Some(Stat::LearnLimit));
             }
-            if !t.fdb_put(&key, &fresh, Put::Existing) {
+            if !t.fdb_put(&key, &fresh(t.now()), Put::Existing) {
                 return Ok(Some(Stat::LearnTableFull));
             }
             if let Some(old) = t.port(e.ifindex) {
@@ -492,7 +495,7 @@ pub fn learn<T: Tables>(
             if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
                 return Ok(Some(Stat::LearnLimit));
             }
-            if !t.fdb_put(&key, &fresh, Put::New) {
+            if !t.fdb_put(&key, &fresh(t.now()), Put::New) {
                 // Full, or another CPU learned it first (then it is there: nothing lost).
                 return Ok(if t.fdb(&key).is_some() {
                     None

@@ -162,7 +162,7 @@ pub struct FdbVal {
     pub ifindex: u32,
     /// `FDB_*` flags.
     pub flags: u32,
-    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) of the last frame from this station, refreshed at
+    /// `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`) of the last frame from this station, refreshed at
     /// most every [`crate::fwd::REFRESH_NS`]; 0 for static entries.
     pub last_seen_ns: u64,
 }

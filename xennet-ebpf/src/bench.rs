@@ -200,7 +200,7 @@ pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
     XN_TX.redirect(e.ifindex, 0).unwrap_or(XDP_DROP)
 }
 
-/// The maps with a frozen clock: `learn()` without `bpf_ktime_get_ns`. Only meaningful for
+/// The maps with a frozen clock: `learn()` without reading the clock. Only meaningful for
 /// sources whose entries are static (a learned entry would be refreshed on every frame).
 struct NoClock;
 
@@ -258,7 +258,7 @@ pub fn xnb_l2_learn(ctx: XdpContext) -> u32 {
     decide_redirect(&ctx, &NoClock)
 }
 
-/// Ladder step 3: the real `decide()` (learning with `bpf_ktime_get_ns`), no counters.
+/// Ladder step 3: the real `decide()` (learning with the real clock read), no counters.
 /// `xennet_xdp` is this plus `account()`.
 #[xdp]
 pub fn xnb_l3_clock(ctx: XdpContext) -> u32 {

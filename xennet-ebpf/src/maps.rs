@@ -3,7 +3,7 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
@@ -84,7 +84,7 @@ impl Tables for Maps {
     #[inline(always)]
     fn now(&self) -> u64 {
         // SAFETY: no preconditions.
-        unsafe { bpf_ktime_get_ns() }
+        unsafe { bpf_ktime_get_coarse_ns() }
     }
 
     #[inline(always)]

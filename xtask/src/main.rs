@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask build-ebpf | test | demo`.
+//! Project tasks: `cargo xtask build-ebpf | test | demo | bench`.
 
+mod bench;
 mod demo;
 mod toolchain;
 
@@ -37,6 +38,8 @@ enum Cmd {
     },
     /// Build, start a simulated dom0 in network namespaces, show forwarding, clean up (root).
     Demo,
+    /// Compare xennet with the Linux bridge and an XDP ceiling in network namespaces (root).
+    Bench(bench::BenchArgs),
 }
 
 /// The workspace root.
@@ -99,14 +102,35 @@ fn require_root(what: &str) -> anyhow::Result<()> {
 fn test(args: &[String]) -> anyhow::Result<()> {
     require_root("test")?;
     toolchain::ensure_test_tools()?;
-    let agent = build_agent(false)?;
+    // The namespace tests run the agent as shipped: optimised (the scale tests measure it).
+    let agent = build_agent(true)?;
     let mut c = cargo();
-    c.arg("test")
+    // Every test binary runs even when one fails, so a run reports everything.
+    c.args(["test", "--no-fail-fast"])
         .env("XENNET_REQUIRE_EBPF", "1")
         .env("XENNET_AGENT", &agent);
     if !args.is_empty() {
         c.arg("--").args(args);
     }
+    run(&mut c)
+}
+
+/// Run the benchmark, whose programs come from the eBPF object embedded in this binary. When
+/// xtask was built before the eBPF toolchain existed (a fresh clone), that object is empty:
+/// rebuild and run xtask again, now that `build_agent` installed the toolchain.
+fn bench_with_object(args: &bench::BenchArgs, agent: &Path) -> anyhow::Result<()> {
+    if !xennet_agent::ebpf::OBJECT.is_empty() {
+        return bench::run(args, agent, &root());
+    }
+    if env::var_os("XENNET_BENCH_REEXEC").is_some() {
+        bail!("xtask still has no eBPF object after a rebuild");
+    }
+    eprintln!("xtask: rebuilding xtask with the eBPF object embedded");
+    let mut c = cargo();
+    c.args(["run", "--quiet", "--package", "xtask", "--"])
+        .args(env::args_os().skip(1))
+        .env("XENNET_REQUIRE_EBPF", "1")
+        .env("XENNET_BENCH_REEXEC", "1");
     run(&mut c)
 }
 
@@ -122,6 +146,14 @@ fn main() -> ExitCode {
             .and_then(|()| toolchain::ensure_test_tools())
             .and_then(|()| build_agent(false))
             .and_then(|agent| demo::run(&agent)),
+        Cmd::Bench(args) => require_root("bench")
+            .and_then(|()| toolchain::ensure_test_tools())
+            .and_then(|()| toolchain::ensure_bench_tools())
+            .and_then(|()| match &args.agent {
+                Some(a) => Ok(a.clone()),
+                None => build_agent(false),
+            })
+            .and_then(|agent| bench_with_object(&args, &agent)),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,14 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
 ];
 
+/// Commands only `cargo xtask bench` calls.
+const BENCH_TOOLS: &[(&str, &str)] = &[
+    ("iperf3", "iperf3"),
+    ("iptables", "iptables"),
+    ("bridge", "iproute2"),
+    ("sysctl", "procps"),
+];
+
 fn succeeds(cmd: &mut Command) -> bool {
     cmd.stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -122,6 +130,16 @@ pub fn ensure_ebpf() -> anyhow::Result<()> {
 /// The commands the namespace tests and the demo run.
 pub fn ensure_test_tools() -> anyhow::Result<()> {
     let missing: Vec<&str> = TEST_TOOLS
+        .iter()
+        .filter(|(cmd, _)| !succeeds(Command::new("sh").args(["-c", &format!("command -v {cmd}")])))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    apt_install(&missing)
+}
+
+/// The commands the benchmark runs besides the test tools.
+pub fn ensure_bench_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = BENCH_TOOLS
         .iter()
         .filter(|(cmd, _)| !succeeds(Command::new("sh").args(["-c", &format!("command -v {cmd}")])))
         .map(|(_, pkg)| *pkg)

@@ -1,0 +1,485 @@
+//! The generator, the sinks, the ceiling, and the bench-loaded copies of `xennet_xdp`.
+//!
+//! All come from the agent's own eBPF object (`xennet_agent::ebpf::OBJECT`), loaded here a
+//! second time: the generator and sink programs live in `xennet-ebpf/src/bench.rs`.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    sync::atomic::{AtomicBool, AtomicI32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
+    programs::{
+        Xdp, XdpMode,
+        xdp::XdpLinkId,
+        {TestRun as _, TestRunAttrs, TestRunOptions},
+    },
+};
+use xennet_common::maps::{
+    FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_PORTS, MAP_TX, PORT_ACCESS, PORT_TRUNK, PROG_XDP,
+    PortConf,
+};
+use xennet_tests::{Netns, frame::Mac};
+
+use super::topo::{self, Dut, Topo};
+
+/// The generator's configuration; the layout of `GenConf` in `xennet-ebpf/src/bench.rs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GenConf {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub dst_mask: u32,
+    pub src_mask: u32,
+    pub tci: u32,
+    pub flags: u32,
+}
+
+// SAFETY: repr(C), integers only, no padding (12 + 4 × 4 bytes).
+unsafe impl aya::Pod for GenConf {}
+
+/// Programs of the bench object.
+pub const GEN: &str = "xnb_gen";
+pub const SINK: &str = "xnb_sink";
+pub const CEIL: &str = "xnb_ceil";
+pub const CEIL_BC: &str = "xnb_ceil_bc";
+/// The ladder from the ceiling to `xennet_xdp`, in order.
+pub const LADDER: [&str; 5] = [
+    CEIL,
+    "xnb_l1_lookup",
+    "xnb_l2_learn",
+    "xnb_l3_clock",
+    PROG_XDP,
+];
+
+/// `XDP_REDIRECT`.
+const XDP_REDIRECT: u32 = 4;
+
+/// Frames per `BPF_PROG_TEST_RUN` call of the generator: more than any window needs, the call
+/// is ended by a signal.
+const GEN_CHUNK: u32 = 1 << 31;
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// A no-op SIGUSR1 handler (without `SA_RESTART`): the signal makes the generator's
+/// `BPF_PROG_TEST_RUN` return `EINTR`.
+fn catch_sigusr1() {
+    // SAFETY: a zeroed sigaction with a valid handler; the handler does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&raw mut sa.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &raw const sa, std::ptr::null_mut());
+    }
+}
+
+/// `struct xdp_md` for `ctx_in`.
+fn xdp_md(len: usize, ingress: u32) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    #[expect(clippy::cast_possible_truncation, reason = "frames are < 4 KiB")]
+    b[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    b[12..16].copy_from_slice(&ingress.to_ne_bytes());
+    b
+}
+
+/// An Ethernet/IPv4/UDP frame of `len` bytes (no FCS), optionally 802.1Q-tagged; IPv4 header
+/// valid (`br_netfilter` checks it).
+#[must_use]
+pub fn udp_frame(len: usize, dst: Mac, src: Mac, vlan: Option<u16>) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    if let Some(v) = vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let l3 = len.saturating_sub(f.len()).max(28);
+    #[expect(clippy::cast_possible_truncation, reason = "frames are < 4 KiB")]
+    let tot = l3 as u16;
+    let mut ip = [
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2,
+    ];
+    ip[2..4].copy_from_slice(&tot.to_be_bytes());
+    let mut sum: u32 = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "folded to 16 bits")]
+    let csum = !(sum as u16);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let udp_len = tot - 20;
+    f.extend_from_slice(&9000u16.to_be_bytes());
+    f.extend_from_slice(&9001u16.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.resize(f.len() + usize::from(udp_len) - 8, 0x5a);
+    f
+}
+
+/// One measurement window.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Window {
+    /// Frames counted by the sinks per second.
+    pub pps: f64,
+    /// Bits per second of those frames (Ethernet frame bytes, no FCS).
+    pub bps: f64,
+    /// Frames generated per second (offered load, before any drop).
+    pub offered_pps: f64,
+    /// Busy fraction of each CPU.
+    pub cpu_busy: Vec<f64>,
+    /// CPUs' worth of time used by everything but the benchmark (other processes on the
+    /// machine) during the window.
+    pub foreign_cpu: f64,
+}
+
+/// One loaded copy of the object.
+pub struct BenchObj {
+    pub ebpf: Ebpf,
+}
+
+fn xdp<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a Xdp> {
+    ebpf.program(name)
+        .ok_or_else(|| anyhow!("object has no program {name} (rebuild the agent)"))?
+        .try_into()
+        .with_context(|| format!("{name} type"))
+}
+
+fn xdp_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("object has no program {name} (rebuild the agent)"))?
+        .try_into()
+        .with_context(|| format!("{name} type"))
+}
+
+fn sum(v: &aya::maps::PerCpuValues<u64>) -> u64 {
+    v.iter().sum()
+}
+
+impl BenchObj {
+    /// Load the object (maps created, `programs` verified); `fdb_max` resizes `XN_FDB`.
+    pub fn load(programs: &[&str], fdb_max: Option<u32>) -> Result<BenchObj> {
+        let object = xennet_agent::ebpf::object()?;
+        let mut loader = EbpfLoader::new();
+        if let Some(n) = fdb_max {
+            loader.map_max_entries(MAP_FDB, n);
+        }
+        let mut ebpf = loader.load(object).context("loading the eBPF object")?;
+        for p in programs {
+            xdp_mut(&mut ebpf, p)?
+                .load()
+                .with_context(|| format!("verifying {p}"))?;
+        }
+        Ok(BenchObj { ebpf })
+    }
+
+    /// Attach `prog` natively to `ifname` in `ns`.
+    pub fn attach(&mut self, ns: &Netns, prog: &str, ifname: &str) -> Result<(String, XdpLinkId)> {
+        let p = xdp_mut(&mut self.ebpf, prog)?;
+        let name = ifname.to_string();
+        let link = ns.run_in(move || -> Result<XdpLinkId> {
+            let idx = xennet_agent::datapath::ifindex(&name)?;
+            p.attach_to_if_index(idx, XdpMode::Driver)
+                .with_context(|| format!("attaching {prog} to {name}"))
+        })??;
+        Ok((prog.to_string(), link))
+    }
+
+    /// Detach what [`BenchObj::attach`] attached.
+    pub fn detach(&mut self, link: (String, XdpLinkId)) -> Result<()> {
+        xdp_mut(&mut self.ebpf, &link.0)?
+            .detach(link.1)
+            .with_context(|| format!("detaching {}", link.0))
+    }
+
+    /// Replace the ceiling's maps: unicast `from → to` pairs, flood group `all` (ifindices in
+    /// the DUT namespace).
+    pub fn set_ceiling(&mut self, dut: &Netns, pairs: &[(u32, u32)], all: &[u32]) -> Result<()> {
+        let ebpf = &mut self.ebpf;
+        dut.run_in(|| -> Result<()> {
+            let mut tx: DevMapHash<&mut MapData> =
+                DevMapHash::try_from(ebpf.map_mut("XNB_TX").context("XNB_TX")?)?;
+            let old: Vec<u32> = tx.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = tx.remove(k);
+            }
+            for (a, b) in pairs {
+                tx.insert(*a, *b, None, 0).context("XNB_TX insert")?;
+            }
+            let mut bc: DevMapHash<&mut MapData> =
+                DevMapHash::try_from(ebpf.map_mut("XNB_ALL").context("XNB_ALL")?)?;
+            let old: Vec<u32> = bc.keys().filter_map(Result::ok).collect();
+            for k in old {
+                let _ = bc.remove(k);
+            }
+            for a in all {
+                bc.insert(*a, *a, None, 0).context("XNB_ALL insert")?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Fill this copy's xennet maps like the agent would for: xb0 trunk [100] native 1,
+    /// xb1 access 1 (the sink's MAC static there), and `fdb_entries` static entries in VLAN 1
+    /// behind xb1 — the first `hot` of them are the FDB scenario's destinations, the rest
+    /// filler; the generator's `flows` source MACs are static on xb0 (so that the ladder's
+    /// frozen clock is valid).
+    pub fn fill_xennet(&mut self, t: &Dut, flows: u16, hot: u32, fdb_entries: u32) -> Result<()> {
+        let xb0 = t.idx("xb0")?;
+        let xb1 = t.idx("xb1")?;
+        let ebpf = &mut self.ebpf;
+        t.ns.run_in(|| -> Result<()> {
+            let mut ports: HashMap<&mut MapData, u32, PortConf> =
+                HashMap::try_from(ebpf.map_mut(MAP_PORTS).context("XN_PORTS")?)?;
+            let mut trunk = PortConf::new(1, 1, PORT_TRUNK, 1, 0x8100);
+            trunk.add_vlan(topo::TAG_VLAN);
+            ports.insert(xb0, trunk, 0).context("XN_PORTS insert")?;
+            ports
+                .insert(xb1, PortConf::new(1, 2, PORT_ACCESS, 1, 0x8100), 0)
+                .context("XN_PORTS insert")?;
+            let mut tx: DevMapHash<&mut MapData> =
+                DevMapHash::try_from(ebpf.map_mut(MAP_TX).context("XN_TX")?)?;
+            tx.insert(xb1, xb1, None, 0).context("XN_TX insert")?;
+            let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> =
+                HashMap::try_from(ebpf.map_mut(MAP_FDB).context("XN_FDB")?)?;
+            let put = |fdb: &mut HashMap<&mut MapData, FdbKey, FdbVal>, mac: Mac, port| {
+                fdb.insert(
+                    FdbKey {
+                        mac,
+                        vlan: 1,
+                        bridge: 1,
+                    },
+                    FdbVal {
+                        ifindex: port,
+                        flags: FDB_STATIC,
+                        last_seen_ns: 0,
+                    },
+                    0,
+                )
+                .context("XN_FDB insert")
+            };
+            put(&mut fdb, topo::sink_mac(1), xb1)?;
+            for i in 0..flows {
+                put(&mut fdb, add16(topo::GEN_SRC, i), xb0)?;
+            }
+            for i in 0..fdb_entries {
+                let b = i.to_be_bytes();
+                let mac = if i < hot {
+                    let mut m = topo::FDB_DST;
+                    m[2..6].copy_from_slice(&b);
+                    m
+                } else {
+                    [0x02, 0xb2, b[0], b[1], b[2], b[3]]
+                };
+                put(&mut fdb, mac, xb1)?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Run the generator on `cpu` with `frame` and `conf` and count at the sinks: `warmup`,
+    /// then one `window`.
+    #[expect(clippy::too_many_arguments, reason = "one window's settings")]
+    pub fn measure(
+        &mut self,
+        t: &Topo,
+        gen_if: u32,
+        frame: &[u8],
+        conf: GenConf,
+        cpu: usize,
+        warmup: Duration,
+        window: Duration,
+        batch: u32,
+    ) -> Result<Window> {
+        {
+            let mut cfg: Array<&mut MapData, GenConf> =
+                Array::try_from(self.ebpf.map_mut("XNB_GEN").context("XNB_GEN")?)?;
+            cfg.set(0, conf, 0).context("writing XNB_GEN")?;
+        }
+        let sink: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map("XNB_SINK").context("XNB_SINK")?)?;
+        let seq: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map("XNB_SEQ").context("XNB_SEQ")?)?;
+        let gen_prog = xdp(&self.ebpf, GEN)?;
+        let netns = File::open(format!("/run/netns/{}", t.genns.name())).context("gen netns")?;
+        let ctx = xdp_md(frame.len(), gen_if);
+        let stop = AtomicBool::new(false);
+        let gen_tid = AtomicI32::new(0);
+        catch_sigusr1();
+        let read = || -> Result<(u64, u64, u64)> {
+            Ok((
+                sum(&sink.get(&0, 0)?),
+                sum(&sink.get(&1, 0)?),
+                sum(&seq.get(&0, 0)?),
+            ))
+        };
+        std::thread::scope(|s| -> Result<Window> {
+            let h = s.spawn(|| -> Result<()> {
+                // SAFETY: setns on this thread only; the fd is valid.
+                if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error()).context("setns gen");
+                }
+                topo::set_affinity(0, cpu)?;
+                // Below the sinks' NAPI threads (50), above everything else: other load on
+                // the machine must not throttle the generator.
+                topo::set_fifo(0, 40)?;
+                // SAFETY: gettid has no preconditions.
+                gen_tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+                let r = (|| -> Result<()> {
+                    while !stop.load(Ordering::SeqCst) {
+                        let opts = TestRunOptions {
+                            data_in: Some(frame),
+                            ctx_in: Some(&ctx),
+                            repeat: GEN_CHUNK,
+                            attrs: TestRunAttrs::new().xdp_live_frames(batch),
+                            ..TestRunOptions::new()
+                        };
+                        if let Err(e) = gen_prog.test_run(opts) {
+                            // EINTR: stopped by `stop_gen`.
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            return Err(e).context("generator test_run");
+                        }
+                    }
+                    Ok(())
+                })();
+                stop.store(true, Ordering::SeqCst);
+                r
+            });
+            let result = (|| -> Result<Window> {
+                let deadline = Instant::now() + warmup;
+                while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let (p0, b0, s0) = read()?;
+                let c0 = topo::cpu_times()?;
+                let o0 = t.own_ticks();
+                let t0 = Instant::now();
+                std::thread::sleep(window);
+                let (p1, b1, s1) = read()?;
+                let c1 = topo::cpu_times()?;
+                let o1 = t.own_ticks();
+                let dt = t0.elapsed().as_secs_f64();
+                #[expect(clippy::cast_precision_loss, reason = "counters")]
+                Ok(Window {
+                    pps: (p1 - p0) as f64 / dt,
+                    bps: (b1 - b0) as f64 * 8.0 / dt,
+                    offered_pps: (s1 - s0) as f64 / dt,
+                    cpu_busy: topo::cpu_busy(&c0, &c1),
+                    foreign_cpu: topo::foreign(&c0, &c1, o1 - o0),
+                })
+            })();
+            stop.store(true, Ordering::SeqCst);
+            // One test_run call runs for the whole window (its setup and teardown wait for
+            // RCU grace periods, which must not fall inside the window); a signal ends it.
+            while !h.is_finished() {
+                let tid = gen_tid.load(Ordering::SeqCst);
+                if tid != 0 {
+                    // SAFETY: signalling a thread of this process; SIGUSR1 has a no-op handler.
+                    unsafe {
+                        libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let g = h.join().map_err(|_| anyhow!("generator thread panicked"))?;
+            let w = result?;
+            g?;
+            Ok(w)
+        })
+    }
+
+    /// Run `prog` `repeat` times on `frame` (not live: the program's own run time) with
+    /// ingress xb0; returns ns per run. Fails unless the program returns `XDP_REDIRECT`.
+    pub fn prog_ns(&self, t: &Dut, prog: &str, frame: &[u8], repeat: u32) -> Result<f64> {
+        let p = xdp(&self.ebpf, prog)?;
+        let ctx = xdp_md(frame.len(), t.idx("xb0")?);
+        let r = t.ns.run_in(|| {
+            p.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..TestRunOptions::new()
+            })
+        })??;
+        if r.return_value != XDP_REDIRECT {
+            bail!(
+                "{prog} returned {} instead of XDP_REDIRECT on the ladder frame",
+                r.return_value
+            );
+        }
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds")]
+        Ok(r.duration.as_nanos() as f64)
+    }
+
+    /// (run count, run time ns) of `prog` (`kernel.bpf_stats_enabled` must be on).
+    pub fn prog_stats(&self, prog: &str) -> Result<(u64, u64)> {
+        let info = xdp(&self.ebpf, prog)?.info()?;
+        #[expect(clippy::cast_possible_truncation, reason = "ns fit u64")]
+        Ok((info.run_count(), info.run_time().as_nanos() as u64))
+    }
+}
+
+/// `mac` + `n` in its last two bytes.
+#[must_use]
+pub fn add16(mac: Mac, n: u16) -> Mac {
+    let lo = u16::from_be_bytes([mac[4], mac[5]]).wrapping_add(n);
+    let b = lo.to_be_bytes();
+    [mac[0], mac[1], mac[2], mac[3], b[0], b[1]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip_checksum_ok(ip: &[u8]) -> bool {
+        let mut sum: u32 = ip
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn frames_have_the_size_and_a_valid_ipv4_header() {
+        let (d, s) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        for (len, vlan) in [(60, None), (64, Some(100)), (1514, None)] {
+            let f = udp_frame(len, d, s, vlan);
+            assert_eq!(f.len(), len);
+            let l3 = if vlan.is_some() { 18 } else { 14 };
+            assert_eq!(&f[l3 - 2..l3], &[0x08, 0x00]);
+            let ip = &f[l3..l3 + 20];
+            assert!(ip_checksum_ok(ip), "bad IPv4 checksum for {len}");
+            assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), len - l3);
+            let udp_len = u16::from_be_bytes([f[l3 + 24], f[l3 + 25]]);
+            assert_eq!(usize::from(udp_len), len - l3 - 20);
+        }
+        let t = udp_frame(64, d, s, Some(100));
+        assert_eq!(&t[12..16], &[0x81, 0x00, 0x00, 100]);
+    }
+
+    #[test]
+    fn gen_conf_matches_the_kernel_layout() {
+        assert_eq!(std::mem::size_of::<GenConf>(), 28);
+        assert_eq!(std::mem::align_of::<GenConf>(), 4);
+    }
+
+    #[test]
+    fn mac_offsets() {
+        assert_eq!(add16([2, 0, 0, 0, 0x00, 0xff], 1), [2, 0, 0, 0, 0x01, 0x00]);
+        assert_eq!(add16([2, 0, 0, 0, 0xff, 0xff], 1), [2, 0, 0, 0, 0, 0]);
+    }
+}
