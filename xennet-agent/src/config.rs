@@ -24,6 +24,12 @@ pub const DEFAULT_SOCKET: &str = "/run/xennet/xennet.sock";
 /// Seconds after which a learned FDB entry ages out when a bridge has no
 /// `fdb_aging_secs` (the Linux bridge default).
 pub const DEFAULT_FDB_AGING_SECS: u32 = 300;
+/// Default `fdb_max_entries` (the datapath's compiled-in size).
+pub const DEFAULT_FDB_MAX_ENTRIES: u32 = xennet_common::maps::FDB_MAX_ENTRIES;
+/// Smallest `fdb_max_entries`.
+pub const MIN_FDB_MAX_ENTRIES: u32 = 1024;
+/// Largest `fdb_max_entries` (preallocated: about 100 bytes of kernel memory per entry).
+pub const MAX_FDB_MAX_ENTRIES: u32 = 1 << 22;
 /// Smallest `mtu` (the IPv4 minimum).
 pub const MIN_MTU: u32 = 68;
 /// Largest `mtu`.
@@ -294,6 +300,8 @@ pub struct Config {
     pub pin_dir: PathBuf,
     /// Absolute path of the agent's control socket.
     pub socket: PathBuf,
+    /// Capacity of the FDB (all bridges together); fixed for the life of the process.
+    pub fdb_max_entries: u32,
     /// In file order; at least one.
     pub bridges: Vec<BridgeSpec>,
 }
@@ -376,6 +384,7 @@ struct RawConfig {
 struct RawAgent {
     pin_dir: Option<Spanned<String>>,
     socket: Option<Spanned<String>>,
+    fdb_max_entries: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -629,6 +638,26 @@ impl Validator<'_> {
     fn config(&mut self, raw: &RawConfig) -> Config {
         let pin_dir = self.pin_dir(raw.agent.as_ref());
         let socket = self.socket(raw.agent.as_ref(), &pin_dir);
+        let fdb_max_entries = raw
+            .agent
+            .as_ref()
+            .and_then(|a| a.fdb_max_entries.as_ref())
+            .map_or(DEFAULT_FDB_MAX_ENTRIES, |n| {
+                let v = u32::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|v| (MIN_FDB_MAX_ENTRIES..=MAX_FDB_MAX_ENTRIES).contains(v));
+                if v.is_none() {
+                    self.error(
+                        &n.span(),
+                        format!(
+                            "[agent]: `fdb_max_entries` = {} is out of range \
+                             ({MIN_FDB_MAX_ENTRIES}-{MAX_FDB_MAX_ENTRIES})",
+                            n.get_ref()
+                        ),
+                    );
+                }
+                v.unwrap_or(DEFAULT_FDB_MAX_ENTRIES)
+            });
         if raw.bridge.is_empty() {
             self.error(
                 &(0..0),
@@ -673,6 +702,7 @@ impl Validator<'_> {
         Config {
             pin_dir,
             socket,
+            fdb_max_entries,
             bridges,
         }
     }
@@ -1581,6 +1611,7 @@ mod tests {
         let expected = Config {
             pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
             socket: PathBuf::from("/run/xennet/xennet.sock"),
+            fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
             bridges: vec![BridgeSpec {
                 name: "trunk".to_owned(),
                 id: 1,
@@ -1932,7 +1963,9 @@ mod tests {
             (
                 "unknown [agent] key",
                 "[agent]\npin-dir = \"/x\"\n",
-                &["t.toml:2:1: unknown field `pin-dir`, expected `pin_dir` or `socket`"],
+                &[
+                    "t.toml:2:1: unknown field `pin-dir`, expected one of `pin_dir`, `socket`, `fdb_max_entries`",
+                ],
             ),
             (
                 "unknown bridge key",
@@ -2044,6 +2077,7 @@ name = \"empty\"
             Config {
                 pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
                 socket: PathBuf::from(DEFAULT_SOCKET),
+                fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
                 bridges: vec![BridgeSpec {
                     name: "b".to_owned(),
                     id: 1,
@@ -2416,6 +2450,7 @@ name = \"empty\"
             Config {
                 pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
                 socket: PathBuf::from("/run/xennet/xennet.sock"),
+                fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
                 bridges: vec![bridge(
                     "internal",
                     1,
@@ -2437,6 +2472,7 @@ name = \"empty\"
             Config {
                 pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
                 socket: PathBuf::from("/run/xennet/xennet.sock"),
+                fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
                 bridges: vec![
                     bridge(
                         "trunk",
@@ -2479,6 +2515,7 @@ name = \"empty\"
             Config {
                 pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
                 socket: PathBuf::from("/run/xennet/xennet.sock"),
+                fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
                 bridges: vec![bridge(
                     "lan",
                     1,
@@ -2553,6 +2590,26 @@ name = \"empty\"
         ];
         for (agent, expected) in cases {
             assert_eq!(errors(&with_agent(agent)), [expected.as_str()], "{agent}");
+        }
+    }
+
+    #[test]
+    fn fdb_max_entries_default_and_bounds() {
+        let with = |v: &str| format!("[agent]\nfdb_max_entries = {v}\n{B_ETH0}");
+        assert_eq!(parse(B_ETH0).fdb_max_entries, DEFAULT_FDB_MAX_ENTRIES);
+        assert_eq!(parse(&with("1048576")).fdb_max_entries, 1_048_576);
+        assert_eq!(parse(&with("1024")).fdb_max_entries, 1024);
+        for bad in ["1023", "4194305", "-1"] {
+            let err = Config::parse(&with(bad), "t.toml")
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "t.toml:2:19: [agent]: `fdb_max_entries` = {bad} is out of range (1024-4194304)"
+                )
+            );
         }
     }
 

@@ -221,8 +221,14 @@ pub fn host_port_spec(host: &HostSpec) -> PortSpec {
 impl Datapath {
     /// Load the embedded object into the kernel (verifier included); nothing is attached yet.
     pub fn load(pin_dir: &Path) -> anyhow::Result<Self> {
+        Self::load_sized(pin_dir, xennet_common::maps::FDB_MAX_ENTRIES)
+    }
+
+    /// As [`Datapath::load`], with an FDB of `fdb_max_entries` entries.
+    pub fn load_sized(pin_dir: &Path, fdb_max_entries: u32) -> anyhow::Result<Self> {
         let object = crate::ebpf::object()?;
         let mut ebpf = EbpfLoader::new()
+            .map_max_entries(MAP_FDB, fdb_max_entries)
             .load(object)
             .context("loading the eBPF object into the kernel")?;
         let tc: &mut SchedClassifier = ebpf

@@ -318,9 +318,13 @@ impl Agent {
         let mut cfg = Config::load(&self.config_path).with_context(|| {
             format!("{} is invalid; nothing changed", self.config_path.display())
         })?;
-        // Pin directory and socket are fixed for the life of the process.
+        // Pin directory, socket and FDB size are fixed for the life of the process.
+        if cfg.fdb_max_entries != self.cfg.fdb_max_entries {
+            warn!("fdb_max_entries changes take effect at the next start");
+        }
         cfg.pin_dir.clone_from(&self.cfg.pin_dir);
         cfg.socket.clone_from(&self.cfg.socket);
+        cfg.fdb_max_entries = self.cfg.fdb_max_entries;
         let changes = self.apply(cfg).await?;
         info!(?changes, "configuration reloaded");
         Ok(changes)
@@ -399,13 +403,14 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
         let mut watch = LinkWatch::new()?;
         let mut agent = Agent {
             config_path: config.to_path_buf(),
-            dp: Datapath::load(&cfg.pin_dir)?,
+            dp: Datapath::load_sized(&cfg.pin_dir, cfg.fdb_max_entries)?,
             nl: Netlink::new()?,
             runtime: RuntimePorts::new(),
             waiting: Vec::new(),
             cfg: Config {
                 pin_dir: cfg.pin_dir.clone(),
                 socket: cfg.socket.clone(),
+                fdb_max_entries: cfg.fdb_max_entries,
                 bridges: Vec::new(),
             },
         };
