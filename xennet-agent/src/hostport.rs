@@ -44,8 +44,11 @@ impl Netlink {
         Ok(names)
     }
 
-    /// The ifindex of `name`, if it exists.
-    pub async fn index(&self, name: &str) -> anyhow::Result<Option<u32>> {
+    /// The link message of `name`, if the interface exists.
+    async fn link(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<rtnetlink::packet_route::link::LinkMessage>> {
         let mut links = self
             .handle
             .link()
@@ -53,31 +56,26 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match links.try_next().await {
-            Ok(Some(msg)) => Ok(Some(msg.header.index)),
-            Ok(None) => Ok(None),
+            Ok(found) => Ok(found),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
             Err(e) => Err(anyhow!(e)).with_context(|| format!("looking up {name}")),
         }
     }
 
+    /// The ifindex of `name`, if it exists.
+    pub async fn index(&self, name: &str) -> anyhow::Result<Option<u32>> {
+        Ok(self.link(name).await?.map(|msg| msg.header.index))
+    }
+
     /// The MTU of `name`, if it exists.
     pub async fn mtu(&self, name: &str) -> anyhow::Result<Option<u32>> {
         use rtnetlink::packet_route::link::LinkAttribute;
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match links.try_next().await {
-            Ok(Some(msg)) => Ok(msg.attributes.iter().find_map(|a| match a {
+        Ok(self.link(name).await?.and_then(|msg| {
+            msg.attributes.iter().find_map(|a| match a {
                 LinkAttribute::Mtu(m) => Some(*m),
                 _ => None,
-            })),
-            Ok(None) => Ok(None),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
-            Err(e) => Err(anyhow!(e)).with_context(|| format!("looking up {name}")),
-        }
+            })
+        }))
     }
 
     /// Set the MTU of `name`.

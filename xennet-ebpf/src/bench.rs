@@ -143,25 +143,8 @@ pub fn xnb_ceil_bc(_ctx: XdpContext) -> u32 {
     XNB_ALL.redirect(0, FLOOD_FLAGS).unwrap_or(XDP_DROP)
 }
 
-/// Bounds-checked byte access (the same as `xdp.rs`'s, which is private there).
-struct Bytes<'a>(&'a XdpContext);
-
-impl fwd::Frame for Bytes<'_> {
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.0.data_end() - self.0.data()
-    }
-
-    #[inline(always)]
-    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        let start = self.0.data();
-        if start + off + N > self.0.data_end() {
-            return None;
-        }
-        // SAFETY: bounds checked just above.
-        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
-    }
-}
+/// Bounds-checked byte access: the datapath's own.
+use crate::xdp::XdpFrame as Bytes;
 
 /// Ladder step 1: VLAN-aware lookup only — ingress port, parse, classify, FDB lookup of the
 /// destination, egress port checks, redirect. No learning, no clock, no counters; frames that

@@ -41,12 +41,7 @@ impl Frame for TcFrame<'_> {
 
     #[inline(always)]
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        let start = self.0.data();
-        if start + off + N > self.0.data_end() {
-            return None;
-        }
-        // SAFETY: bounds checked just above.
-        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+        crate::pkt::load(self.0.data(), self.0.data_end(), off)
     }
 
     #[inline(always)]

@@ -18,7 +18,7 @@ use crate::maps::{Maps, XN_FLOOD, XN_TX};
 const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
 
 /// Bounds-checked byte access to an XDP frame.
-struct XdpFrame<'a>(&'a XdpContext);
+pub(crate) struct XdpFrame<'a>(pub(crate) &'a XdpContext);
 
 impl Frame for XdpFrame<'_> {
     #[inline(always)]
@@ -28,12 +28,7 @@ impl Frame for XdpFrame<'_> {
 
     #[inline(always)]
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        let start = self.0.data();
-        if start + off + N > self.0.data_end() {
-            return None;
-        }
-        // SAFETY: bounds checked just above.
-        Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+        crate::pkt::load(self.0.data(), self.0.data_end(), off)
     }
 }
 
