@@ -23,19 +23,17 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
-    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::Output,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::{
     Netns, RawSocket, add_addr,
@@ -43,7 +41,7 @@ use crate::{
         ETH_P_8021Q, Mac, Parsed, build_eth, find_marker, parse_eth, parse_mac, tci, test_frame,
     },
     set_gro, set_mac,
-    topo::{UPSTREAM_MAC, agent_bin},
+    topo::{Agent, UPSTREAM_MAC},
     veth,
 };
 
@@ -326,76 +324,28 @@ pub struct FdbRow {
 /// drop.
 #[derive(Debug)]
 pub struct FullAgent {
-    child: Child,
-    bin: PathBuf,
-    netns: String,
+    agent: Agent,
     dir: PathBuf,
     config: PathBuf,
-    socket: PathBuf,
-    pin_dir: PathBuf,
-    log: PathBuf,
 }
 
 impl FullAgent {
     /// Write `config` (see [`FullAgent::write_config`]) and start the agent on it in `dom0`,
     /// pinning under `pin_dir`; wait until it reports ready.
     pub fn start(dom0: &Netns, config: &FullConfig, pin_dir: &Path) -> Result<FullAgent> {
-        let bin = agent_bin()?;
         let dir = std::env::temp_dir().join(format!("xennet-full-{}", dom0.name()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let socket = dir.join("xennet.sock");
+        let guard = DirGuard(Some(dir.clone()));
         let cfg_path = dir.join("xennet.toml");
-        let log = dir.join("agent.log");
-        let log_file =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut agent_dir_guard = DirGuard(Some(dir.clone()));
-        write_atomic(&cfg_path, &config.text(&socket))?;
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", dom0.name()))
-            .arg(&bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&cfg_path)
-            .arg("--pin-dir")
-            .arg(pin_dir)
-            .arg("--socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .context("starting xennet-agent")?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("agent stdout not captured"))?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("xennet-agent: ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        agent_dir_guard.0 = None;
-        let mut agent = FullAgent {
-            child,
-            bin,
-            netns: dom0.name().to_string(),
+        write_atomic(&cfg_path, &config.text(&Agent::socket_for(dom0)))?;
+        let agent = Agent::start(dom0, &cfg_path, pin_dir)?;
+        let mut guard = guard;
+        guard.0 = None;
+        Ok(FullAgent {
+            agent,
             dir,
             config: cfg_path,
-            socket,
-            pin_dir: pin_dir.to_path_buf(),
-            log,
-        };
-        if rx.recv_timeout(Duration::from_secs(30)).is_ok() {
-            return Ok(agent);
-        }
-        let status = agent.child.try_wait().ok().flatten();
-        bail!(
-            "agent did not become ready (exit status {status:?}); log:\n{}",
-            agent.log_text()
-        )
+        })
     }
 
     /// The configuration file the agent was started with.
@@ -406,7 +356,7 @@ impl FullAgent {
 
     /// Replace the configuration file (atomically) with `config`, keeping the socket.
     pub fn write_config(&self, config: &FullConfig) -> Result<()> {
-        write_atomic(&self.config, &config.text(&self.socket))
+        write_atomic(&self.config, &config.text(self.agent.socket()))
     }
 
     /// Replace the configuration file (atomically) with raw `text`.
@@ -417,46 +367,33 @@ impl FullAgent {
     /// The agent's process id (nsenter execs the agent).
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.agent.pid()
     }
 
     /// Whether the agent process is still running.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.agent.running()
     }
 
     /// Send SIGHUP (reload).
     pub fn sighup(&self) -> Result<()> {
-        let pid = libc::pid_t::try_from(self.child.id()).context("pid")?;
-        // SAFETY: signalling our own child.
-        let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
-        ensure!(rc == 0, "kill -HUP: {}", std::io::Error::last_os_error());
-        Ok(())
+        self.agent.signal(libc::SIGHUP)
     }
 
     /// What the agent logged so far.
     #[must_use]
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.agent.log_text()
     }
 
     /// Run `xennet-agent ARGS` in dom0 (the CLI), whatever its exit status.
     pub fn cli(&self, args: &[&str]) -> Result<Output> {
-        Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.netns))
-            .arg(&self.bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running xennet-agent {args:?}"))
+        self.agent.cli(args)
     }
 
     /// Run a control-socket command (`--socket` appended) and parse its JSON output.
     fn query(&self, args: &[&str]) -> Result<serde_json::Value> {
-        let sock = self.socket.to_string_lossy().into_owned();
-        let mut all = args.to_vec();
-        all.extend(["--socket", &sock]);
-        let out = self.cli(&all)?;
+        let out = self.agent.ctl(args)?;
         if !out.status.success() {
             bail!(
                 "xennet-agent {args:?} failed ({}): {}\nagent log:\n{}",
@@ -517,76 +454,23 @@ impl FullAgent {
 
     /// `reload`, raw: the caller checks exit status, stdout (JSON changes) and stderr.
     pub fn reload(&self) -> Result<Output> {
-        let sock = self.socket.to_string_lossy().into_owned();
-        self.cli(&["reload", "--socket", &sock])
+        self.agent.ctl(&["reload"])
     }
 
     /// `stats --json`: interface → counter → value.
     pub fn stats(&self) -> Result<Counters> {
-        let pins = self.pin_dir.to_string_lossy().into_owned();
-        let out = self.cli(&["stats", "--json", "--pin-dir", &pins])?;
-        if !out.status.success() {
-            bail!(
-                "xennet-agent stats failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("parsing stats JSON")?;
-        let mut m = Counters::new();
-        for p in v
-            .as_array()
-            .ok_or_else(|| anyhow!("stats JSON is not an array"))?
-        {
-            let name = p["interface"]
-                .as_str()
-                .ok_or_else(|| anyhow!("port without interface"))?
-                .to_string();
-            let mut c = BTreeMap::new();
-            for (k, val) in p["counters"]
-                .as_object()
-                .ok_or_else(|| anyhow!("port without counters"))?
-            {
-                c.insert(k.clone(), val.as_u64().unwrap_or(0));
-            }
-            m.insert(name, c);
-        }
-        Ok(m)
+        self.agent.counters()
     }
 
     /// Stop with SIGTERM and wait; returns whether it exited successfully.
     pub fn stop(mut self) -> Result<bool> {
-        self.terminate()
-    }
-
-    fn terminate(&mut self) -> Result<bool> {
-        if let Some(status) = self.child.try_wait().context("polling agent")? {
-            return Ok(status.success());
-        }
-        let pid = libc::pid_t::try_from(self.child.id()).context("pid")?;
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().context("polling agent")? {
-                return Ok(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        bail!(
-            "agent ignored SIGTERM for 5 s; killed. log:\n{}",
-            self.log_text()
-        )
+        self.agent.terminate()
     }
 }
 
 impl Drop for FullAgent {
     fn drop(&mut self) {
-        if let Err(e) = self.terminate() {
-            eprintln!("stopping agent: {e:#}");
-        }
+        // The agent (a field) stops itself on drop, before or after this makes no difference.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -257,7 +257,7 @@ impl Agent {
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let cfg = config.to_string_lossy().into_owned();
         let pins = pin_dir.to_string_lossy().into_owned();
-        let socket = std::env::temp_dir().join(format!("xennet-{}.sock", dom0.name()));
+        let socket = Agent::socket_for(dom0);
         let sock = socket.to_string_lossy().into_owned();
         let mut child = agent_command(
             &bin,
@@ -307,6 +307,23 @@ impl Agent {
         )
     }
 
+    /// The control socket `start` gives the agent in `dom0` (tests write it into configs).
+    #[must_use]
+    pub fn socket_for(dom0: &Netns) -> PathBuf {
+        std::env::temp_dir().join(format!("xennet-{}.sock", dom0.name()))
+    }
+
+    /// The agent's process id (nsenter execs the agent).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the agent process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The agent's control socket.
     #[must_use]
     pub fn socket(&self) -> &Path {
@@ -319,16 +336,23 @@ impl Agent {
         &self.pin_dir
     }
 
+    /// Run `xennet-agent ARGS` in the agent's namespace, whatever its exit status.
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(&self.bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running xennet-agent {args:?}"))
+    }
+
     /// Run `xennet-agent ARGS --socket S` (a client command) in the agent's namespace.
     pub fn ctl(&self, args: &[&str]) -> Result<std::process::Output> {
         let sock = self.socket.to_string_lossy().into_owned();
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--socket", &sock]);
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.netns))
-            .arg(&self.bin)
-            .args(&all);
-        c.output().context("running xennet-agent")
+        self.cli(&all)
     }
 
     /// Like [`Agent::ctl`] with `--json`, parsed; fails when the command fails.
@@ -366,9 +390,18 @@ impl Agent {
         &self,
         dom0: &Netns,
     ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>> {
+        debug_assert_eq!(dom0.name(), self.netns);
+        self.counters()
+    }
+
+    /// `xennet-agent stats --json` in the agent's namespace, parsed: interface → counter
+    /// name → value.
+    pub fn counters(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>> {
         let pins = self.pin_dir.to_string_lossy().into_owned();
-        let out = agent_command(&self.bin, dom0, &["stats", "--json", "--pin-dir", &pins])
-            .output()
+        let out = self
+            .cli(&["stats", "--json", "--pin-dir", &pins])
             .context("running xennet-agent stats")?;
         if !out.status.success() {
             bail!(
@@ -404,7 +437,8 @@ impl Agent {
         self.terminate()
     }
 
-    fn terminate(&mut self) -> Result<bool> {
+    /// Stop with SIGTERM (if still running) and wait; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> Result<bool> {
         if let Some(status) = self.child.try_wait().context("polling agent")? {
             return Ok(status.success());
         }
