@@ -475,12 +475,18 @@ fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyh
     })
 }
 
+/// Print `v` as pretty JSON on stdout (the `--json` of every listing command).
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).context("encoding JSON")?
+    );
+    Ok(())
+}
+
 fn print_ports(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).context("encoding JSON")?
-        );
+        print_json(&v)?;
         return Ok(());
     }
     let ports: Vec<Port> = serde_json::from_value(v).context("decoding ports")?;
@@ -505,10 +511,7 @@ fn print_ports(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
 
 fn print_fdb(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).context("encoding JSON")?
-        );
+        print_json(&v)?;
         return Ok(());
     }
     let entries: Vec<FdbEntry> = serde_json::from_value(v).context("decoding the FDB")?;
@@ -530,7 +533,6 @@ fn print_fdb(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[expect(clippy::too_many_lines, reason = "one match arm per subcommand")]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
@@ -561,10 +563,7 @@ fn main() -> ExitCode {
             };
             let ports = stats::read(&dir)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&ports).context("encoding JSON")?
-                );
+                print_json(&ports)?;
             } else {
                 print!("{}", stats::render(&ports));
             }
@@ -622,10 +621,7 @@ fn main() -> ExitCode {
             .socket()
             .and_then(|s| control::call(&s, &Request::Reload))
             .and_then(|v| {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).context("encoding JSON")?
-                );
+                print_json(&v)?;
                 Ok(())
             }),
     };
