@@ -271,11 +271,29 @@ impl Decision {
 /// Decide the fate of frame `f` that arrived on interface `ingress`.
 #[inline(always)]
 pub fn decide<F: Frame, T: Tables>(f: &F, t: &T, ingress: u32) -> Decision {
-    use Verdict::{Drop, Pass};
+    decide_with_port(f, t, ingress).0
+}
 
+/// [`decide`], also returning the ingress port it looked up (`None`: not a port, and the
+/// decision is [`Stat::PassNotPort`]), so that a program that needs more of the port (TC: its
+/// flags, TPID and bridge) does not look it up again.
+#[inline(always)]
+pub fn decide_with_port<'t, F: Frame, T: Tables>(
+    f: &F,
+    t: &'t T,
+    ingress: u32,
+) -> (Decision, Option<&'t PortConf>) {
     let Some(port) = t.port(ingress) else {
-        return Decision::new(Pass, Stat::PassNotPort, 0, 0);
+        return (Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0), None);
     };
+    (decide_on(f, t, port, ingress), Some(port))
+}
+
+/// The decision for frame `f` on port `port` (ifindex `ingress`).
+#[inline(always)]
+fn decide_on<F: Frame, T: Tables>(f: &F, t: &T, port: &PortConf, ingress: u32) -> Decision {
+    use Verdict::Drop;
+
     let slot = port.slot;
     let hdr = match parse(f) {
         Ok(h) => h,
@@ -548,16 +566,11 @@ pub fn member_egress(inp: &PortConf, out: &PortConf, vid: u16) -> Option<bool> {
 #[inline(always)]
 pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
     t.with_stats(d.in_slot, |s| {
-        s.c[Stat::RxPackets as usize] += 1;
-        s.c[Stat::RxBytes as usize] += len;
-        // `stat` is one of our own enum values, always < STAT_COUNT.
-        if let Some(c) = s.c.get_mut(d.stat as usize) {
-            *c += 1;
-        }
+        s.add(Stat::RxPackets, 1);
+        s.add(Stat::RxBytes, len);
+        s.add(d.stat, 1);
         if let Some(l) = d.learn {
-            if let Some(c) = s.c.get_mut(l as usize) {
-                *c += 1;
-            }
+            s.add(l, 1);
         }
     });
     if d.verdict == Verdict::Forward {
@@ -569,9 +582,16 @@ pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
 #[inline(always)]
 pub fn account_tx<T: Tables>(t: &T, slot: u32, len: u64) {
     t.with_stats(slot, |s| {
-        s.c[Stat::TxPackets as usize] += 1;
-        s.c[Stat::TxBytes as usize] += len;
+        s.add(Stat::TxPackets, 1);
+        s.add(Stat::TxBytes, len);
     });
+}
+
+/// Count one event `stat` on stats slot `slot` (a learning event, a dropped flood copy…)
+/// outside [`account`].
+#[inline(always)]
+pub fn count<T: Tables>(t: &T, slot: u32, stat: Stat) {
+    t.with_stats(slot, |s| s.add(stat, 1));
 }
 
 #[cfg(test)]

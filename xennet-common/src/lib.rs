@@ -6,11 +6,13 @@
 //! * [`fwd`]: the forwarding core — parse, classify, look up, decide — written once over two small
 //!   traits ([`fwd::Frame`], [`fwd::Tables`]) and compiled into the XDP program, the TC program and
 //!   the host build that unit tests exercise.
+//! * [`bench`]: what the benchmark's own eBPF object and `cargo xtask bench` share.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+pub mod bench;
 pub mod fwd;
 pub mod maps;
 pub mod stats;

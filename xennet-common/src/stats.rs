@@ -3,151 +3,145 @@
 //! final outcome (forward, pass to host, or drop with a reason); forwarded frames are also counted
 //! as transmitted on their egress port.
 
-/// Index of a counter inside a port's [`PortStats`].
-///
-/// The datapath stores raw `u32` indices; userspace turns them back into names with
-/// [`Stat::ALL`] and [`Stat::name`]. Never transmute a raw integer into this enum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u32)]
-pub enum Stat {
-    /// Frames received on the port (ingress).
-    RxPackets = 0,
-    /// Bytes received on the port (ingress).
-    RxBytes,
-    /// Frames forwarded out of the port (egress, counted by the datapath that forwarded them).
-    TxPackets,
-    /// Bytes forwarded out of the port.
-    TxBytes,
-    /// Known unicast forwarded to one port.
-    Forward,
-    /// Broadcast, multicast or unknown unicast: flooded to the ports of the bridge that carry
-    /// the VLAN (each copy is counted as `tx` on its egress port).
-    Flood,
-    /// Link-local multicast (01:80:c2:00:00:0x: STP, LACP, LLDP…): handed to the host stack of
-    /// the ingress interface, never forwarded (as the Linux bridge does).
-    PassLinkLocal,
-    /// The ingress interface is not (or no longer) a configured port: handed to the host stack.
-    PassNotPort,
-    /// Shorter than an Ethernet header.
-    DropRunt,
-    /// Ends inside a VLAN tag.
-    DropTruncated,
-    /// A tagged frame on an access port.
-    DropTaggedOnAccess,
-    /// A tag for a VLAN the ingress port does not carry.
-    DropVlanNotAllowed,
-    /// An untagged frame on a trunk without a native VLAN.
-    DropUntaggedOnTrunk,
-    /// VLAN id 4095 (reserved).
-    DropBadVid,
-    /// Outer tag with the other TPID than the bridge's VLAN protocol (e.g. 802.1ad on a 802.1Q bridge).
-    DropForeignTpid,
-    /// Source MAC is multicast, broadcast or zero.
-    DropBadSrcMac,
-    /// Destination is behind the ingress port itself.
-    DropHairpin,
-    /// The egress port does not carry the frame's VLAN.
-    DropEgressVlan,
-    /// The FDB points at a port that is not configured (stale entry) or in another bridge.
-    DropStaleFdb,
-    /// The tag could not be pushed or popped (no headroom, helper failed).
-    DropTagOp,
-    /// The redirect helper refused the egress port.
-    DropRedirect,
-    /// A frame from another port claiming a MAC that is static on some port.
-    DropStaticMac,
-    /// A TC flood stopped at `MAX_TC_FLOOD` ports (the remaining ports got no copy).
-    FloodTruncated,
-    /// A new MAC learned on this port.
-    LearnNew,
-    /// A MAC moved to this port from another one (e.g. a migrated guest).
-    LearnMove,
-    /// Not learned: the port reached its MAC limit (forwarding continues).
-    LearnLimit,
-    /// Not learned: the FDB is full (forwarding continues).
-    LearnTableFull,
+/// What a counter records (declared with each [`Stat`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatKind {
+    /// Frames or bytes received or sent on the port.
+    Traffic,
+    /// A frame outcome that sends the frame on (forward, flood).
+    Outcome,
+    /// A frame outcome: handed to the host stack.
+    Pass,
+    /// A frame outcome: dropped, with this reason.
+    Drop,
+    /// Something that happened to a frame beside its outcome.
+    Event,
+    /// A learning event (not a frame outcome).
+    Learning,
 }
 
-/// Number of counters per port.
-pub const STAT_COUNT: usize = 27;
+/// Declares [`Stat`], [`STAT_COUNT`], [`Stat::ALL`], [`Stat::name`] and [`Stat::kind`] from one
+/// list: each counter once, with its index, its printed name and its kind.
+macro_rules! stats {
+    ($( $(#[$doc:meta])* $variant:ident = $value:literal, $name:literal, $kind:ident; )*) => {
+        /// Index of a counter inside a port's [`PortStats`].
+        ///
+        /// The datapath stores raw `u32` indices; userspace turns them back into names with
+        /// [`Stat::ALL`] and [`Stat::name`]. Never transmute a raw integer into this enum.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u32)]
+        pub enum Stat {
+            $( $(#[$doc])* $variant = $value, )*
+        }
+
+        /// Number of counters per port.
+        pub const STAT_COUNT: usize = [$(Stat::$variant),*].len();
+
+        impl Stat {
+            /// Every counter, in index order.
+            pub const ALL: [Stat; STAT_COUNT] = [$(Stat::$variant),*];
+
+            /// Stable snake-case name, used by `xennet-agent stats`.
+            #[must_use]
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Stat::$variant => $name, )*
+                }
+            }
+
+            /// What this counter records.
+            #[must_use]
+            pub const fn kind(self) -> StatKind {
+                match self {
+                    $( Stat::$variant => StatKind::$kind, )*
+                }
+            }
+        }
+    };
+}
+
+stats! {
+    /// Frames received on the port (ingress).
+    RxPackets = 0, "rx_packets", Traffic;
+    /// Bytes received on the port (ingress).
+    RxBytes = 1, "rx_bytes", Traffic;
+    /// Frames forwarded out of the port (egress, counted by the datapath that forwarded them).
+    TxPackets = 2, "tx_packets", Traffic;
+    /// Bytes forwarded out of the port.
+    TxBytes = 3, "tx_bytes", Traffic;
+    /// Known unicast forwarded to one port.
+    Forward = 4, "forward", Outcome;
+    /// Broadcast, multicast or unknown unicast: flooded to the ports of the bridge that carry
+    /// the VLAN (each copy is counted as `tx` on its egress port).
+    Flood = 5, "flood", Outcome;
+    /// Link-local multicast (01:80:c2:00:00:0x: STP, LACP, LLDP…): handed to the host stack of
+    /// the ingress interface, never forwarded (as the Linux bridge does).
+    PassLinkLocal = 6, "pass_link_local", Pass;
+    /// The ingress interface is not (or no longer) a configured port: handed to the host stack.
+    PassNotPort = 7, "pass_not_port", Pass;
+    /// Shorter than an Ethernet header.
+    DropRunt = 8, "drop_runt", Drop;
+    /// Ends inside a VLAN tag.
+    DropTruncated = 9, "drop_truncated", Drop;
+    /// A tagged frame on an access port.
+    DropTaggedOnAccess = 10, "drop_tagged_on_access", Drop;
+    /// A tag for a VLAN the ingress port does not carry.
+    DropVlanNotAllowed = 11, "drop_vlan_not_allowed", Drop;
+    /// An untagged frame on a trunk without a native VLAN.
+    DropUntaggedOnTrunk = 12, "drop_untagged_on_trunk", Drop;
+    /// VLAN id 4095 (reserved).
+    DropBadVid = 13, "drop_bad_vid", Drop;
+    /// Outer tag with the other TPID than the bridge's VLAN protocol (e.g. 802.1ad on a 802.1Q bridge).
+    DropForeignTpid = 14, "drop_foreign_tpid", Drop;
+    /// Source MAC is multicast, broadcast or zero.
+    DropBadSrcMac = 15, "drop_bad_src_mac", Drop;
+    /// Destination is behind the ingress port itself.
+    DropHairpin = 16, "drop_hairpin", Drop;
+    /// The egress port does not carry the frame's VLAN.
+    DropEgressVlan = 17, "drop_egress_vlan", Drop;
+    /// The FDB points at a port that is not configured (stale entry) or in another bridge.
+    DropStaleFdb = 18, "drop_stale_fdb", Drop;
+    /// The tag could not be pushed or popped (no headroom, helper failed).
+    DropTagOp = 19, "drop_tag_op", Drop;
+    /// The redirect helper refused the egress port.
+    DropRedirect = 20, "drop_redirect", Drop;
+    /// A frame from another port claiming a MAC that is static on some port.
+    DropStaticMac = 21, "drop_static_mac", Drop;
+    /// A TC flood stopped at `MAX_TC_FLOOD` ports (the remaining ports got no copy).
+    FloodTruncated = 22, "flood_truncated", Event;
+    /// A new MAC learned on this port.
+    LearnNew = 23, "learn_new", Learning;
+    /// A MAC moved to this port from another one (e.g. a migrated guest).
+    LearnMove = 24, "learn_move", Learning;
+    /// Not learned: the port reached its MAC limit (forwarding continues).
+    LearnLimit = 25, "learn_limit", Learning;
+    /// Not learned: the FDB is full (forwarding continues).
+    LearnTableFull = 26, "learn_table_full", Learning;
+}
+
+// The indices are the positions in the list: `ALL[i] as usize == i`.
+const _: () = {
+    let mut i = 0;
+    while i < STAT_COUNT {
+        assert!(
+            Stat::ALL[i] as usize == i,
+            "Stat values must be 0, 1, 2… in order"
+        );
+        i += 1;
+    }
+};
 
 impl Stat {
-    /// Every counter, in index order.
-    pub const ALL: [Stat; STAT_COUNT] = [
-        Stat::RxPackets,
-        Stat::RxBytes,
-        Stat::TxPackets,
-        Stat::TxBytes,
-        Stat::Forward,
-        Stat::Flood,
-        Stat::PassLinkLocal,
-        Stat::PassNotPort,
-        Stat::DropRunt,
-        Stat::DropTruncated,
-        Stat::DropTaggedOnAccess,
-        Stat::DropVlanNotAllowed,
-        Stat::DropUntaggedOnTrunk,
-        Stat::DropBadVid,
-        Stat::DropForeignTpid,
-        Stat::DropBadSrcMac,
-        Stat::DropHairpin,
-        Stat::DropEgressVlan,
-        Stat::DropStaleFdb,
-        Stat::DropTagOp,
-        Stat::DropRedirect,
-        Stat::DropStaticMac,
-        Stat::FloodTruncated,
-        Stat::LearnNew,
-        Stat::LearnMove,
-        Stat::LearnLimit,
-        Stat::LearnTableFull,
-    ];
-
-    /// Stable snake-case name, used by `xennet-agent stats`.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Stat::RxPackets => "rx_packets",
-            Stat::RxBytes => "rx_bytes",
-            Stat::TxPackets => "tx_packets",
-            Stat::TxBytes => "tx_bytes",
-            Stat::Forward => "forward",
-            Stat::Flood => "flood",
-            Stat::PassLinkLocal => "pass_link_local",
-            Stat::PassNotPort => "pass_not_port",
-            Stat::DropRunt => "drop_runt",
-            Stat::DropTruncated => "drop_truncated",
-            Stat::DropTaggedOnAccess => "drop_tagged_on_access",
-            Stat::DropVlanNotAllowed => "drop_vlan_not_allowed",
-            Stat::DropUntaggedOnTrunk => "drop_untagged_on_trunk",
-            Stat::DropBadVid => "drop_bad_vid",
-            Stat::DropForeignTpid => "drop_foreign_tpid",
-            Stat::DropBadSrcMac => "drop_bad_src_mac",
-            Stat::DropHairpin => "drop_hairpin",
-            Stat::DropEgressVlan => "drop_egress_vlan",
-            Stat::DropStaleFdb => "drop_stale_fdb",
-            Stat::DropTagOp => "drop_tag_op",
-            Stat::DropRedirect => "drop_redirect",
-            Stat::DropStaticMac => "drop_static_mac",
-            Stat::FloodTruncated => "flood_truncated",
-            Stat::LearnNew => "learn_new",
-            Stat::LearnMove => "learn_move",
-            Stat::LearnLimit => "learn_limit",
-            Stat::LearnTableFull => "learn_table_full",
-        }
-    }
-
     /// Whether this counter records a drop.
     #[must_use]
     pub const fn is_drop(self) -> bool {
-        let i = self as u32;
-        i >= Stat::DropRunt as u32 && i <= Stat::DropStaticMac as u32
+        matches!(self.kind(), StatKind::Drop)
     }
 
     /// Whether this counter records a learning event (not a frame outcome).
     #[must_use]
     pub const fn is_learning(self) -> bool {
-        (self as u32) >= (Stat::LearnNew as u32)
+        matches!(self.kind(), StatKind::Learning)
     }
 
     /// The counter with raw index `i`, if any.
@@ -173,6 +167,17 @@ impl PortStats {
     #[must_use]
     pub fn get(&self, s: Stat) -> u64 {
         self.c[s as usize]
+    }
+
+    /// Add `n` to counter `s`: the one way the datapath counts.
+    #[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
+    #[inline(always)]
+    pub fn add(&mut self, s: Stat, n: u64) {
+        // Always in bounds (every `Stat` is < STAT_COUNT); `get_mut` keeps the verifier and
+        // the host build free of a panic path when `s` is not a constant.
+        if let Some(c) = self.c.get_mut(s as usize) {
+            *c += n;
+        }
     }
 }
 
@@ -204,5 +209,45 @@ mod tests {
         assert!(Stat::DropStaticMac.is_drop());
         assert!(!Stat::LearnNew.is_drop() && Stat::LearnNew.is_learning());
         assert!(!Stat::DropStaticMac.is_learning());
+    }
+
+    #[test]
+    fn the_list_covers_every_index_and_drops_are_named_drop() {
+        assert_eq!(STAT_COUNT, 27);
+        let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
+        assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
+        for s in Stat::ALL {
+            assert_eq!(
+                s.is_drop(),
+                s.name().starts_with("drop_"),
+                "{s:?} ({}) drop kind and name disagree",
+                s.name()
+            );
+            assert_eq!(
+                s.is_learning(),
+                s.name().starts_with("learn_"),
+                "{s:?} ({})",
+                s.name()
+            );
+        }
+        // The printed names, as the CLI, the tests and the docs use them.
+        assert_eq!(Stat::RxPackets.name(), "rx_packets");
+        assert_eq!(Stat::PassNotPort as u32, 7);
+        assert_eq!(Stat::DropRunt as u32, 8);
+        assert_eq!(Stat::DropStaticMac as u32, 21);
+        assert_eq!(Stat::FloodTruncated.name(), "flood_truncated");
+        assert_eq!(Stat::LearnTableFull as u32, 26);
+        assert_eq!(Stat::LearnTableFull.name(), "learn_table_full");
+    }
+
+    #[test]
+    fn add_counts() {
+        let mut p = PortStats::ZERO;
+        p.add(Stat::DropTagOp, 1);
+        p.add(Stat::RxBytes, 60);
+        p.add(Stat::RxBytes, 4);
+        assert_eq!(p.get(Stat::DropTagOp), 1);
+        assert_eq!(p.get(Stat::RxBytes), 64);
+        assert_eq!(p.c.iter().sum::<u64>(), 65);
     }
 }
