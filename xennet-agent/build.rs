@@ -1,5 +1,7 @@
-//! Builds the eBPF object (crate `xennet-ebpf`) with aya-build and leaves it in `OUT_DIR/xennet`,
-//! where `src/ebpf.rs` embeds it. `cargo xtask build-ebpf` goes through this same script.
+//! Builds the eBPF objects (every binary of crate `xennet-ebpf`) with aya-build, which leaves
+//! each in `OUT_DIR/<binary>`: `xennet`, the datapath that `src/ebpf.rs` embeds, and
+//! `xennet-bench`, the benchmark's programs, embedded only with the `bench` feature (xtask).
+//! `cargo xtask build-ebpf` goes through this same script; it is the one producer of both.
 //!
 //! The eBPF build needs nightly with rust-src and bpf-linker. Without them a plain host build
 //! still succeeds (so `cargo build`/`cargo test` of the host code work on stable), but embeds no
@@ -9,6 +11,9 @@
 use std::{env, fs, path::PathBuf, process::Command};
 
 use anyhow::{Context as _, anyhow};
+
+/// The binaries of `xennet-ebpf`, one object each (its `[[bin]]` names).
+const OBJECTS: [&str; 2] = ["xennet", "xennet-bench"];
 
 fn ok(cmd: &mut Command) -> bool {
     cmd.output().is_ok_and(|o| o.status.success())
@@ -45,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     let common_dir = root.join("xennet-common");
     // aya-build watches the eBPF crate; the shared core lives beside it.
     println!("cargo:rerun-if-changed={}", common_dir.display());
-    let out = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR")?).join("xennet");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR")?);
 
     if let Some(why) = toolchain_missing() {
         if env::var("XENNET_REQUIRE_EBPF").is_ok_and(|v| v == "1") {
@@ -57,7 +62,10 @@ fn main() -> anyhow::Result<()> {
             "cargo:warning=eBPF object not built ({why}): this agent cannot start the datapath; \
              run `cargo xtask build-ebpf` to install the toolchain and build it"
         );
-        fs::write(&out, b"").with_context(|| format!("writing {}", out.display()))?;
+        for obj in OBJECTS {
+            let out = out_dir.join(obj);
+            fs::write(&out, b"").with_context(|| format!("writing {}", out.display()))?;
+        }
         // Try again once the toolchain appears.
         println!("cargo:rerun-if-changed={}", ebpf_dir.display());
         return Ok(());

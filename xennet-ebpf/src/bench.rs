@@ -11,8 +11,10 @@
 //!   `xennet_xdp` (which adds the counters on top of `xnb_l3_clock`), to attribute the per-frame
 //!   cost; run without live frames, for the program's own run time.
 //!
-//! Map and program names start with `XNB_` / `xnb_`; every map is small, since the agent's
-//! loader creates them too.
+//! They make the object `xennet-bench` (see `bench_main.rs`), which the agent never loads.
+//! Map and program names start with `XNB_` / `xnb_` (the names and [`GenConf`] are in
+//! `xennet_common::bench`, shared with xtask); the ladder uses this object's own copy of the
+//! datapath maps (`XN_*`), which the bench fills like the agent would.
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
@@ -21,33 +23,16 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use xennet_common::{
+    bench::{GenConf, SINK_BYTES, SINK_FRAMES},
     fwd::{self, Put, Tables, TagOp, Verdict},
     maps::{FdbKey, FdbVal, PortConf},
     stats::PortStats,
 };
 
-use crate::maps::{Maps, XN_TX};
-
-/// `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS`.
-const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
-
-/// What the generator writes into each frame. Mirrored in `xtask/src/bench/traffic.rs`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct GenConf {
-    /// Destination MAC; its last two bytes get `seq & dst_mask` added (big-endian).
-    pub dst: [u8; 6],
-    /// Source MAC; its last two bytes get `seq & src_mask` added.
-    pub src: [u8; 6],
-    /// Number of destinations − 1 (a power of two − 1).
-    pub dst_mask: u32,
-    /// Number of sources − 1 (a power of two − 1).
-    pub src_mask: u32,
-    /// 802.1Q TCI to write at bytes 14..16 after a 0x8100 TPID; 0 = untagged frame.
-    pub tci: u32,
-    /// Reserved, zero.
-    pub flags: u32,
-}
+use crate::{
+    maps::{FLOOD_FLAGS, Maps, XN_TX},
+    pkt::XdpFrame as Bytes,
+};
 
 /// The generator's configuration (one entry).
 #[map]
@@ -57,7 +42,7 @@ static XNB_GEN: Array<GenConf> = Array::with_max_entries(1, 0);
 #[map]
 static XNB_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// Sink counters: index 0 frames, 1 bytes (per CPU; every sink interface adds here).
+/// Sink counters: frames and bytes (per CPU; every sink interface adds here).
 #[map]
 static XNB_SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
@@ -68,13 +53,6 @@ static XNB_TX: DevMapHash = DevMapHash::with_max_entries(64, 0);
 /// Ceiling, flood: every port.
 #[map]
 static XNB_ALL: DevMapHash = DevMapHash::with_max_entries(64, 0);
-
-#[inline(always)]
-fn add16(mac: [u8; 6], n: u32) -> [u8; 6] {
-    let lo = u16::from_be_bytes([mac[4], mac[5]]).wrapping_add(n as u16);
-    let b = lo.to_be_bytes();
-    [mac[0], mac[1], mac[2], mac[3], b[0], b[1]]
-}
 
 /// Generator: rewrite the header, send the frame back out of its device.
 #[xdp]
@@ -95,9 +73,7 @@ pub fn xnb_gen(ctx: XdpContext) -> u32 {
     if start + 18 > ctx.data_end() {
         return XDP_DROP;
     }
-    let dst = add16(conf.dst, n & conf.dst_mask);
-    // Sources change more slowly than destinations, so that the pairs cover both sets.
-    let src = add16(conf.src, (n >> 4) & conf.src_mask);
+    let (dst, src) = conf.macs(n);
     // SAFETY: 18 bytes in bounds (checked above).
     unsafe {
         let p = start as *mut u8;
@@ -115,11 +91,11 @@ pub fn xnb_gen(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn xnb_sink(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    if let Some(p) = XNB_SINK.get_ptr_mut(0) {
+    if let Some(p) = XNB_SINK.get_ptr_mut(SINK_FRAMES) {
         // SAFETY: this CPU's copy, no concurrent writer on this CPU.
         unsafe { *p += 1 };
     }
-    if let Some(p) = XNB_SINK.get_ptr_mut(1) {
+    if let Some(p) = XNB_SINK.get_ptr_mut(SINK_BYTES) {
         // SAFETY: as above.
         unsafe { *p += len };
     }
@@ -142,9 +118,6 @@ pub fn xnb_ceil(ctx: XdpContext) -> u32 {
 pub fn xnb_ceil_bc(_ctx: XdpContext) -> u32 {
     XNB_ALL.redirect(0, FLOOD_FLAGS).unwrap_or(XDP_DROP)
 }
-
-/// Bounds-checked byte access: the datapath's own.
-use crate::xdp::XdpFrame as Bytes;
 
 /// Ladder step 1: VLAN-aware lookup only — ingress port, parse, classify, FDB lookup of the
 /// destination, egress port checks, redirect. No learning, no clock, no counters; frames that

@@ -16,6 +16,10 @@ use xennet_common::{
 /// `BPF_F_MMAPABLE`: the agent maps `XN_LEARNED` into memory to decrement it atomically.
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
+/// `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS`: a devmap redirect that sends a copy to every
+/// port of the map but the ingress.
+pub(crate) const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
+
 /// Ports by ingress ifindex: bridge, mode, VLAN bitmap, stats slot.
 #[map]
 static XN_PORTS: HashMap<u32, PortConf> = HashMap::with_max_entries(MAX_PORTS, 0);

@@ -1,4 +1,8 @@
-//! Bounds-checked reads of packet bytes, shared by the XDP and TC bindings of the core.
+//! Bounds-checked reads of packet bytes, shared by the XDP and TC bindings of the core and by
+//! the bench programs.
+
+use aya_ebpf::programs::XdpContext;
+use xennet_common::fwd::Frame;
 
 /// `N` bytes at `off` of the packet `[start, end)`, or `None` when they are not all inside.
 /// Inlined with constant `off` and `N`, it is the comparison the verifier wants to see.
@@ -9,4 +13,19 @@ pub(crate) fn load<const N: usize>(start: usize, end: usize, off: usize) -> Opti
     }
     // SAFETY: bounds checked just above, against the packet's own end.
     Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+}
+
+/// Bounds-checked byte access to an XDP frame.
+pub(crate) struct XdpFrame<'a>(pub(crate) &'a XdpContext);
+
+impl Frame for XdpFrame<'_> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.data_end() - self.0.data()
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        load(self.0.data(), self.0.data_end(), off)
+    }
 }

@@ -15,7 +15,7 @@ use aya_ebpf::{
 use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
     fwd::{self, Frame, Tables as _, TagOp, Verdict},
-    maps::{MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP},
+    maps::{MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
     stats::Stat,
 };
 
@@ -106,8 +106,9 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     let len = u64::from(total) + tag_len;
     // SAFETY: reading a field of the program's own context.
     let ingress = unsafe { (*skb).ifindex };
-    let mut d = fwd::decide(&frame, &Maps, ingress);
-    let Some(port) = Maps.port(ingress) else {
+    // The one lookup of the ingress port: the decision's, handed back for the actions.
+    let (mut d, port) = fwd::decide_with_port(&frame, &Maps, ingress);
+    let Some(port) = port else {
         fwd::account(&Maps, &d, len);
         return TC_ACT_OK as i32;
     };
@@ -137,7 +138,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
             }
         }
         Verdict::Flood => {
-            if !flood(&ctx, &d, ingress, tpid) {
+            if !flood(&ctx, &d, port, ingress) {
                 d.learn = None;
                 d = d.into_drop(Stat::DropTagOp);
             }
@@ -150,13 +151,11 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
 }
 
 /// Send a copy to every member of the bridge that carries the VLAN, tagged per member.
+/// `inp` is the ingress port (ifindex `ingress`), whose TPID is the bridge's.
 #[inline(always)]
-fn flood(ctx: &TcContext, d: &fwd::Decision, ingress: u32, tpid: u16) -> bool {
+fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bool {
     let skb = ctx.skb.skb;
-    let Some(inp) = Maps.port(ingress) else {
-        return false;
-    };
-    let bridge = inp.bridge;
+    let (bridge, tpid) = (inp.bridge, inp.tpid);
     // Start untagged; push per tagged member, pop again after its copy.
     if (TcFrame(ctx).offloaded_tag().is_some() || has_inline_tag(ctx, tpid)) && !pop(skb) {
         return false;
@@ -195,34 +194,21 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, ingress: u32, tpid: u16) -> bool {
             if ok {
                 fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
             } else {
-                count_drop(slot, Stat::DropRedirect);
+                fwd::count(&Maps, slot, Stat::DropRedirect);
             }
         } else {
             // SAFETY: as above.
             if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
                 fwd::account_tx(&Maps, slot, u64::from(base));
             } else {
-                count_drop(slot, Stat::DropRedirect);
+                fwd::count(&Maps, slot, Stat::DropRedirect);
             }
         }
     }
     if count > MAX_TC_FLOOD {
-        Maps.with_stats(inp_slot(ingress), |s| {
-            s.c[Stat::FloodTruncated as usize] += 1;
-        });
+        fwd::count(&Maps, d.in_slot, Stat::FloodTruncated);
     }
     true
-}
-
-/// Count a flood copy that could not be sent, on its egress port.
-#[inline(always)]
-fn count_drop(slot: u32, s: Stat) {
-    Maps.with_stats(slot, |c| c.c[s as usize] += 1);
-}
-
-#[inline(always)]
-fn inp_slot(ingress: u32) -> u32 {
-    Maps.port(ingress).map_or(0, |p| p.slot)
 }
 
 /// Whether the frame carries its outer tag in the bytes (not offloaded).

@@ -8,29 +8,14 @@ use aya_ebpf::{
 };
 use xennet_common::{
     VLAN_HLEN,
-    fwd::{self, Frame, Tables as _, TagOp, Verdict},
+    fwd::{self, TagOp, Verdict},
     stats::Stat,
 };
 
-use crate::maps::{Maps, XN_FLOOD, XN_TX};
-
-/// `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS`: a copy to every flood-group port but the ingress.
-const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
-
-/// Bounds-checked byte access to an XDP frame.
-pub(crate) struct XdpFrame<'a>(pub(crate) &'a XdpContext);
-
-impl Frame for XdpFrame<'_> {
-    #[inline(always)]
-    fn len(&self) -> usize {
-        self.0.data_end() - self.0.data()
-    }
-
-    #[inline(always)]
-    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        crate::pkt::load(self.0.data(), self.0.data_end(), off)
-    }
-}
+use crate::{
+    maps::{FLOOD_FLAGS, Maps, XN_FLOOD, XN_TX},
+    pkt::XdpFrame,
+};
 
 /// A pointer to the first `N` bytes of the frame, bounds-checked.
 #[inline(always)]
@@ -113,11 +98,7 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         // Unchanged, to the TC program of this device, which decides again and counts the
         // frame. The learning already happened here, so count it here (TC will only refresh).
         if let Some(l) = d.learn {
-            Maps.with_stats(d.in_slot, |s| {
-                if let Some(c) = s.c.get_mut(l as usize) {
-                    *c += 1;
-                }
-            });
+            fwd::count(&Maps, d.in_slot, l);
         }
         return XDP_PASS;
     }
@@ -160,7 +141,7 @@ pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
         return XDP_DROP;
     };
     if apply_tag(&ctx, op).is_err() {
-        Maps.with_stats(slot, |s| s.c[Stat::DropTagOp as usize] += 1);
+        fwd::count(&Maps, slot, Stat::DropTagOp);
         return XDP_DROP;
     }
     fwd::account_tx(&Maps, slot, len.saturating_add_signed(op.len_delta()));

@@ -115,17 +115,18 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     run(&mut c)
 }
 
-/// Run the benchmark, whose programs come from the eBPF object embedded in this binary. When
-/// xtask was built before the eBPF toolchain existed (a fresh clone), that object is empty:
-/// rebuild and run xtask again, now that `build_agent` installed the toolchain.
+/// Run the benchmark, whose programs come from the eBPF objects embedded in this binary (the
+/// bench object and the datapath's). When xtask was built before the eBPF toolchain existed (a
+/// fresh clone), they are empty: rebuild and run xtask again, now that `build_agent` installed
+/// the toolchain.
 fn bench_with_object(args: &bench::BenchArgs, agent: &Path) -> anyhow::Result<()> {
-    if !xennet_agent::ebpf::OBJECT.is_empty() {
+    if !xennet_agent::ebpf::OBJECT.is_empty() && !xennet_agent::ebpf::BENCH_OBJECT.is_empty() {
         return bench::run(args, agent, &root());
     }
     if env::var_os("XENNET_BENCH_REEXEC").is_some() {
-        bail!("xtask still has no eBPF object after a rebuild");
+        bail!("xtask still has no eBPF objects after a rebuild");
     }
-    eprintln!("xtask: rebuilding xtask with the eBPF object embedded");
+    eprintln!("xtask: rebuilding xtask with the eBPF objects embedded");
     let mut c = cargo();
     c.args(["run", "--quiet", "--package", "xtask", "--"])
         .args(env::args_os().skip(1))

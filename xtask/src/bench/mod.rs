@@ -7,6 +7,8 @@
 //! thread to the other. Results: a table on the terminal, markdown + JSON + SVG under
 //! `target/bench/` (or `--out`), and optionally the markdown in `docs/benchmarks.md`.
 
+#[cfg(test)]
+mod objects;
 mod paths;
 mod report;
 mod topo;
@@ -272,9 +274,9 @@ pub fn run(args: &BenchArgs, agent: &Path, root: &Path) -> Result<()> {
     let fdb_k = roles.len() - 1;
     let fdb_dut = &t.duts[fdb_k];
 
-    // The bench object (generator, sinks, ceiling, ladder, and an xennet_xdp with 1k FDB
-    // entries) and a second copy holding the large FDB; both with XN_FDB sized for the large
-    // one, so that only the number of entries differs.
+    // The bench object (generator, sinks, ceiling, ladder) with a copy of the datapath object
+    // (its xennet_xdp with 1k FDB entries), and a second datapath copy holding the large FDB;
+    // every XN_FDB sized for the large one, so that only the number of entries differs.
     let fdb_cap = args.fdb_entries.next_power_of_two().max(1 << 18);
     log(&format!(
         "loading the bench programs; FDB of {} entries (map sized {fdb_cap})",
