@@ -407,19 +407,8 @@ pub fn run(args: &BenchArgs, agent: &Path, root: &Path) -> Result<()> {
         notes,
         agent_counters,
     };
-    let stem = format!("bench-{started_unix}");
-    let svg = out_dir.join(format!("{stem}.svg"));
-    report::plot(&rep, &svg)?;
-    std::fs::copy(&svg, out_dir.join("latest.svg"))?;
-    let md = report::markdown(&rep, Some(&format!("{stem}.svg")));
-    std::fs::write(out_dir.join(format!("{stem}.md")), &md)?;
-    std::fs::write(
-        out_dir.join("latest.md"),
-        report::markdown(&rep, Some("latest.svg")),
-    )?;
-    let json = serde_json::to_string_pretty(&rep)?;
-    std::fs::write(out_dir.join(format!("{stem}.json")), &json)?;
-    std::fs::write(out_dir.join("latest.json"), &json)?;
+    let svg = report::write(&rep, &out_dir)?;
+    let stem = report::stem(&rep);
     println!("{}", report::terminal(&rep));
     println!(
         "\nwritten: {}/{stem}.{{md,json,svg}} (and latest.*), {:.0} s",

@@ -1,0 +1,246 @@
+//! The terminal table and the markdown report of a run.
+
+use std::fmt::Write as _;
+
+use super::{GENERATOR_BOUND, Report, Scenario, Summary, Unit};
+
+/// A value in the scenario's display unit.
+#[must_use]
+fn fmt_value(unit: Unit, v: f64) -> String {
+    if v.is_nan() {
+        return "—".into();
+    }
+    match unit {
+        Unit::Pps => format!("{:.3}", v / 1e6),
+        Unit::Bps => format!("{:.2}", v / 1e9),
+        Unit::Micros => format!("{v:.1}"),
+    }
+}
+
+#[must_use]
+const fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Pps => "Mpps",
+        Unit::Bps => "Gbit/s",
+        Unit::Micros => "µs",
+    }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "—".into(), |x| format!("{x:.2}×"))
+}
+
+/// The columns of one summary row: value, range, ×bridge, ×ceiling, notes.
+fn row_cells(s: &Scenario, r: &Summary) -> [String; 5] {
+    if let Some(why) = &r.na {
+        return [
+            "n/a".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            why.clone(),
+        ];
+    }
+    let mut notes = Vec::new();
+    if let Some(g) = r.extra.get("gbps") {
+        notes.push(format!("{g:.2} Gbit/s"));
+    }
+    if let Some(o) = r.extra.get("offered_mpps") {
+        // A DUT that forwards most of what the generator offers is probably waiting for the
+        // generator: its rate is a lower bound.
+        let bound = r
+            .extra
+            .get("delivered_share")
+            .is_some_and(|s| *s >= GENERATOR_BOUND);
+        notes.push(format!(
+            "offered {o:.2} Mpps{}",
+            if bound {
+                " (near the generator's limit: a lower bound)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let busy: Vec<String> = (0..8)
+        .filter_map(|i| r.extra.get(&format!("cpu{i}_busy")).map(|b| (i, b)))
+        .map(|(i, b)| format!("cpu{i} {:.0}%", b * 100.0))
+        .collect();
+    if !busy.is_empty() {
+        notes.push(busy.join(" "));
+    }
+    if let Some(f) = r.extra.get("foreign_cpu") {
+        if *f >= 0.05 {
+            notes.push(format!("other load {:.0}% of a CPU", f * 100.0));
+        }
+    }
+    [
+        fmt_value(s.unit, r.median),
+        format!(
+            "{} – {}",
+            fmt_value(s.unit, r.min),
+            fmt_value(s.unit, r.max)
+        ),
+        ratio(r.vs_bridge),
+        ratio(r.vs_ceiling),
+        notes.join(", "),
+    ]
+}
+
+/// The table for the terminal.
+#[must_use]
+pub fn terminal(rep: &Report) -> String {
+    let mut o = String::new();
+    for s in &rep.scenarios {
+        let _ = writeln!(o, "\n{} [{}]", s.title, unit_name(s.unit));
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>9} {:>19} {:>8} {:>9}  notes",
+            "path", "median", "min – max", "×bridge", "×ceiling"
+        );
+        for r in rep.summary.iter().filter(|r| r.scenario == s.id) {
+            let c = row_cells(s, r);
+            let _ = writeln!(
+                o,
+                "  {:<22} {:>9} {:>19} {:>8} {:>9}  {}",
+                r.path, c[0], c[1], c[2], c[3], c[4]
+            );
+        }
+    }
+    if !rep.ladder.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nProgram run time per frame (BPF_PROG_TEST_RUN, not live), median ns:"
+        );
+        let mut prev: Option<f64> = None;
+        for (p, m, lo, hi) in &rep.ladder {
+            let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
+            let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
+            prev = Some(*m);
+        }
+    }
+    if !rep.profile.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nIn-situ run time per frame (kernel.bpf_stats_enabled, 64 B unicast):"
+        );
+        for (path, p, ns, n) in &rep.profile {
+            let _ = writeln!(o, "  {path:<22} {p:<14} {ns:>7.1} ns  ({n} runs)");
+        }
+    }
+    let _ = writeln!(o, "\nTargets:");
+    for t in &rep.targets {
+        let m = match t.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "n/a",
+        };
+        let _ = writeln!(
+            o,
+            "  [{m:^7}] {}: {} (target {})",
+            t.what, t.measured, t.wanted
+        );
+    }
+    o
+}
+
+/// The markdown report.
+#[must_use]
+pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
+    let mut o = String::new();
+    let m = &rep.machine;
+    let _ = writeln!(o, "Command: `{}` ({:.0} s)\n", rep.command, rep.duration_s);
+    let _ = writeln!(
+        o,
+        "Machine: {}; {} × {}; {} MiB; hypervisor: {}; clocksource {}; load average before the run: {}\n",
+        m.kernel, m.cpus, m.cpu_model, m.memory_mib, m.hypervisor, m.clocksource, m.loadavg_before
+    );
+    let params: Vec<String> = rep
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    let _ = writeln!(o, "Parameters: {}\n", params.join(", "));
+    let _ = writeln!(
+        o,
+        "Medians over the rounds with min – max; ratios are medians of this run divided by the \
+         Linux bridge's and the XDP ceiling's medians in the same scenario (for RTT lower is \
+         better, so a ratio < 1 is an improvement).\n"
+    );
+    for s in &rep.scenarios {
+        let _ = writeln!(o, "#### {} [{}]\n", s.title, unit_name(s.unit));
+        let _ = writeln!(
+            o,
+            "| path | median | min – max | × bridge | × ceiling | notes |"
+        );
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---|");
+        for r in rep.summary.iter().filter(|r| r.scenario == s.id) {
+            let c = row_cells(s, r);
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.path, c[0], c[1], c[2], c[3], c[4]
+            );
+        }
+        o.push('\n');
+    }
+    if !rep.ladder.is_empty() {
+        let _ = writeln!(
+            o,
+            "#### Program run time per frame (`BPF_PROG_TEST_RUN`, not live, 60 B frame)\n"
+        );
+        let _ = writeln!(o, "| program | adds | median ns | min – max | step |");
+        let _ = writeln!(o, "|---|---|---:|---:|---:|");
+        let adds = [
+            "bare devmap redirect (the ceiling)",
+            "port lookup, parse, classify, FDB lookup of dst, egress checks",
+            "learning lookup of src (`fwd::learn`), clock frozen",
+            "`bpf_ktime_get_ns()` (the real `decide()`)",
+            "counters (`fwd::account`): the full datapath",
+        ];
+        let mut prev: Option<f64> = None;
+        for (i, (p, med, lo, hi)) in rep.ladder.iter().enumerate() {
+            let d = prev.map_or_else(|| "—".into(), |x| format!("+{:.1}", med - x));
+            let _ = writeln!(
+                o,
+                "| `{p}` | {} | {med:.1} | {lo:.1} – {hi:.1} | {d} |",
+                adds.get(i).unwrap_or(&"")
+            );
+            prev = Some(*med);
+        }
+        o.push('\n');
+    }
+    if !rep.profile.is_empty() {
+        let _ = writeln!(
+            o,
+            "#### In-situ program run time (`kernel.bpf_stats_enabled`, one 64 B unicast window)\n"
+        );
+        let _ = writeln!(o, "| path | program | ns per run | runs |");
+        let _ = writeln!(o, "|---|---|---:|---:|");
+        for (path, p, ns, n) in &rep.profile {
+            let _ = writeln!(o, "| {path} | `{p}` | {ns:.1} | {n} |");
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(o, "#### Targets\n");
+    let _ = writeln!(o, "| target | wanted | measured | |");
+    let _ = writeln!(o, "|---|---|---|---|");
+    for t in &rep.targets {
+        let m = match t.met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "n/a",
+        };
+        let _ = writeln!(o, "| {} | {} | {} | {m} |", t.what, t.wanted, t.measured);
+    }
+    o.push('\n');
+    if !rep.notes.is_empty() {
+        for n in &rep.notes {
+            let _ = writeln!(o, "- {n}");
+        }
+        o.push('\n');
+    }
+    if let Some(svg) = svg_name {
+        let _ = writeln!(o, "![ratios]({svg})\n");
+    }
+    o
+}
