@@ -1,0 +1,121 @@
+//! Program cost: the run-time ladder (`BPF_PROG_TEST_RUN`, not live) and the in-situ run time
+//! with `kernel.bpf_stats_enabled` during a live window.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use xennet_common::maps::PROG_XDP;
+
+use super::{
+    Setting, interrupted, log,
+    report::median,
+    scenarios::Traffic,
+    topo::{Dut, Topo},
+    traffic::{BenchObj, CEIL, GEN, LADDER, SINK},
+};
+
+/// Program run time per frame of every ladder step on `d`'s maps: (program, median ns, min,
+/// max) over the ladder rounds.
+pub fn ladder(
+    cfg: &Setting,
+    obj: &mut BenchObj,
+    d: &Dut,
+    small: &Traffic,
+) -> Result<Vec<(String, f64, f64, f64)>> {
+    log("program run-time ladder");
+    let mut ladder_samples: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 0..cfg.p.ladder_rounds {
+        for prog in LADDER {
+            if prog == CEIL {
+                let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
+                obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
+            }
+            let ns = obj.prog_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
+            ladder_samples.entry(prog).or_default().push(ns);
+        }
+    }
+    Ok(LADDER
+        .iter()
+        .map(|prog| {
+            let mut v = ladder_samples.remove(prog).unwrap_or_default();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            ((*prog).to_string(), median(&mut v), lo, hi)
+        })
+        .collect())
+}
+
+/// In-situ program cost: one 64 B unicast window each for the ceiling and the bench-loaded
+/// `xennet_xdp` on `d` with `bpf_stats` on: (label, program, ns per run, runs) of the forwarding
+/// program, the generator and the sink.
+pub fn in_situ(
+    cfg: &Setting,
+    t: &Topo,
+    obj: &mut BenchObj,
+    d: &Dut,
+    small: &Traffic,
+) -> Result<Vec<(String, String, f64, u64)>> {
+    log("in-situ program run time (kernel.bpf_stats_enabled)");
+    let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
+    obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
+    let _stats = BpfStats::enable()?;
+    let mut prof = Vec::new();
+    for (label, prog) in [
+        ("xdp-ceiling", CEIL),
+        ("xennet-xdp (bench-loaded)", PROG_XDP),
+    ] {
+        interrupted()?;
+        let link = obj.attach(&d.ns, prog, "xb0")?;
+        cfg.place_napi(t)?;
+        let progs = [prog, GEN, SINK];
+        let before: Vec<(u64, u64)> = progs
+            .iter()
+            .map(|q| obj.prog_stats(q))
+            .collect::<Result<_>>()?;
+        let w = cfg.window(t, obj, d.gen_if, small);
+        let after: Vec<(u64, u64)> = progs
+            .iter()
+            .map(|q| obj.prog_stats(q))
+            .collect::<Result<_>>()?;
+        obj.detach(link)?;
+        w?;
+        for (i, q) in progs.iter().enumerate() {
+            let n = after[i].0 - before[i].0;
+            let ns = after[i].1 - before[i].1;
+            #[expect(clippy::cast_precision_loss, reason = "ns")]
+            let per = if n == 0 {
+                f64::NAN
+            } else {
+                ns as f64 / n as f64
+            };
+            prof.push((label.to_string(), (*q).to_string(), per, n));
+        }
+    }
+    Ok(prof)
+}
+
+/// `kernel.bpf_stats_enabled = 1` while alive; restores the previous value on drop.
+struct BpfStats {
+    old: String,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn enable() -> Result<BpfStats> {
+        let old = std::fs::read_to_string(BPF_STATS)
+            .context("reading kernel.bpf_stats_enabled")?
+            .trim()
+            .to_string();
+        std::fs::write(BPF_STATS, "1").context("enabling kernel.bpf_stats_enabled")?;
+        Ok(BpfStats { old })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(BPF_STATS, &self.old) {
+            eprintln!("bench: restoring kernel.bpf_stats_enabled: {e}");
+        }
+    }
+}

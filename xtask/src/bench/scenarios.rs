@@ -1,0 +1,292 @@
+//! The scenarios: their ids, titles and traffic, and the alternating rounds of the frame-rate
+//! scenarios (64 B unicast, tagged uplink, large frames, flood).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use xennet_tests::frame::BROADCAST;
+
+use super::{
+    Setting,
+    args::BenchArgs,
+    interrupted, log,
+    paths::{Active, PathKind},
+    report::{Sample, Scenario, Unit},
+    topo::{self, Topo},
+    traffic::{self, BenchObj, CEIL, CEIL_BC, GenConf, Window},
+};
+
+pub const SCN_U64: &str = "u64";
+pub const SCN_TAG: &str = "u64-tagged";
+pub const SCN_LARGE: &str = "large";
+pub const SCN_FLOOD: &str = "flood";
+pub const SCN_FDB_SMALL: &str = "fdb-1k";
+pub const SCN_FDB_BIG: &str = "fdb-big";
+pub const SCN_TCP: &str = "tcp";
+pub const SCN_TCP_NOCSUM: &str = "tcp-nocsum";
+pub const SCN_RTT: &str = "rtt";
+
+/// Every scenario, in the order of the report.
+pub fn scenarios(args: &BenchArgs) -> Vec<Scenario> {
+    vec![
+        Scenario {
+            id: SCN_U64,
+            title: "64 B known unicast (60 B + FCS, untagged access → access)".into(),
+            unit: Unit::Pps,
+        },
+        Scenario {
+            id: SCN_TAG,
+            title: format!(
+                "64 B tagged uplink → access port (VLAN {}, tag popped)",
+                topo::TAG_VLAN
+            ),
+            unit: Unit::Pps,
+        },
+        Scenario {
+            id: SCN_LARGE,
+            title: format!("{} B known unicast (1500 B IP MTU)", args.large),
+            unit: Unit::Pps,
+        },
+        Scenario {
+            id: SCN_FLOOD,
+            title: format!(
+                "64 B broadcast flooded to {} ports (copies delivered)",
+                args.flood_ports
+            ),
+            unit: Unit::Pps,
+        },
+        Scenario {
+            id: SCN_FDB_SMALL,
+            title: format!(
+                "64 B unicast to {} destinations, FDB of {} entries (bench-loaded xennet_xdp)",
+                args.fdb_hot, args.fdb_hot
+            ),
+            unit: Unit::Pps,
+        },
+        Scenario {
+            id: SCN_FDB_BIG,
+            title: format!(
+                "64 B unicast to {} destinations, FDB of {} entries (bench-loaded xennet_xdp)",
+                args.fdb_hot, args.fdb_entries
+            ),
+            unit: Unit::Pps,
+        },
+        Scenario {
+            id: SCN_TCP,
+            title: "TCP bulk guest → guest, default offloads (iperf3, 1 stream)".into(),
+            unit: Unit::Bps,
+        },
+        Scenario {
+            id: SCN_TCP_NOCSUM,
+            title: "TCP bulk guest → guest, guests' tx checksum offload off (iperf3, 1 stream)"
+                .into(),
+            unit: Unit::Bps,
+        },
+        Scenario {
+            id: SCN_RTT,
+            title: "ping RTT guest → guest (median, idle)".into(),
+            unit: Unit::Micros,
+        },
+    ]
+}
+
+/// Frames and generator settings of one scenario.
+pub struct Traffic {
+    pub frame: Vec<u8>,
+    pub conf: GenConf,
+}
+
+/// The traffic of every generated scenario.
+pub struct Traffics {
+    /// 64 B known unicast (also the ladder's and the in-situ profile's frame).
+    pub small: Traffic,
+    pub tagged: Traffic,
+    pub large: Traffic,
+    pub flood: Traffic,
+    /// 64 B unicast cycling through `--fdb-hot` destinations.
+    pub fdb: Traffic,
+}
+
+impl Traffics {
+    pub fn new(args: &BenchArgs) -> Traffics {
+        let src = topo::GEN_SRC;
+        Traffics {
+            small: Traffic {
+                frame: traffic::udp_frame(60, topo::sink_mac(1), src, None),
+                conf: conf(topo::sink_mac(1), 1, args.flows, None),
+            },
+            tagged: Traffic {
+                frame: traffic::udp_frame(64, topo::sink_mac(0), src, Some(topo::TAG_VLAN)),
+                conf: conf(topo::sink_mac(0), 1, args.flows, Some(topo::TAG_VLAN)),
+            },
+            large: Traffic {
+                frame: traffic::udp_frame(args.large, topo::sink_mac(1), src, None),
+                conf: conf(topo::sink_mac(1), 1, args.flows, None),
+            },
+            flood: Traffic {
+                frame: traffic::udp_frame(60, BROADCAST, src, None),
+                conf: conf(BROADCAST, 1, args.flows, None),
+            },
+            fdb: Traffic {
+                frame: traffic::udp_frame(60, topo::FDB_DST, src, None),
+                conf: conf(topo::FDB_DST, args.fdb_hot, args.flows, None),
+            },
+        }
+    }
+}
+
+fn conf(dst: [u8; 6], dst_n: u32, flows: u16, vlan: Option<u16>) -> GenConf {
+    GenConf {
+        dst,
+        src: topo::GEN_SRC,
+        dst_mask: dst_n.saturating_sub(1),
+        src_mask: u32::from(flows.saturating_sub(1)),
+        tci: vlan.map_or(0, u32::from),
+        flags: 0,
+    }
+}
+
+/// One window as a sample of `scenario` on `path`, with its secondary values.
+pub fn sample(
+    scenario: &'static str,
+    path: &str,
+    round: usize,
+    w: &Window,
+    unit: Unit,
+    dut_cpu: usize,
+) -> Sample {
+    let mut extra = BTreeMap::new();
+    extra.insert("offered_mpps".into(), w.offered_pps / 1e6);
+    if w.offered_pps > 0.0 {
+        extra.insert("delivered_share".into(), w.pps / w.offered_pps);
+    }
+    if let Some(b) = w.cpu_busy.get(dut_cpu) {
+        if w.pps > 0.0 {
+            // DUT CPU time per forwarded frame (flood: per delivered copy).
+            extra.insert("dut_ns".into(), b * 1e9 / w.pps);
+        }
+    }
+    if scenario == SCN_LARGE {
+        extra.insert("gbps".into(), w.bps / 1e9);
+    }
+    extra.insert("foreign_cpu".into(), w.foreign_cpu);
+    for (i, b) in w.cpu_busy.iter().enumerate() {
+        extra.insert(format!("cpu{i}_busy"), *b);
+    }
+    Sample {
+        scenario,
+        path: path.to_string(),
+        round,
+        value: match unit {
+            Unit::Bps => w.bps,
+            _ => w.pps,
+        },
+        extra,
+    }
+}
+
+/// The ceiling's maps: unicast pairs by ingress (`tagged`: to the tagged-uplink egress), flood
+/// group. Nothing without a ceiling path (`ceil_k`).
+pub fn ceiling_maps(
+    obj: &mut BenchObj,
+    t: &Topo,
+    ceil_k: Option<usize>,
+    tagged: bool,
+) -> Result<()> {
+    let Some(k) = ceil_k else { return Ok(()) };
+    let d = &t.duts[k];
+    let (xb0, xv1, xv2) = (d.idx("xb0")?, d.idx("xv1")?, d.idx("xv2")?);
+    let out = d.idx(if tagged { "xbt" } else { "xb1" })?;
+    let mut all = vec![xb0];
+    for i in 1..=d.ports {
+        all.push(d.idx(&format!("xb{i}"))?);
+    }
+    obj.set_ceiling(&d.ns, &[(xb0, out), (xv1, xv2), (xv2, xv1)], &all)
+}
+
+/// Attach `prog` as the ceiling's program on xb0 in place of the one there.
+fn ceiling_prog(
+    obj: &mut BenchObj,
+    t: &Topo,
+    ceil_k: Option<usize>,
+    actives: &mut [Option<Active>],
+    prog: &str,
+) -> Result<()> {
+    if let Some(k) = ceil_k {
+        if let Some(Active::Ceiling { links }) = &mut actives[k] {
+            obj.detach(links.remove(0))?;
+            links.insert(0, obj.attach(&t.duts[k].ns, prog, "xb0")?);
+        }
+    }
+    Ok(())
+}
+
+/// The frame-rate scenarios: per scenario, rounds of every path (`paths`: DUT index and kind)
+/// in rotating order, so that the paths compared in a scenario are measured minutes apart at
+/// most.
+pub fn rate_rounds(
+    cfg: &Setting,
+    t: &Topo,
+    tr: &Traffics,
+    paths: &[(usize, PathKind)],
+    ceil_k: Option<usize>,
+    obj: &mut BenchObj,
+    actives: &mut [Option<Active>],
+) -> Result<Vec<Sample>> {
+    let mut samples = Vec::new();
+    let pps: [(&'static str, &Traffic); 4] = [
+        (SCN_U64, &tr.small),
+        (SCN_TAG, &tr.tagged),
+        (SCN_LARGE, &tr.large),
+        (SCN_FLOOD, &tr.flood),
+    ];
+    for (scn, tr) in pps {
+        if !cfg.args.wants(scn) {
+            continue;
+        }
+        let scn_paths: Vec<(usize, PathKind)> = paths
+            .iter()
+            .copied()
+            .filter(|(_, k)| scn != SCN_TAG || k.vlan_aware())
+            .collect();
+        if scn_paths.is_empty() {
+            continue;
+        }
+        // Per-scenario state of the ceiling: the tagged scenario's egress, the flood program.
+        if scn == SCN_TAG {
+            ceiling_maps(obj, t, ceil_k, true)?;
+        }
+        if scn == SCN_FLOOD {
+            ceiling_prog(obj, t, ceil_k, actives, CEIL_BC)?;
+            cfg.place_napi(t)?;
+        }
+        for round in 0..cfg.p.rounds {
+            let mut order = scn_paths.clone();
+            let n = order.len();
+            order.rotate_left(round % n);
+            log(&format!(
+                "{scn}: round {}/{} ({})",
+                round + 1,
+                cfg.p.rounds,
+                order
+                    .iter()
+                    .map(|(_, k)| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            for (k, kind) in order {
+                interrupted()?;
+                let w = cfg.window(t, obj, t.duts[k].gen_if, tr)?;
+                samples.push(sample(scn, kind.name(), round, &w, Unit::Pps, cfg.dut_cpu));
+            }
+        }
+        if scn == SCN_TAG {
+            ceiling_maps(obj, t, ceil_k, false)?;
+        }
+        if scn == SCN_FLOOD {
+            ceiling_prog(obj, t, ceil_k, actives, CEIL)?;
+            cfg.place_napi(t)?;
+        }
+    }
+    Ok(samples)
+}
