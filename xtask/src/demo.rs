@@ -65,7 +65,6 @@ fn send_and_report(
 }
 
 /// Run the demo with the agent binary `agent`.
-#[expect(clippy::too_many_lines, reason = "a linear script of demo steps")]
 pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
     // SAFETY: the demo is single-threaded here; tests read the same variable.
     unsafe { std::env::set_var("XENNET_AGENT", agent_bin) };
@@ -86,6 +85,25 @@ pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
     let agent = agent?;
     println!("  xennet-agent running in {}", sim.dom0.name());
 
+    let mut failures = forwarding(&sim)?;
+    listings(agent_bin, &sim, &fs, &agent)?;
+
+    section("stopping the agent and removing the namespaces");
+    if !agent.stop()? {
+        failures.push("the agent did not exit cleanly");
+    }
+    drop(sim);
+    drop(fs);
+    if failures.is_empty() {
+        println!("demo ok");
+        Ok(())
+    } else {
+        bail!("demo saw problems: {}", failures.join("; "))
+    }
+}
+
+/// The forwarding steps between the guests and upstream; what went wrong, if anything.
+fn forwarding(sim: &SeedDom0) -> anyhow::Result<Vec<&'static str>> {
     let g: Vec<_> = ["vif1.0", "vif2.0", "vif3.0"]
         .iter()
         .map(|v| sim.guest_socket(v))
@@ -155,7 +173,11 @@ pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
     if !send_and_report(&g[0], &f, &everyone)?.is_empty() {
         failures.push("a tagged frame from an access port was forwarded");
     }
+    Ok(failures)
+}
 
+/// The agent's counters, ports and FDB, as its CLI shows them.
+fn listings(agent_bin: &Path, sim: &SeedDom0, fs: &BpfFs, agent: &Agent) -> anyhow::Result<()> {
     section("xennet-agent stats");
     let pins = fs.pin_dir().to_string_lossy().into_owned();
     let out = agent_command(agent_bin, &sim.dom0, &["stats", "--pin-dir", &pins])
@@ -177,17 +199,5 @@ pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
             bail!("{title} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
-
-    section("stopping the agent and removing the namespaces");
-    if !agent.stop()? {
-        failures.push("the agent did not exit cleanly");
-    }
-    drop(sim);
-    drop(fs);
-    if failures.is_empty() {
-        println!("demo ok");
-        Ok(())
-    } else {
-        bail!("demo saw problems: {}", failures.join("; "))
-    }
+    Ok(())
 }
