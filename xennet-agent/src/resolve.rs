@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{Config, PortSpec};
+use crate::config::{Config, PortSpec, check_port_add};
 
 /// A port added at run time: its bridge and spec.
 pub type RuntimePorts = BTreeMap<String, (String, PortSpec)>;
@@ -82,109 +82,25 @@ pub fn resolve(cfg: &Config, links: &BTreeSet<String>, runtime: &RuntimePorts) -
     }
 }
 
-/// Turn a `port add` request into a run-time port of `cfg`'s bridge, validating it as the
-/// configuration file would. Without `access`/`trunk`, the first rule (or exact port) of that
-/// bridge matching the interface decides the VLANs and attach mode.
+/// Turn a `port add` request into a run-time port of `cfg`'s bridge, validated by the
+/// configuration's own port rules ([`crate::config::check_port_add`]) against the file and the
+/// other ports in `runtime` (a port of the same interface is replaced, so it does not count).
+/// Without `access`/`trunk`, the first rule (or exact port) of that bridge matching the
+/// interface decides the VLANs and attach mode.
+///
+/// # Errors
+///
+/// Every problem of the request, one per line, worded as the file's.
 pub fn runtime_port(
     cfg: &Config,
+    runtime: &RuntimePorts,
     req: &crate::control::PortAdd,
 ) -> anyhow::Result<(String, PortSpec)> {
-    use std::collections::BTreeSet;
-
-    use anyhow::{anyhow, bail};
-
-    use crate::config::{AttachMode, MacAddr, PortMode};
-
-    let valid = |v: u16| (1..=4094).contains(&v);
-    if req.interface.is_empty()
-        || req.interface.len() > 15
-        || req.interface.contains(['/', ' ', ':'])
-    {
-        bail!("{:?} is not a valid interface name", req.interface);
-    }
-    let bridge = cfg
-        .bridges
+    let others = runtime
         .iter()
-        .find(|b| b.name == req.bridge)
-        .ok_or_else(|| anyhow!("no bridge {:?} in the configuration", req.bridge))?;
-    let rule = bridge.ports.iter().find(|p| p.matches(&req.interface));
-    let mode = match (req.access, &req.trunk) {
-        (Some(_), Some(_)) => bail!("give --access or --trunk, not both"),
-        (Some(v), None) => {
-            if !valid(v) || req.native.is_some() {
-                bail!("--access {v}: not a VLAN id (1-4094), or given with --native");
-            }
-            PortMode::Access { vlan: v }
-        }
-        (None, Some(list)) => {
-            let mut vlans: BTreeSet<u16> = BTreeSet::new();
-            for v in list.iter().copied().chain(req.native) {
-                if !valid(v) {
-                    bail!("VLAN {v} is not a VLAN id (1-4094)");
-                }
-                vlans.insert(v);
-            }
-            if vlans.is_empty() {
-                bail!("--trunk needs at least one VLAN");
-            }
-            PortMode::Trunk {
-                vlans,
-                native: req.native,
-            }
-        }
-        (None, None) => rule.map(|r| r.mode.clone()).ok_or_else(|| {
-            anyhow!(
-                "bridge {:?} has no port rule matching {:?}: give --access or --trunk",
-                req.bridge,
-                req.interface
-            )
-        })?,
-    };
-    let attach = match &req.attach {
-        Some(a) => a
-            .parse::<AttachMode>()
-            .map_err(|e| anyhow!("--attach {e}"))?,
-        None => rule.map_or(AttachMode::Auto, |r| r.attach),
-    };
-    let mut macs = Vec::new();
-    for m in &req.macs {
-        let (mac, vlan) = match m.split_once('@') {
-            Some((mac, v)) => (
-                mac,
-                Some(v.parse::<u16>().map_err(|_| anyhow!("bad VLAN in {m:?}"))?),
-            ),
-            None => (m.as_str(), None),
-        };
-        let mac: MacAddr = mac.parse().map_err(|e| anyhow!("MAC {m:?}: {e}"))?;
-        if mac.is_multicast() || mac.is_zero() {
-            bail!("MAC {m:?} is not a unicast station address");
-        }
-        let vlan = match (&mode, vlan) {
-            (PortMode::Access { vlan: a }, None) => *a,
-            (PortMode::Access { vlan: a }, Some(v)) if v == *a => v,
-            (PortMode::Access { vlan: a }, Some(v)) => {
-                bail!("MAC {m:?}: VLAN {v} is not the port's access VLAN {a}")
-            }
-            (PortMode::Trunk { native, .. }, None) => native
-                .ok_or_else(|| anyhow!("MAC {m:?} on a trunk without native VLAN needs @VLAN"))?,
-            (PortMode::Trunk { vlans, .. }, Some(v)) if vlans.contains(&v) => v,
-            (PortMode::Trunk { .. }, Some(v)) => {
-                bail!("MAC {m:?}: the port does not carry VLAN {v}")
-            }
-        };
-        macs.push((mac, vlan));
-    }
-    let mac_limit = rule.map_or_else(|| mode.default_mac_limit(), |r| r.mac_limit);
-    Ok((
-        bridge.name.clone(),
-        PortSpec {
-            interface: req.interface.clone(),
-            mode,
-            attach,
-            macs,
-            mac_limit,
-        },
-    ))
+        .filter(|(name, _)| **name != req.interface)
+        .map(|(_, (bridge, spec))| (bridge.as_str(), spec));
+    Ok(check_port_add(cfg, others, req)?)
 }
 
 #[cfg(test)]
