@@ -107,6 +107,7 @@ pub fn runtime_port(
 mod tests {
     use super::*;
     use crate::config::{AttachMode, PortMode};
+    use crate::control::PortAdd;
 
     const CFG: &str = r#"
 [[bridge]]
@@ -213,5 +214,60 @@ access = 10
         let r = resolve(&cfg, &links, &RuntimePorts::new());
         assert_eq!(r.waiting, ["eth1", "vif1.0"]);
         assert_eq!(names(&r.config, 0), ["vif5.1"]);
+    }
+
+    fn request(interface: &str, bridge: &str, macs: &[&str]) -> PortAdd {
+        PortAdd {
+            interface: interface.into(),
+            bridge: bridge.into(),
+            access: None,
+            trunk: None,
+            native: None,
+            macs: macs.iter().map(ToString::to_string).collect(),
+            attach: None,
+        }
+    }
+
+    #[test]
+    fn runtime_ports_own_their_static_macs() {
+        let cfg = Config::parse(CFG, "t.toml").unwrap();
+        let mut runtime = RuntimePorts::new();
+        let first = request("vif3.0", "trunk", &["00:16:3e:00:00:03"]);
+        let (bridge, spec) = runtime_port(&cfg, &runtime, &first).unwrap();
+        assert_eq!(bridge, "trunk");
+        assert_eq!(spec.mode, PortMode::Access { vlan: 4094 });
+        assert_eq!(spec.attach, AttachMode::Tc);
+        runtime.insert("vif3.0".into(), (bridge, spec));
+        // The same interface again replaces its port: its own MAC is no conflict.
+        assert!(runtime_port(&cfg, &runtime, &first).is_ok());
+        // Another interface of the bridge with that MAC and VLAN is refused, naming the owner.
+        let err = runtime_port(
+            &cfg,
+            &runtime,
+            &request("vif4.0", "trunk", &["00:16:3e:00:00:03"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bridge \"trunk\", port \"vif4.0\": `macs` entry \"00:16:3e:00:00:03\": static MAC \
+             00:16:3e:00:00:03 in VLAN 4094 is already given by `port add` (port \"vif3.0\"); \
+             each MAC may appear once per VLAN of a bridge"
+        );
+        // Another bridge is another FDB: the same MAC is fine there.
+        assert!(
+            runtime_port(
+                &cfg,
+                &runtime,
+                &request("vif4.1", "internal", &["00:16:3e:00:00:03"])
+            )
+            .is_ok()
+        );
+        // Names the file gives exactly are refused, whatever the bridge.
+        for name in ["eth1", "vifmgmt", "xnh-trunk"] {
+            let mut req = request(name, "internal", &[]);
+            req.access = Some(10);
+            let err = runtime_port(&cfg, &runtime, &req).unwrap_err().to_string();
+            assert!(err.contains("in the configuration file"), "{name}: {err}");
+        }
     }
 }

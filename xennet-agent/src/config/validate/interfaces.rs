@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::Validator;
 use crate::config::raw::RawConfig;
 use crate::config::syntax::{DefaultPeer, default_peer};
-use crate::config::types::Config;
+use crate::config::types::{Config, HOST_PEER_PREFIX};
 
 /// One use of an interface name, for the "each interface once" rule.
 struct Claim {
@@ -112,7 +112,13 @@ impl Validator<'_> {
                     roles.push(format!("the host interface of bridge {name:?}"));
                 }
                 if host.peer == interface {
-                    roles.push(format!("the host peer of bridge {name:?}"));
+                    let default = host.peer == format!("{HOST_PEER_PREFIX}{name}");
+                    let kind = if default {
+                        "default host peer"
+                    } else {
+                        "host peer"
+                    };
+                    roles.push(format!("the {kind} of bridge {name:?}"));
                 }
             }
             for role in roles {
