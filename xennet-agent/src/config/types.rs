@@ -1,4 +1,4 @@
-//! The validated configuration: the types the agent works with, and the documented defaults and limits.
+//! The validated configuration: the types the agent works with, the defaults and limits.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -43,8 +43,8 @@ pub const MAX_BRIDGES: usize = 256;
 
 /// An Ethernet MAC address.
 ///
-/// Parses from six two-digit hex octets separated by `:` or `-` (either case), see
-/// [`super::syntax`]; displays as lowercase colon-separated hex.
+/// Parses from six two-digit hex octets separated by `:` or `-` (either case);
+/// displays as lowercase colon-separated hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MacAddr(pub [u8; 6]);
 
