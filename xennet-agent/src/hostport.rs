@@ -7,8 +7,6 @@
 //! port. An existing pair is adopted, so an agent restart does not take dom0's management
 //! address down.
 
-use std::net::IpAddr;
-
 use anyhow::{Context as _, anyhow, bail};
 use futures::TryStreamExt as _;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth};
@@ -179,7 +177,8 @@ impl Netlink {
                 .with_context(|| format!("setting the MAC of {}", host.interface))?;
         }
         for a in &host.addresses {
-            let (ip, len) = parse_cidr(a)?;
+            let (ip, len) = crate::config::parse_cidr(a)
+                .map_err(|why| anyhow!("address {a:?} of {}: {why}", host.interface))?;
             self.handle
                 .address()
                 .add(dom0, ip, len)
@@ -250,14 +249,4 @@ impl LinkWatch {
         }
         false
     }
-}
-
-/// `"10.0.0.1/24"` → (address, prefix length). The config validated it already.
-fn parse_cidr(s: &str) -> anyhow::Result<(IpAddr, u8)> {
-    let (a, l) = s
-        .split_once('/')
-        .ok_or_else(|| anyhow!("address {s:?} has no prefix length"))?;
-    let ip: IpAddr = a.parse().with_context(|| format!("address {s:?}"))?;
-    let len: u8 = l.parse().with_context(|| format!("prefix of {s:?}"))?;
-    Ok((ip, len))
 }

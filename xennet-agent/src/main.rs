@@ -275,7 +275,7 @@ impl Agent {
     }
 
     async fn port_add(&mut self, req: &PortAdd) -> anyhow::Result<Changes> {
-        let (bridge, spec) = runtime_port(&self.cfg, req)?;
+        let (bridge, spec) = runtime_port(&self.cfg, &self.runtime, req)?;
         if self
             .cfg
             .bridges

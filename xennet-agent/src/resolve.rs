@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{Config, PortSpec};
+use crate::config::{Config, PortSpec, check_port_add};
 
 /// A port added at run time: its bridge and spec.
 pub type RuntimePorts = BTreeMap<String, (String, PortSpec)>;
@@ -82,115 +82,32 @@ pub fn resolve(cfg: &Config, links: &BTreeSet<String>, runtime: &RuntimePorts) -
     }
 }
 
-/// Turn a `port add` request into a run-time port of `cfg`'s bridge, validating it as the
-/// configuration file would. Without `access`/`trunk`, the first rule (or exact port) of that
-/// bridge matching the interface decides the VLANs and attach mode.
+/// Turn a `port add` request into a run-time port of `cfg`'s bridge, validated by the
+/// configuration's own port rules ([`crate::config::check_port_add`]) against the file and the
+/// other ports in `runtime` (a port of the same interface is replaced, so it does not count).
+/// Without `access`/`trunk`, the first rule (or exact port) of that bridge matching the
+/// interface decides the VLANs and attach mode.
+///
+/// # Errors
+///
+/// Every problem of the request, one per line, worded as the file's.
 pub fn runtime_port(
     cfg: &Config,
+    runtime: &RuntimePorts,
     req: &crate::control::PortAdd,
 ) -> anyhow::Result<(String, PortSpec)> {
-    use std::collections::BTreeSet;
-
-    use anyhow::{anyhow, bail};
-
-    use crate::config::{AttachMode, MacAddr, PortMode};
-
-    let valid = |v: u16| (1..=4094).contains(&v);
-    if req.interface.is_empty()
-        || req.interface.len() > 15
-        || req.interface.contains(['/', ' ', ':'])
-    {
-        bail!("{:?} is not a valid interface name", req.interface);
-    }
-    let bridge = cfg
-        .bridges
+    let others = runtime
         .iter()
-        .find(|b| b.name == req.bridge)
-        .ok_or_else(|| anyhow!("no bridge {:?} in the configuration", req.bridge))?;
-    let rule = bridge.ports.iter().find(|p| p.matches(&req.interface));
-    let mode = match (req.access, &req.trunk) {
-        (Some(_), Some(_)) => bail!("give --access or --trunk, not both"),
-        (Some(v), None) => {
-            if !valid(v) || req.native.is_some() {
-                bail!("--access {v}: not a VLAN id (1-4094), or given with --native");
-            }
-            PortMode::Access { vlan: v }
-        }
-        (None, Some(list)) => {
-            let mut vlans: BTreeSet<u16> = BTreeSet::new();
-            for v in list.iter().copied().chain(req.native) {
-                if !valid(v) {
-                    bail!("VLAN {v} is not a VLAN id (1-4094)");
-                }
-                vlans.insert(v);
-            }
-            if vlans.is_empty() {
-                bail!("--trunk needs at least one VLAN");
-            }
-            PortMode::Trunk {
-                vlans,
-                native: req.native,
-            }
-        }
-        (None, None) => rule.map(|r| r.mode.clone()).ok_or_else(|| {
-            anyhow!(
-                "bridge {:?} has no port rule matching {:?}: give --access or --trunk",
-                req.bridge,
-                req.interface
-            )
-        })?,
-    };
-    let attach = match &req.attach {
-        Some(a) => a
-            .parse::<AttachMode>()
-            .map_err(|e| anyhow!("--attach {e}"))?,
-        None => rule.map_or(AttachMode::Auto, |r| r.attach),
-    };
-    let mut macs = Vec::new();
-    for m in &req.macs {
-        let (mac, vlan) = match m.split_once('@') {
-            Some((mac, v)) => (
-                mac,
-                Some(v.parse::<u16>().map_err(|_| anyhow!("bad VLAN in {m:?}"))?),
-            ),
-            None => (m.as_str(), None),
-        };
-        let mac: MacAddr = mac.parse().map_err(|e| anyhow!("MAC {m:?}: {e}"))?;
-        if mac.is_multicast() || mac.is_zero() {
-            bail!("MAC {m:?} is not a unicast station address");
-        }
-        let vlan = match (&mode, vlan) {
-            (PortMode::Access { vlan: a }, None) => *a,
-            (PortMode::Access { vlan: a }, Some(v)) if v == *a => v,
-            (PortMode::Access { vlan: a }, Some(v)) => {
-                bail!("MAC {m:?}: VLAN {v} is not the port's access VLAN {a}")
-            }
-            (PortMode::Trunk { native, .. }, None) => native
-                .ok_or_else(|| anyhow!("MAC {m:?} on a trunk without native VLAN needs @VLAN"))?,
-            (PortMode::Trunk { vlans, .. }, Some(v)) if vlans.contains(&v) => v,
-            (PortMode::Trunk { .. }, Some(v)) => {
-                bail!("MAC {m:?}: the port does not carry VLAN {v}")
-            }
-        };
-        macs.push((mac, vlan));
-    }
-    let mac_limit = rule.map_or_else(|| mode.default_mac_limit(), |r| r.mac_limit);
-    Ok((
-        bridge.name.clone(),
-        PortSpec {
-            interface: req.interface.clone(),
-            mode,
-            attach,
-            macs,
-            mac_limit,
-        },
-    ))
+        .filter(|(name, _)| **name != req.interface)
+        .map(|(_, (bridge, spec))| (bridge.as_str(), spec));
+    Ok(check_port_add(cfg, others, req)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{AttachMode, PortMode};
+    use crate::control::PortAdd;
 
     const CFG: &str = r#"
 [[bridge]]
@@ -297,5 +214,60 @@ access = 10
         let r = resolve(&cfg, &links, &RuntimePorts::new());
         assert_eq!(r.waiting, ["eth1", "vif1.0"]);
         assert_eq!(names(&r.config, 0), ["vif5.1"]);
+    }
+
+    fn request(interface: &str, bridge: &str, macs: &[&str]) -> PortAdd {
+        PortAdd {
+            interface: interface.into(),
+            bridge: bridge.into(),
+            access: None,
+            trunk: None,
+            native: None,
+            macs: macs.iter().map(ToString::to_string).collect(),
+            attach: None,
+        }
+    }
+
+    #[test]
+    fn runtime_ports_own_their_static_macs() {
+        let cfg = Config::parse(CFG, "t.toml").unwrap();
+        let mut runtime = RuntimePorts::new();
+        let first = request("vif3.0", "trunk", &["00:16:3e:00:00:03"]);
+        let (bridge, spec) = runtime_port(&cfg, &runtime, &first).unwrap();
+        assert_eq!(bridge, "trunk");
+        assert_eq!(spec.mode, PortMode::Access { vlan: 4094 });
+        assert_eq!(spec.attach, AttachMode::Tc);
+        runtime.insert("vif3.0".into(), (bridge, spec));
+        // The same interface again replaces its port: its own MAC is no conflict.
+        assert!(runtime_port(&cfg, &runtime, &first).is_ok());
+        // Another interface of the bridge with that MAC and VLAN is refused, naming the owner.
+        let err = runtime_port(
+            &cfg,
+            &runtime,
+            &request("vif4.0", "trunk", &["00:16:3e:00:00:03"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bridge \"trunk\", port \"vif4.0\": `macs` entry \"00:16:3e:00:00:03\": static MAC \
+             00:16:3e:00:00:03 in VLAN 4094 is already given by `port add` (port \"vif3.0\"); \
+             each MAC may appear once per VLAN of a bridge"
+        );
+        // Another bridge is another FDB: the same MAC is fine there.
+        assert!(
+            runtime_port(
+                &cfg,
+                &runtime,
+                &request("vif4.1", "internal", &["00:16:3e:00:00:03"])
+            )
+            .is_ok()
+        );
+        // Names the file gives exactly are refused, whatever the bridge.
+        for name in ["eth1", "vifmgmt", "xnh-trunk"] {
+            let mut req = request(name, "internal", &[]);
+            req.access = Some(10);
+            let err = runtime_port(&cfg, &runtime, &req).unwrap_err().to_string();
+            assert!(err.contains("in the configuration file"), "{name}: {err}");
+        }
     }
 }
