@@ -11,5 +11,6 @@ pub mod datapath;
 pub mod ebpf;
 pub mod hostport;
 pub mod learned;
+pub mod paths;
 pub mod resolve;
 pub mod stats;
