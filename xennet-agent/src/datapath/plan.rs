@@ -293,12 +293,13 @@ pub fn plan_ports(
         })
         .map(|(name, _)| name.clone())
         .collect();
+    let removed: BTreeSet<&String> = remove.iter().collect();
     let mut steps = Vec::new();
     for (name, w) in wanted {
         let Some(bid) = ids.get(&w.bridge.name) else {
             continue;
         };
-        let cur = current.get(name).filter(|_| !remove.contains(name));
+        let cur = current.get(name).filter(|_| !removed.contains(name));
         let Some(cur) = cur else {
             steps.push((name.clone(), Step::Add { bridge_id: *bid }));
             continue;
