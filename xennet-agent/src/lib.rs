@@ -1,15 +1,23 @@
 //! xennet-agent: the control plane of the xennet datapath.
 //!
 //! * [`config`]: the TOML configuration, parsed and validated into the desired state.
+//! * [`resolve`]: the configuration's ports matched against the interfaces that exist.
 //! * [`ebpf`]: the embedded eBPF object, built by this crate's build script.
 //! * [`datapath`]: loads the programs, fills the maps, attaches to ports, pins the maps.
+//! * [`netlink`]: links, MTUs, the link watch and host ports.
+//! * [`control`]: the control socket between the CLI and the running agent.
+//! * [`learned`]: the per-port learned-MAC counts, mapped into the agent's memory.
 //! * [`stats`]: reads the per-port counters of a running datapath from its pinned maps.
+//! * [`paths`]: the filesystem paths the agent knows by heart.
+//!
+//! The binary (`src/main.rs`) adds the command line (`cli`) and the daemon (`daemon`).
 
 pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod ebpf;
-pub mod hostport;
 pub mod learned;
+pub mod netlink;
+pub mod paths;
 pub mod resolve;
 pub mod stats;

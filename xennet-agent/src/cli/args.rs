@@ -1,0 +1,144 @@
+//! The command line: clap types of every command and flag.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use xennet_agent::config::{Config, DEFAULT_PIN_DIR, DEFAULT_SOCKET};
+
+/// eBPF/XDP VLAN-aware L2 forwarding for Xen dom0.
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Where to find the running agent's control socket.
+#[derive(Args)]
+pub struct Target {
+    /// The configuration file the agent runs with (its `socket`).
+    #[arg(short, long, conflicts_with = "socket")]
+    config: Option<PathBuf>,
+    /// The agent's control socket.
+    #[arg(long, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+impl Target {
+    pub fn socket(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.config {
+            Some(c) => Config::load(c)?.socket,
+            None => self.socket.clone(),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Load the datapath, attach every configured port, and run until SIGINT/SIGTERM
+    /// (SIGHUP reloads the configuration).
+    Run {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Pin the maps here instead of the config's `pin_dir`.
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Listen on this control socket instead of the config's `socket`.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Validate a configuration file without touching the kernel.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Print the per-port counters of the running datapath (from its pinned maps).
+    Stats {
+        /// Read the pin directory named in this configuration file.
+        #[arg(short, long, conflicts_with = "pin_dir")]
+        config: Option<PathBuf>,
+        /// Pin directory of the running agent.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The forwarding database of the running agent.
+    Fdb {
+        #[command(subcommand)]
+        cmd: FdbCmd,
+    },
+    /// The ports of the running agent and how each is attached.
+    Ports {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running agent re-read its configuration file and apply the difference.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Attach or detach a port at run time (for the toolstack's hot-plug script).
+    Port {
+        #[command(subcommand)]
+        cmd: PortCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PortCmd {
+    /// Attach IFACE to a bridge; without --access/--trunk, the bridge's port rule matching
+    /// IFACE decides.
+    Add {
+        /// Interface (e.g. vif7.0).
+        interface: String,
+        /// Bridge name from the configuration.
+        #[arg(long)]
+        bridge: String,
+        /// Access VLAN.
+        #[arg(long, conflicts_with = "trunk")]
+        access: Option<u16>,
+        /// Trunk VLANs, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        trunk: Option<Vec<u16>>,
+        /// Native (untagged) VLAN of the trunk.
+        #[arg(long, requires = "trunk")]
+        native: Option<u16>,
+        /// Static MAC of the guest (`MAC` or `MAC@VLAN`); repeatable.
+        #[arg(long = "mac")]
+        macs: Vec<String>,
+        /// Attach mode: auto, xdp, xdp-generic, tc.
+        #[arg(long)]
+        attach: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Detach a port added with `port add`.
+    Del {
+        /// Interface.
+        interface: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FdbCmd {
+    /// List the entries (MAC, VLAN, port, static or learned, age), like `bridge fdb show`.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        /// Only this bridge.
+        #[arg(long)]
+        bridge: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,184 @@
+//! The daemon (`xennet-agent run`): start-up, the event loop (signals, aging tick, control
+//! socket, link changes) and shut-down. What each event does is [`agent::Agent`]'s.
+
+mod agent;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{
+    net::UnixListener,
+    signal::unix::{SignalKind, signal},
+    time::{Interval, MissedTickBehavior},
+};
+use tracing::{info, warn};
+use xennet_agent::{config::Config, control, datapath::monotonic_ns, netlink::LinkWatch};
+
+use self::agent::Agent;
+
+/// The control socket's file, removed on drop.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            warn!(path = %self.0.display(), error = %e, "removing the control socket");
+        }
+    }
+}
+
+/// How often learned entries are checked for age: a quarter of the shortest aging time,
+/// between 250 ms and 10 s.
+fn aging_tick(cfg: &Config) -> Duration {
+    let shortest = cfg
+        .bridges
+        .iter()
+        .map(|b| b.fdb_aging_secs)
+        .filter(|s| *s > 0)
+        .min()
+        .unwrap_or(300);
+    Duration::from_millis((u64::from(shortest) * 250).clamp(250, 10_000))
+}
+
+/// An interval of `period` that delays missed ticks rather than bursting them.
+fn ticker(period: Duration) -> Interval {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick
+}
+
+/// Run the agent with the configuration file `config` (pin directory and socket overridable)
+/// until SIGINT or SIGTERM.
+pub fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut cfg = Config::load(config)?;
+    if let Some(dir) = pin_dir {
+        cfg.pin_dir = dir;
+    }
+    if let Some(s) = socket {
+        cfg.socket = s;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(serve(config, cfg))
+}
+
+/// Bind the socket, load and attach, say "ready", then run the event loop.
+async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
+    let listener = control::bind(&cfg.socket)?;
+    // Removed however `run` ends, start-up failures included.
+    let _socket_file = SocketFile(cfg.socket.clone());
+    let socket = cfg.socket.clone();
+    // Subscribe before the first resolve, so no link appearing in between is missed.
+    let mut watch = LinkWatch::new()?;
+    let mut agent = Agent::new(config, &cfg)?;
+    let bridges = cfg.bridges.len();
+    agent.apply(cfg).await?;
+    agent.dp.pin()?;
+    let ports = agent.dp.ports().len();
+    info!(bridges, ports, socket = %socket.display(), "running");
+    // A line on stdout that scripts and tests wait for.
+    println!("xennet-agent: ready ({bridges} bridges, {ports} ports)");
+    event_loop(&mut agent, &listener, &mut watch).await?;
+    drop(agent);
+    Ok(())
+}
+
+/// Serve events until SIGINT or SIGTERM; an error only when the link watch ends.
+async fn event_loop(
+    agent: &mut Agent,
+    listener: &UnixListener,
+    watch: &mut LinkWatch,
+) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut period = aging_tick(&agent.cfg);
+    let mut tick = ticker(period);
+    loop {
+        // A reload (signal or socket) may have changed the aging times.
+        if aging_tick(&agent.cfg) != period {
+            period = aging_tick(&agent.cfg);
+            tick = ticker(period);
+        }
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
+            _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
+            _ = hup.recv() => {
+                if let Err(e) = agent.reload().await {
+                    warn!(error = %format!("{e:#}"), "reload failed");
+                }
+            }
+            _ = tick.tick() => match agent.dp.age(monotonic_ns()) {
+                Ok(0) => {}
+                Ok(n) => info!(entries = n, "aged out"),
+                Err(e) => warn!(error = %format!("{e:#}"), "aging failed"),
+            },
+            conn = listener.accept() => match conn {
+                Ok((c, _)) => agent.serve(c).await,
+                Err(e) => warn!(error = %e, "control socket accept"),
+            },
+            alive = watch.changed() => {
+                if !alive {
+                    anyhow::bail!("the link watch ended");
+                }
+                settle(watch).await;
+                if let Err(e) = agent.relink().await {
+                    warn!(error = %format!("{e:#}"), "following link changes failed");
+                }
+            }
+        }
+    }
+}
+
+/// Gather a burst of link changes (a guest brings up many vifs at once): wait 20 ms, taking
+/// whatever else arrives meanwhile.
+async fn settle(watch: &mut LinkWatch) {
+    let burst = tokio::time::sleep(Duration::from_millis(20));
+    tokio::pin!(burst);
+    loop {
+        tokio::select! {
+            () = &mut burst => break,
+            more = watch.changed() => if !more { break },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_aging(secs: &[u32]) -> Config {
+        Config {
+            pin_dir: PathBuf::new(),
+            socket: PathBuf::new(),
+            fdb_max_entries: 1,
+            bridges: secs
+                .iter()
+                .map(|s| xennet_agent::config::BridgeSpec {
+                    name: format!("b{s}"),
+                    id: 1,
+                    tpid: 0x8100,
+                    fdb_aging_secs: *s,
+                    mtu: None,
+                    allow_mtu_mismatch: false,
+                    ports: Vec::new(),
+                    host: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn aging_tick_is_a_quarter_of_the_shortest_aging_clamped() {
+        assert_eq!(aging_tick(&with_aging(&[])), Duration::from_secs(10));
+        assert_eq!(aging_tick(&with_aging(&[0])), Duration::from_secs(10));
+        assert_eq!(aging_tick(&with_aging(&[300, 8])), Duration::from_secs(2));
+        assert_eq!(aging_tick(&with_aging(&[1])), Duration::from_millis(250));
+        assert_eq!(aging_tick(&with_aging(&[0, 20])), Duration::from_secs(5));
+    }
+}

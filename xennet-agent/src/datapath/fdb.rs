@@ -1,0 +1,155 @@
+//! The FDB: flushing a port's entries, keeping the static entries to the configuration,
+//! listing the entries, aging learned ones out.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use aya::maps::{HashMap, MapData};
+use xennet_common::maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB};
+
+use super::{Datapath, FdbEntry, fmt_mac, monotonic_ns, plan};
+use crate::config::Config;
+
+impl Datapath {
+    /// Delete every FDB entry matching `pred`; returns how many learned entries went.
+    pub(super) fn flush_fdb<F: Fn(&FdbKey, &FdbVal) -> bool>(
+        &mut self,
+        pred: F,
+    ) -> anyhow::Result<usize> {
+        let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
+        let doomed: Vec<(FdbKey, FdbVal)> = fdb
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| pred(k, v))
+            .collect();
+        let mut learned = 0;
+        for (k, v) in doomed {
+            if fdb.remove(&k).is_ok() && v.flags & FDB_STATIC == 0 {
+                learned += 1;
+            }
+        }
+        Ok(learned)
+    }
+
+    /// Make the static FDB entries exactly those of `cfg`; returns (written, removed). Only
+    /// the entries that differ from what this agent wrote before are touched.
+    pub(super) fn sync_statics(&mut self, cfg: &Config) -> anyhow::Result<(usize, usize)> {
+        let ids: BTreeMap<String, u32> = self
+            .bridges
+            .iter()
+            .map(|(name, (id, _))| (name.clone(), *id))
+            .collect();
+        let want = plan::wanted_statics(cfg, &ids, |name| {
+            self.ports.get(name).map(|s| s.public.ifindex)
+        });
+        let todo = plan::statics_plan(&self.statics, &want);
+        let slot_of = self.slots();
+        let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
+        let mut removed = 0;
+        for k in &todo.remove {
+            if fdb.remove(k).is_ok() {
+                removed += 1;
+            }
+        }
+        let mut replaced_learned = Vec::new();
+        for (k, idx) in &todo.write {
+            if let Ok(old) = fdb.get(k, 0) {
+                if old.flags & FDB_STATIC == 0 {
+                    replaced_learned.push(old.ifindex);
+                }
+            }
+            let val = FdbVal {
+                ifindex: *idx,
+                flags: FDB_STATIC,
+                last_seen_ns: 0,
+            };
+            fdb.insert(k, val, 0)
+                .with_context(|| format!("adding static MAC {} VLAN {}", fmt_mac(k.mac), k.vlan))?;
+        }
+        for idx in replaced_learned {
+            if let Some(slot) = slot_of.get(&idx) {
+                self.learned.dec(*slot);
+            }
+        }
+        let added = todo.write.len();
+        self.statics = want;
+        Ok((added, removed))
+    }
+
+    /// Every FDB entry, sorted by bridge, VLAN and MAC; only `bridge` when given.
+    pub fn fdb_entries(&self, bridge: Option<&str>) -> anyhow::Result<Vec<FdbEntry>> {
+        let fdb: HashMap<&MapData, FdbKey, FdbVal> =
+            HashMap::try_from(self.map(MAP_FDB)?).context("XN_FDB type")?;
+        let names: BTreeMap<u32, &str> = self
+            .bridges
+            .iter()
+            .map(|(n, (id, _))| (*id, n.as_str()))
+            .collect();
+        let ports: BTreeMap<u32, &str> = self
+            .ports
+            .values()
+            .map(|p| (p.public.ifindex, p.public.interface.as_str()))
+            .collect();
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for item in &fdb {
+            let (k, v) = item.context("iterating XN_FDB")?;
+            let bname = names
+                .get(&k.bridge)
+                .map_or_else(|| format!("#{}", k.bridge), |n| (*n).to_string());
+            if bridge.is_some_and(|b| b != bname) {
+                continue;
+            }
+            let is_static = v.flags & FDB_STATIC != 0;
+            #[expect(clippy::cast_precision_loss, reason = "ages in seconds")]
+            let age = (!is_static).then(|| now.saturating_sub(v.last_seen_ns) as f64 / 1e9);
+            out.push(FdbEntry {
+                bridge: bname,
+                mac: fmt_mac(k.mac),
+                vlan: k.vlan,
+                port: ports
+                    .get(&v.ifindex)
+                    .map_or_else(|| format!("ifindex {}", v.ifindex), |n| (*n).to_string()),
+                is_static,
+                age_secs: age,
+            });
+        }
+        out.sort_by(|a, b| (&a.bridge, a.vlan, &a.mac).cmp(&(&b.bridge, b.vlan, &b.mac)));
+        Ok(out)
+    }
+
+    /// Remove learned entries not seen for longer than their bridge's aging time; returns
+    /// how many went.
+    pub fn age(&mut self, now_ns: u64) -> anyhow::Result<usize> {
+        let aging: BTreeMap<u32, u64> = self.bridges.values().copied().collect();
+        let slot_of = self.slots();
+        let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
+        let old: Vec<(FdbKey, FdbVal)> = fdb
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| {
+                v.flags & FDB_STATIC == 0
+                    && aging
+                        .get(&k.bridge)
+                        .is_some_and(|a| *a != 0 && now_ns.saturating_sub(v.last_seen_ns) > *a)
+            })
+            .collect();
+        let mut gone = Vec::new();
+        for (k, v) in old {
+            // Re-check: the station may have been seen (or moved) since the scan.
+            let Ok(cur) = fdb.get(&k, 0) else { continue };
+            if cur.last_seen_ns != v.last_seen_ns || cur.ifindex != v.ifindex {
+                continue;
+            }
+            if fdb.remove(&k).is_ok() {
+                gone.push(v.ifindex);
+            }
+        }
+        for idx in &gone {
+            if let Some(slot) = slot_of.get(idx) {
+                self.learned.dec(*slot);
+            }
+        }
+        Ok(gone.len())
+    }
+}

@@ -1,0 +1,288 @@
+//! The running datapath: programs loaded, maps filled and pinned, ports attached.
+//!
+//! Maps are filled before any program is attached, so the first frame already sees the whole
+//! configuration. Dropping a [`Datapath`] detaches every program and removes the pins.
+//!
+//! The decisions (bridge ids, stats slots, flood lists, static FDB entries, what a reload
+//! changes) are taken by the pure functions of [`plan`]; the other submodules carry them out:
+//! `load` (programs), `attach` (links), `ports` (the port map and reloads), `fdb` (static
+//! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `pins` (bpffs).
+
+mod attach;
+mod fdb;
+mod load;
+mod members;
+mod pins;
+pub mod plan;
+mod ports;
+
+use std::{collections::BTreeMap, ffi::CString, fs, path::PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray},
+    programs::{ProgramFd, tc::SchedClassifierLinkId, xdp::XdpLinkId},
+};
+use tracing::{info, warn};
+use xennet_common::{
+    maps::{FdbKey, MAP_PORTS, MAP_STATS, PORT_ACCESS, PORT_TRUNK, PortConf},
+    stats::PortStats,
+};
+
+use crate::{
+    config::{AttachMode, HostSpec, MacAddr, PortMode, PortSpec},
+    learned::LearnedCounts,
+};
+
+/// How a port's program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attached {
+    /// Native (driver) XDP.
+    Xdp,
+    /// Generic (skb) XDP.
+    XdpGeneric,
+    /// TC only.
+    Tc,
+}
+
+impl std::fmt::Display for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Attached::Xdp => "xdp",
+            Attached::XdpGeneric => "xdp-generic",
+            Attached::Tc => "tc",
+        })
+    }
+}
+
+/// One attached port, as `ports` shows it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Port {
+    /// Bridge name.
+    pub bridge: String,
+    /// Interface name.
+    pub interface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Stats slot.
+    pub slot: u32,
+    /// Attach mode in effect.
+    pub attached: Attached,
+    /// `access N`, `trunk A,B native N`, …
+    pub vlans: String,
+    /// Whether this is the bridge side of the bridge's host port.
+    pub host: bool,
+}
+
+struct PortState {
+    public: Port,
+    bridge_id: u32,
+    /// The configured attach mode (the one part of a port's spec not in `conf`).
+    attach: AttachMode,
+    links: Links,
+    /// The port map value last written.
+    conf: PortConf,
+    /// Whether the port is in the XDP redirect maps (`XN_TX`, `XN_FLOOD`).
+    in_xdp_maps: bool,
+}
+
+/// A port's program links: TC always, XDP in the XDP modes.
+struct Links {
+    tc: SchedClassifierLinkId,
+    xdp: Option<XdpLinkId>,
+}
+
+/// One FDB entry, as `fdb show` prints it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FdbEntry {
+    /// Bridge name (or `#id` for an entry of no configured bridge).
+    pub bridge: String,
+    /// Station MAC.
+    pub mac: String,
+    /// VLAN id.
+    pub vlan: u16,
+    /// Port interface (or `ifindex N`).
+    pub port: String,
+    /// Configured (never ages) rather than learned.
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    /// Seconds since the station was last seen (learned entries; refreshed at most every second).
+    pub age_secs: Option<f64>,
+}
+
+/// What a reconcile changed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Changes {
+    /// Ports attached.
+    pub added: Vec<String>,
+    /// Ports detached.
+    pub removed: Vec<String>,
+    /// Ports whose VLANs, limits or attach mode changed.
+    pub changed: Vec<String>,
+    /// Static FDB entries written and removed.
+    pub statics_added: usize,
+    /// Static FDB entries removed.
+    pub statics_removed: usize,
+    /// Ports that could not be attached or updated (`name: error`); the rest was applied.
+    pub failed: Vec<String>,
+}
+
+/// The loaded datapath.
+pub struct Datapath {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    ports: BTreeMap<String, PortState>,
+    /// Bridge name → (id, aging in ns; 0 = never).
+    bridges: BTreeMap<String, (u32, u64)>,
+    learned: LearnedCounts,
+    flood_prog: ProgramFd,
+    pinned: Vec<PathBuf>,
+    /// Bridge id → the TC flood list as written to `XN_MEMBERS` (index order).
+    members: BTreeMap<u32, Vec<u32>>,
+    /// The static FDB entries this agent wrote, and their port.
+    statics: BTreeMap<FdbKey, u32>,
+    /// Interfaces running the pass program (dom0 sides of host ports).
+    passing: BTreeMap<String, XdpLinkId>,
+}
+
+/// Interface index of `name` in the current network namespace.
+pub fn ifindex(name: &str) -> anyhow::Result<u32> {
+    let c = CString::new(name).with_context(|| format!("interface name {name:?} contains NUL"))?;
+    // SAFETY: valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        bail!(
+            "interface {name:?} not found: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(i)
+}
+
+/// Monotonic clock in nanoseconds, the clock of `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`).
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; the clock always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// The map value describing `spec` as a port of a bridge.
+#[must_use]
+pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf {
+    let mut p = match &spec.mode {
+        PortMode::Access { vlan } => PortConf::new(bridge, slot, PORT_ACCESS, *vlan, tpid),
+        PortMode::Trunk { vlans, native } => {
+            let mut p = PortConf::new(bridge, slot, PORT_TRUNK, native.unwrap_or(0), tpid);
+            for v in vlans {
+                p.add_vlan(*v);
+            }
+            p
+        }
+    };
+    p.max_learned = spec.mac_limit;
+    p
+}
+
+fn describe_mode(m: &PortMode) -> String {
+    match m {
+        PortMode::Access { vlan } => format!("access {vlan}"),
+        PortMode::Trunk { vlans, native } => {
+            let list: Vec<String> = vlans.iter().map(u16::to_string).collect();
+            match native {
+                Some(n) => format!("trunk {} native {n}", list.join(",")),
+                None => format!("trunk {}", list.join(",")),
+            }
+        }
+    }
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    MacAddr(m).to_string()
+}
+
+/// The bridge side of a bridge's host port, as a port of that bridge.
+#[must_use]
+pub fn host_port_spec(host: &HostSpec) -> PortSpec {
+    PortSpec {
+        interface: host.peer.clone(),
+        mode: host.mode.clone(),
+        attach: AttachMode::Auto,
+        macs: Vec::new(),
+        mac_limit: host.mac_limit,
+    }
+}
+
+impl Datapath {
+    /// The attached ports, by interface name.
+    #[must_use]
+    pub fn ports(&self) -> Vec<Port> {
+        self.ports.values().map(|p| p.public.clone()).collect()
+    }
+
+    /// Every port's counters, read from the loaded maps (names resolved in the calling
+    /// thread's network namespace).
+    pub fn counters(&self) -> anyhow::Result<Vec<crate::stats::PortCounters>> {
+        let ports: HashMap<&MapData, u32, PortConf> =
+            HashMap::try_from(self.map(MAP_PORTS)?).context("XN_PORTS type")?;
+        let stats: PerCpuArray<&MapData, PortStats> =
+            PerCpuArray::try_from(self.map(MAP_STATS)?).context("XN_STATS type")?;
+        crate::stats::collect(&ports, &stats)
+    }
+
+    /// MACs currently learned on port `name`.
+    #[must_use]
+    pub fn learned_on(&self, name: &str) -> Option<u32> {
+        self.ports
+            .get(name)
+            .map(|p| self.learned.get(p.public.slot))
+    }
+
+    /// Interface index → stats slot of every attached port.
+    fn slots(&self) -> BTreeMap<u32, u32> {
+        self.ports
+            .values()
+            .map(|p| (p.public.ifindex, p.public.slot))
+            .collect()
+    }
+
+    fn map(&self, name: &str) -> anyhow::Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("object has no map {name}"))
+    }
+
+    fn map_mut<'a, T>(&'a mut self, name: &str) -> anyhow::Result<T>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let m = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("object has no map {name}"))?;
+        T::try_from(m).with_context(|| format!("map {name} has an unexpected type"))
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        let pinned = !self.pinned.is_empty();
+        for p in self.pinned.drain(..) {
+            if let Err(e) = fs::remove_file(&p) {
+                warn!(path = %p.display(), error = %e, "could not remove pin");
+            }
+        }
+        // Our pins are gone; the directory goes too unless something else lives in it.
+        if pinned && fs::remove_dir(&self.pin_dir).is_err() {
+            info!(dir = %self.pin_dir.display(), "pin directory not empty, left in place");
+        }
+        info!(ports = self.ports.len(), "detaching");
+        // The programs' links are dropped with `self.ebpf`, which detaches them.
+    }
+}
