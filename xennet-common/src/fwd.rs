@@ -574,5 +574,8 @@ pub fn account_tx<T: Tables>(t: &T, slot: u32, len: u64) {
     });
 }
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //!   the host build that unit tests exercise.
 #![no_std]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fixtures"))]
 extern crate std;
 
 pub mod fwd;
