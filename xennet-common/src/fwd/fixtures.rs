@@ -57,6 +57,9 @@ pub enum Fate {
     NotRun,
 }
 
+/// One expected counter change: (port, counter, increase).
+pub type CounterRow = (&'static str, Stat, u64);
+
 /// Changed counters: (port, counter name) → increase.
 pub type Delta = BTreeMap<(String, &'static str), u64>;
 
@@ -88,6 +91,10 @@ pub struct Row {
     pub vlan: Option<u16>,
     /// Programs whose fate differs from [`Row::fate`], and how.
     pub per_program: Vec<(Program, Fate)>,
+    /// Programs whose output buffer differs from [`Row::output_for`]'s rule, and how.
+    pub shows: Vec<(Program, Vec<u8>)>,
+    /// Programs whose counter deltas differ from [`Row::counters_for`]'s rule, and how.
+    pub counts: Vec<(Program, Vec<CounterRow>)>,
 }
 
 impl Row {
@@ -103,6 +110,8 @@ impl Row {
             learn: None,
             vlan: None,
             per_program: Vec::new(),
+            shows: Vec::new(),
+            counts: Vec::new(),
         }
     }
 
@@ -131,6 +140,22 @@ impl Row {
         self
     }
 
+    /// The same row, with `program` leaving `output` in its output buffer (the description
+    /// must say why).
+    #[must_use]
+    pub fn shows(mut self, program: Program, output: Vec<u8>) -> Self {
+        self.shows.push((program, output));
+        self
+    }
+
+    /// The same row, with `program` moving exactly the counters `rows` (the description must
+    /// say why).
+    #[must_use]
+    pub fn counts(mut self, program: Program, rows: Vec<CounterRow>) -> Self {
+        self.counts.push((program, rows));
+        self
+    }
+
     /// The fate this row expects in `program`.
     #[must_use]
     pub fn fate_for(&self, program: Program) -> Fate {
@@ -149,6 +174,9 @@ impl Row {
     /// then pushes and pops it again around each tagged copy) shows the frame untagged.
     #[must_use]
     pub fn output_for(&self, program: Program) -> Vec<u8> {
+        if let Some((_, o)) = self.shows.iter().find(|(p, _)| *p == program) {
+            return o.clone();
+        }
         match (program, self.fate_for(program)) {
             (_, Fate::Deferred | Fate::Pass | Fate::Drop) => self.input.clone(),
             (Program::Tc, Fate::Forward) if self.output != self.input => {
@@ -169,6 +197,9 @@ impl Row {
     /// on the host (the core only decides).
     #[must_use]
     pub fn counters_for(&self, program: Program, lab: &Lab) -> Delta {
+        if let Some((_, c)) = self.counts.iter().find(|(p, _)| *p == program) {
+            return delta_of(c);
+        }
         let mut rows: Vec<(&str, Stat, u64)> = Vec::new();
         let ingress = if self.stat == Stat::PassNotPort {
             NOT_A_PORT
