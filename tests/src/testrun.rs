@@ -10,7 +10,8 @@
 //!   output buffer holds the frame as the program left it;
 //! * TC: `bpf_redirect` too is only a return value (`TC_ACT_REDIRECT`), but
 //!   `bpf_clone_redirect` really transmits, so a TC flood sends and counts its copies (the
-//!   lab's veth peers are not ports: the copies go nowhere further). The kernel picks the
+//!   lab's veth peers are not ports: the copies go nowhere further, and [`Lab::check`] reads
+//!   each one, tag included, on the peer of its port). The kernel picks the
 //!   device from `__sk_buff.ifindex` (> 1), sees every tag in the bytes (`vlan_tci` and
 //!   `vlan_present` cannot be set), and reports the skb's bytes, not its tag metadata;
 //! * with `repeat` > 1 the program runs again on the *same* buffer without restoring it.
@@ -18,6 +19,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+    time::Duration,
 };
 
 use aya::{
@@ -39,7 +41,7 @@ use xennet_common::{
     maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_LEARNED, PROG_TC},
 };
 
-use crate::{Netns, topo::BpfFs, veth};
+use crate::{Netns, RawSocket, topo::BpfFs, veth};
 
 /// XDP actions (`enum xdp_action`).
 pub const XDP_DROP: u32 = 1;
@@ -222,6 +224,8 @@ pub struct Lab {
     learned_map: Array<MapData, u32>,
     /// The TC program, as attached to the first port.
     tc: ProgramFd,
+    /// A raw socket on the veth peer of each port (what the port transmits arrives there).
+    peers: BTreeMap<&'static str, RawSocket>,
 }
 
 impl Lab {
@@ -299,6 +303,9 @@ impl Lab {
         if fate == Fate::NotRun {
             return;
         }
+        for sock in self.peers.values() {
+            let _ = sock.collect(Duration::ZERO);
+        }
         let (r, d) = self.run(program, row.port, &row.input, 1);
         let want = row.counters_for(program, &self.fixture);
         if fate == Fate::Refused {
@@ -308,6 +315,9 @@ impl Lab {
             return;
         }
         let r = r.unwrap_or_else(|e| panic!("{what}: BPF_PROG_TEST_RUN failed: {e}"));
+        if program == Program::Tc && fate == Fate::Flood {
+            self.check_copies(row);
+        }
         assert_eq!(
             r.action,
             action(program, fate),
@@ -322,6 +332,37 @@ impl Lab {
             hex(&row.input)
         );
         assert_eq!(d, want, "{what}: {program:?} counter deltas");
+    }
+
+    /// The copies a TC flood of `row` sent: on the wire (tag metadata included), one out of
+    /// every member of the VLAN, tagged unless the VLAN is the member's untagged one, and
+    /// nothing out of any other port.
+    fn check_copies(&self, row: &Row) {
+        let what = row.what;
+        let members = row.flood_members(&self.fixture);
+        let mut order: Vec<(&str, &RawSocket)> = self.peers.iter().map(|(p, s)| (*p, s)).collect();
+        // Members first: once their copies are in, any stray copy would be too.
+        order.sort_by_key(|(p, _)| !members.iter().any(|(m, _)| m == p));
+        for (port, sock) in order {
+            let want = members.iter().find(|(m, _)| *m == port).map(|(_, tagged)| {
+                if *tagged {
+                    row.output.clone()
+                } else {
+                    xennet_common::fwd::fixtures::without_outer(&row.output)
+                }
+            });
+            let got = if want.is_some() {
+                sock.recv_timeout(Duration::from_secs(1))
+            } else {
+                sock.recv_timeout(Duration::ZERO)
+            }
+            .unwrap_or_else(|e| panic!("{what}: reading the copy out of {port}: {e:#}"));
+            assert_eq!(
+                got.as_deref().map(hex),
+                want.as_deref().map(hex),
+                "{what}: TC flood copy out of {port} (left: got, right: expected)"
+            );
+        }
     }
 
     /// Stats slot of port `name`.
@@ -430,6 +471,15 @@ pub fn with_lab<R: Send>(
     let bpffs = BpfFs::new(tag).expect("mounting a private bpffs");
     let pin_dir = bpffs.pin_dir();
     let fixture = *fixture;
+    let peers: BTreeMap<&'static str, RawSocket> = fixture
+        .veths
+        .iter()
+        .map(|(port, peer)| {
+            let s = RawSocket::open(&ns, peer)
+                .unwrap_or_else(|e| panic!("raw socket on {peer}: {e:#}"));
+            (*port, s)
+        })
+        .collect();
     ns.run_in(move || {
         let mut dp = Datapath::load(&pin_dir)
             .expect("loading the datapath (eBPF object embedded? verifier happy?)");
@@ -468,6 +518,7 @@ pub fn with_lab<R: Send>(
             ifindex,
             learned_map,
             tc,
+            peers,
         };
         f(&mut lab)
     })
