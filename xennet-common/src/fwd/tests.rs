@@ -102,6 +102,32 @@ fn fixture_table_on_the_host() {
     );
 }
 
+/// Every outcome and learning counter of the core has a host row in the fixture tables, but
+/// those only a program can produce and the full table (a test of its own here).
+#[test]
+fn fixture_rows_cover_every_core_outcome() {
+    let elsewhere = [
+        Stat::DropTagOp,      // a program's tag helper failing
+        Stat::DropRedirect,   // a program's redirect failing
+        Stat::FloodTruncated, // TC's flood loop
+        Stat::LearnTableFull, // per_port_limit_and_full_table_stop_learning_not_forwarding
+    ];
+    let story = fixtures::story::learning_story();
+    let rows = fixtures::table::main_table();
+    let mut covered: Vec<Stat> = Vec::new();
+    for r in rows.iter().chain(story.iter().map(|s| &s.row)) {
+        covered.push(r.stat);
+        covered.extend(r.learn);
+    }
+    for s in Stat::ALL.iter().skip(Stat::Forward as usize) {
+        assert!(
+            covered.contains(s) != elsewhere.contains(s),
+            "{}: a host row, or a reason it has none",
+            s.name()
+        );
+    }
+}
+
 /// The learning story on the host core: every step, then the learned count of every port.
 #[test]
 fn fixture_learning_story_on_the_host() {
