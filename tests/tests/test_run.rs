@@ -7,7 +7,8 @@
 //!
 //! The labs, their veths and the runners are in `xennet_tests::testrun`; the XDP lab attaches
 //! every port with native XDP, the TC lab the same ports with TC only (a TC-only port is what
-//! the TC program serves alone: it counts what it learns and passes).
+//! the TC program serves alone: it counts what it learns and passes). A TC flood really sends
+//! its copies: each is read back, tag included, on the veth peer of its port.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -87,7 +87,8 @@ pub struct Row {
     pub egress: Option<&'static str>,
     /// The learning counter that must increment on the ingress port, if any.
     pub learn: Option<Stat>,
-    /// The classified VLAN, checked by the host runner (floods: always, from the output tag).
+    /// The classified VLAN, checked by the host runner; when `None`, a flood's is read from
+    /// its output tag and a forward's from its egress side.
     pub vlan: Option<u16>,
     /// Programs whose fate differs from [`Row::fate`], and how.
     pub per_program: Vec<(Program, Fate)>,
