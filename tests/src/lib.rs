@@ -18,6 +18,7 @@ pub mod frame;
 mod netns;
 mod raw;
 pub mod seedfull;
+pub mod testrun;
 pub mod topo;
 
 pub use netns::{Netns, add_addr, add_neigh, ifindex, set_gro, set_mac, veth};

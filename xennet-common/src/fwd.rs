@@ -594,5 +594,8 @@ pub fn count<T: Tables>(t: &T, slot: u32, stat: Stat) {
     t.with_stats(slot, |s| s.add(stat, 1));
 }
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@
 //! * [`bench`]: what the benchmark's own eBPF object and `cargo xtask bench` share.
 #![no_std]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fixtures"))]
 extern crate std;
 
 pub mod bench;

@@ -1,9 +1,12 @@
-//! Host unit tests of the forwarding core: table-driven, one row per rule.
+//! Host unit tests of the forwarding core: the shared fixture tables (`fixtures`), and the
+//! rules a frame table cannot show (parsing, accounting, learning over time, flood egress).
 #![allow(clippy::too_many_lines, reason = "one table row per rule")]
 
-use super::*;
+use super::{
+    fixtures::host::{Offloaded, Pkt, World, apply},
+    *,
+};
 use crate::maps::{FDB_STATIC, PORT_TRUNK};
-use core::cell::{Cell, RefCell};
 use std::{collections::BTreeMap, vec, vec::Vec};
 
 const TRUNK: u32 = 10;
@@ -25,98 +28,6 @@ const L2: [u8; 6] = [2, 0, 0, 0, 0, 0x12];
 const L3: [u8; 6] = [2, 0, 0, 0, 0, 0x13];
 const STALE: [u8; 6] = [2, 0, 0, 0, 0, 0x5e];
 const BCAST: [u8; 6] = [0xff; 6];
-
-struct Pkt(Vec<u8>);
-
-impl Frame for Pkt {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        self.0.get(off..off + N)?.try_into().ok()
-    }
-}
-
-/// A frame whose outer tag sits in metadata (as TC sees it).
-struct Offloaded(Vec<u8>, u16, u16);
-
-impl Frame for Offloaded {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
-        self.0.get(off..off + N)?.try_into().ok()
-    }
-    fn offloaded_tag(&self) -> Option<(u16, u16)> {
-        Some((self.1, self.2))
-    }
-}
-
-/// The mock FDB: (bridge, VLAN, MAC) → entry.
-type Fdb = BTreeMap<(u32, u16, [u8; 6]), FdbVal>;
-
-struct World {
-    ports: BTreeMap<u32, PortConf>,
-    fdb: RefCell<Fdb>,
-    fdb_capacity: usize,
-    learned: RefCell<Vec<u32>>,
-    now: Cell<u64>,
-    stats: RefCell<Vec<PortStats>>,
-}
-
-impl Tables for World {
-    fn port(&self, ifindex: u32) -> Option<&PortConf> {
-        self.ports.get(&ifindex)
-    }
-    fn fdb(&self, k: &FdbKey) -> Option<FdbVal> {
-        self.fdb.borrow().get(&(k.bridge, k.vlan, k.mac)).copied()
-    }
-    fn fdb_put(&self, k: &FdbKey, v: &FdbVal, put: Put) -> bool {
-        let mut fdb = self.fdb.borrow_mut();
-        let key = (k.bridge, k.vlan, k.mac);
-        let exists = fdb.contains_key(&key);
-        let ok = match put {
-            Put::Any => exists || fdb.len() < self.fdb_capacity,
-            Put::New => !exists && fdb.len() < self.fdb_capacity,
-            Put::Existing => exists,
-        };
-        if ok {
-            fdb.insert(key, *v);
-        }
-        ok
-    }
-    fn learned(&self, slot: u32) -> u32 {
-        self.learned.borrow()[slot as usize]
-    }
-    fn learned_add(&self, slot: u32, delta: i32) {
-        let mut l = self.learned.borrow_mut();
-        l[slot as usize] = l[slot as usize].wrapping_add_signed(delta);
-    }
-    fn now(&self) -> u64 {
-        self.now.get()
-    }
-    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
-        if let Some(s) = self.stats.borrow_mut().get_mut(slot as usize) {
-            f(s);
-        }
-    }
-}
-
-impl World {
-    fn entry(&self, bridge: u32, vlan: u16, mac: [u8; 6]) -> Option<FdbVal> {
-        self.fdb.borrow().get(&(bridge, vlan, mac)).copied()
-    }
-    fn stat(&self, ifindex: u32, s: Stat) -> u64 {
-        self.stats.borrow()[self.ports[&ifindex].slot as usize].get(s)
-    }
-    /// Decide and account, as a program does.
-    fn run(&self, ingress: u32, frame: Vec<u8>) -> Decision {
-        let len = frame.len() as u64;
-        let d = decide(&Pkt(frame), self, ingress);
-        account(self, &d, len);
-        d
-    }
-}
 
 fn world() -> World {
     let mut ports = BTreeMap::new();
@@ -156,14 +67,7 @@ fn world() -> World {
     fdb.insert((1, 4094, STALE), st(NOT_PORT));
     // G3 lives on VLAN 4093; an entry claiming it on 4094 behind VIF3 must be refused at egress.
     fdb.insert((1, 4094, G3), st(VIF3));
-    World {
-        ports,
-        fdb: RefCell::new(fdb),
-        fdb_capacity: 64,
-        learned: RefCell::new(vec![0; 8]),
-        now: Cell::new(5 * REFRESH_NS),
-        stats: RefCell::new(vec![PortStats::ZERO; 8]),
-    }
+    World::new(ports, fdb)
 }
 
 fn eth(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)]) -> Vec<u8> {
@@ -182,364 +86,98 @@ fn eth(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)]) -> Vec<u8> {
 const Q: u16 = ETH_P_8021Q;
 const AD: u16 = ETH_P_8021AD;
 
-#[derive(Debug)]
-struct Case {
-    what: &'static str,
-    ingress: u32,
-    frame: Vec<u8>,
-    verdict: Verdict,
-    stat: Stat,
-    egress: u32,
-    tag: TagOp,
-    vlan: u16,
-}
-
-fn fwd(
-    what: &'static str,
-    ingress: u32,
-    frame: Vec<u8>,
-    egress: u32,
-    tag: TagOp,
-    vlan: u16,
-) -> Case {
-    Case {
-        what,
-        ingress,
-        frame,
-        verdict: Verdict::Forward,
-        stat: Stat::Forward,
-        egress,
-        tag,
-        vlan,
-    }
-}
-
-fn flood(what: &'static str, ingress: u32, frame: Vec<u8>, tag: TagOp, vlan: u16) -> Case {
-    Case {
-        what,
-        ingress,
-        frame,
-        verdict: Verdict::Flood,
-        stat: Stat::Flood,
-        egress: 0,
-        tag,
-        vlan,
-    }
-}
-
-fn other(what: &'static str, ingress: u32, frame: Vec<u8>, verdict: Verdict, stat: Stat) -> Case {
-    Case {
-        what,
-        ingress,
-        frame,
-        verdict,
-        stat,
-        egress: 0,
-        tag: TagOp::Keep,
-        vlan: u16::MAX, // not checked
-    }
-}
-
-fn cases() -> Vec<Case> {
-    use Verdict::{Drop, Pass};
-    let push = |tci| TagOp::Push { tpid: Q, tci };
-    vec![
-        fwd(
-            "access to access, same VLAN",
-            VIF1,
-            eth(G2, G1, &[]),
-            VIF2,
-            TagOp::Keep,
-            4094,
-        ),
-        fwd(
-            "access to trunk pushes the access VLAN",
-            VIF1,
-            eth(UP, G1, &[]),
-            TRUNK,
-            push(4094),
-            4094,
-        ),
-        fwd(
-            "access 4093 to trunk pushes 4093",
-            VIF3,
-            eth(UP, G3, &[]),
-            TRUNK,
-            push(4093),
-            4093,
-        ),
-        fwd(
-            "trunk to access pops",
-            TRUNK,
-            eth(G1, UP, &[(Q, 4094)]),
-            VIF1,
-            TagOp::Pop,
-            4094,
-        ),
-        fwd(
-            "trunk to access keeps PCP irrelevant",
-            TRUNK,
-            eth(G3, UP, &[(Q, 0xa000 | 0x0ffd)]),
-            VIF3,
-            TagOp::Pop,
-            4093,
-        ),
-        fwd(
-            "trunk to trunk keeps the tag",
-            TRUNK,
-            eth(N1, UP, &[(Q, 4094)]),
-            NATIVE,
-            TagOp::Keep,
-            4094,
-        ),
-        other(
-            "destination behind the ingress trunk",
-            NATIVE,
-            eth(N1, G1, &[]),
-            Drop,
-            Stat::DropHairpin,
-        ),
-        flood(
-            "untagged on a trunk is its native VLAN (100), where G1 is unknown",
-            NATIVE,
-            eth(G1, N1, &[]),
-            TagOp::Push { tpid: Q, tci: 100 },
-            100,
-        )
-        .in_vlan(100),
-        fwd(
-            "priority tag on access is untagged",
-            VIF1,
-            eth(G2, G1, &[(Q, 0x6000)]),
-            VIF2,
-            TagOp::Pop,
-            4094,
-        ),
-        fwd(
-            "priority tag to trunk is rewritten keeping PCP",
-            VIF1,
-            eth(UP, G1, &[(Q, 0x6000)]),
-            TRUNK,
-            TagOp::Rewrite {
-                tci: 0x6000 | 0x0ffe,
-            },
-            4094,
-        ),
-        fwd(
-            "QinQ inner tag is payload",
-            TRUNK,
-            eth(G1, UP, &[(Q, 4094), (Q, 7)]),
-            VIF1,
-            TagOp::Pop,
-            4094,
-        ),
-        other(
-            "tag on access port",
-            VIF1,
-            eth(G2, G1, &[(Q, 4094)]),
-            Drop,
-            Stat::DropTaggedOnAccess,
-        ),
-        other(
-            "trunk VLAN not carried",
-            TRUNK,
-            eth(G1, UP, &[(Q, 10)]),
-            Drop,
-            Stat::DropVlanNotAllowed,
-        ),
-        other(
-            "untagged on trunk without native",
-            TRUNK,
-            eth(G1, UP, &[]),
-            Drop,
-            Stat::DropUntaggedOnTrunk,
-        ),
-        other(
-            "priority tag on trunk without native",
-            TRUNK,
-            eth(G1, UP, &[(Q, 0x2000)]),
-            Drop,
-            Stat::DropUntaggedOnTrunk,
-        ),
-        other(
-            "VID 4095",
-            TRUNK,
-            eth(G1, UP, &[(Q, 4095)]),
-            Drop,
-            Stat::DropBadVid,
-        ),
-        other(
-            "802.1ad tag on a 802.1Q bridge",
-            TRUNK,
-            eth(G1, UP, &[(AD, 4094)]),
-            Drop,
-            Stat::DropForeignTpid,
-        ),
-        flood(
-            "broadcast from an access port is flooded, tagged for the egress programs",
-            VIF1,
-            eth(BCAST, G1, &[]),
-            TagOp::Push { tpid: Q, tci: 4094 },
-            4094,
-        ),
-        flood(
-            "multicast from a trunk keeps its tag",
-            TRUNK,
-            eth([1, 0, 0x5e, 0, 0, 1], UP, &[(Q, 4093)]),
-            TagOp::Keep,
-            4093,
-        ),
-        flood(
-            "priority-tagged broadcast gets its VLAN id, PCP kept",
-            VIF1,
-            eth(BCAST, G1, &[(Q, 0x6000)]),
-            TagOp::Rewrite {
-                tci: 0x6000 | 0x0ffe,
-            },
-            4094,
-        ),
-        flood(
-            "unknown unicast is flooded",
-            VIF1,
-            eth([2, 9, 9, 9, 9, 9], G1, &[]),
-            TagOp::Push { tpid: Q, tci: 4094 },
-            4094,
-        ),
-        flood(
-            "MAC known only in another VLAN is unknown",
-            VIF3,
-            eth(G1, G3, &[]),
-            TagOp::Push { tpid: Q, tci: 4093 },
-            4093,
-        ),
-        other(
-            "link-local multicast goes to the host stack only",
-            TRUNK,
-            eth([1, 0x80, 0xc2, 0, 0, 0x0e], UP, &[(Q, 4094)]),
-            Pass,
-            Stat::PassLinkLocal,
-        ),
-        other(
-            "a MAC static on another port is refused",
-            VIF1,
-            eth(UP, G2, &[]),
-            Drop,
-            Stat::DropStaticMac,
-        ),
-        other(
-            "destination on the ingress port",
-            VIF1,
-            eth(G1, L1, &[]),
-            Drop,
-            Stat::DropHairpin,
-        ),
-        other(
-            "entry pointing at a port that is gone",
-            VIF1,
-            eth(STALE, G1, &[]),
-            Drop,
-            Stat::DropStaleFdb,
-        ),
-        other(
-            "entry pointing into another bridge",
-            VIF1,
-            eth(O1, G1, &[]),
-            Drop,
-            Stat::DropStaleFdb,
-        ),
-        other(
-            "egress port does not carry the VLAN",
-            VIF1,
-            eth(G3, G1, &[]),
-            Drop,
-            Stat::DropEgressVlan,
-        ),
-        other(
-            "multicast source",
-            VIF1,
-            eth(G2, [1, 2, 3, 4, 5, 6], &[]),
-            Drop,
-            Stat::DropBadSrcMac,
-        ),
-        other(
-            "zero source",
-            VIF1,
-            eth(G2, [0; 6], &[]),
-            Drop,
-            Stat::DropBadSrcMac,
-        ),
-        other("runt", VIF1, vec![0xff; 13], Drop, Stat::DropRunt),
-        other("empty", VIF1, vec![], Drop, Stat::DropRunt),
-        other(
-            "truncated outer tag",
-            TRUNK,
-            {
-                let mut v = eth(G1, UP, &[(Q, 4094)]);
-                v.truncate(16);
-                v
-            },
-            Drop,
-            Stat::DropTruncated,
-        ),
-        other(
-            "truncated inner tag",
-            TRUNK,
-            {
-                let mut v = eth(G1, UP, &[(Q, 4094), (Q, 5)]);
-                v.truncate(20);
-                v
-            },
-            Drop,
-            Stat::DropTruncated,
-        ),
-        other(
-            "not a port",
-            NOT_PORT,
-            eth(G2, G1, &[]),
-            Pass,
-            Stat::PassNotPort,
-        ),
-        flood(
-            "other bridge, same VLAN id, MAC of bridge 1: unknown there",
-            OTHER_BR,
-            eth(G1, O1, &[]),
-            TagOp::Push { tpid: Q, tci: 4094 },
-            4094,
-        ),
-    ]
-}
-
-impl Case {
-    /// Also check the classified VLAN of a non-forwarded frame.
-    fn in_vlan(mut self, vlan: u16) -> Self {
-        self.vlan = vlan;
-        self
-    }
-}
-
+/// The shared fixture table on the host core, in one world as the kernel runs it: every row's
+/// verdict, output bytes and counter deltas, and the FDB untouched afterwards.
 #[test]
-fn decision_table() {
-    for c in cases() {
-        let w = world();
-        let d = decide(&Pkt(c.frame.clone()), &w, c.ingress);
-        assert_eq!(d.verdict, c.verdict, "{}: {d:?}", c.what);
-        assert_eq!(d.stat, c.stat, "{}: {d:?}", c.what);
-        if c.verdict == Verdict::Forward {
-            assert_eq!(d.egress, c.egress, "{}", c.what);
-            assert_eq!(d.tag, c.tag, "{}", c.what);
-            assert_eq!(d.vlan, c.vlan, "{}", c.what);
-            assert_eq!(d.out_slot, w.ports[&c.egress].slot, "{}", c.what);
-        } else if c.verdict == Verdict::Flood {
-            assert_eq!(d.tag, c.tag, "{}", c.what);
-            assert_eq!(d.vlan, c.vlan, "{}", c.what);
-        } else if c.vlan != u16::MAX {
-            assert_eq!(d.vlan, c.vlan, "{}", c.what);
-        }
-        let want_slot = w.ports.get(&c.ingress).map_or(0, |p| p.slot);
-        assert_eq!(d.in_slot, want_slot, "{}", c.what);
+fn fixture_table_on_the_host() {
+    let lab = fixtures::lab::MAIN;
+    let w = World::from_lab(&lab);
+    let fdb = w.fdb.borrow().clone();
+    let rows = fixtures::table::main_table();
+    fixtures::run_all("host table", &rows, |r| r.what, |r| w.check(r, &lab));
+    assert_eq!(*w.fdb.borrow(), fdb, "the table must not change the FDB");
+    assert!(
+        w.learned.borrow().iter().all(|n| *n == 0),
+        "nothing learned"
+    );
+}
+
+/// Every outcome and learning counter of the core has a host row in the fixture tables, but
+/// those only a program can produce and the full table (a test of its own here).
+#[test]
+fn fixture_rows_cover_every_core_outcome() {
+    let elsewhere = [
+        Stat::DropTagOp,      // a program's tag helper failing
+        Stat::DropRedirect,   // a program's redirect failing
+        Stat::FloodTruncated, // TC's flood loop
+        Stat::LearnTableFull, // per_port_limit_and_full_table_stop_learning_not_forwarding
+    ];
+    let story = fixtures::story::learning_story();
+    let rows = fixtures::table::main_table();
+    let mut covered: Vec<Stat> = Vec::new();
+    for r in rows.iter().chain(story.iter().map(|s| &s.row)) {
+        covered.push(r.stat);
+        covered.extend(r.learn);
+    }
+    for s in Stat::ALL.iter().skip(Stat::Forward as usize) {
+        assert!(
+            covered.contains(s) != elsewhere.contains(s),
+            "{}: a host row, or a reason it has none",
+            s.name()
+        );
     }
 }
 
+/// The learning story on the host core: every step, then the learned count of every port.
+#[test]
+fn fixture_learning_story_on_the_host() {
+    let lab = fixtures::lab::MAIN;
+    let w = World::from_lab(&lab);
+    let statics = w.fdb.borrow().len();
+    let story = fixtures::story::learning_story();
+    fixtures::run_all(
+        "host story",
+        &story,
+        |s| s.row.what,
+        |s| {
+            w.check(&s.row, &lab);
+            let got = fixtures::story::STORY_PORTS.map(|p| w.learned_on(p));
+            assert_eq!(
+                got, s.learned,
+                "{}: learned counts after the step",
+                s.row.what
+            );
+        },
+    );
+    let learned: Vec<(u16, [u8; 6], u32)> = w
+        .fdb
+        .borrow()
+        .iter()
+        .filter(|(_, v)| v.flags & FDB_STATIC == 0)
+        .map(|((_, vlan, mac), v)| (*vlan, *mac, v.ifindex))
+        .collect();
+    let mut want: Vec<(u16, [u8; 6], u32)> = fixtures::story::learned_after_story()
+        .into_iter()
+        .map(|(mac, vlan, port)| (vlan, mac, w.ifindex(port)))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(learned, want, "learned FDB entries");
+    assert_eq!(
+        w.fdb.borrow().len(),
+        statics + want.len(),
+        "static entries untouched"
+    );
+}
+
+/// The table of the lab where XDP defers to TC, on the host core: the decision XDP and TC
+/// both take, with `defer_to_tc` set exactly where XDP hands the frame over.
+#[test]
+fn fixture_defer_table_on_the_host() {
+    let lab = fixtures::lab::DEFER;
+    let w = World::from_lab(&lab);
+    let rows = fixtures::extra::defer_table();
+    fixtures::run_all("host defer table", &rows, |r| r.what, |r| w.check(r, &lab));
+}
 #[test]
 fn native_vlan_frames() {
     let w = world();
@@ -866,22 +504,4 @@ fn flood_round_trip_matches_unicast_tagging() {
             assert_eq!(got, want, "{ingress} → {egress}");
         }
     }
-}
-
-/// Apply a tag operation to frame bytes (the reference the programs must match).
-fn apply(f: &[u8], op: TagOp) -> Vec<u8> {
-    let mut v = f.to_vec();
-    match op {
-        TagOp::Keep => {}
-        TagOp::Pop => {
-            v.drain(12..16);
-        }
-        TagOp::Push { tpid, tci } => {
-            let mut t = tpid.to_be_bytes().to_vec();
-            t.extend_from_slice(&tci.to_be_bytes());
-            v.splice(12..12, t);
-        }
-        TagOp::Rewrite { tci } => v[14..16].copy_from_slice(&tci.to_be_bytes()),
-    }
-    v
 }
