@@ -1,7 +1,5 @@
-//! Every filesystem path the agent knows by heart, in one place.
-//!
-//! The defaults of the configuration (`pin_dir`, `socket`) live in [`crate::config`] beside the
-//! keys they default.
+//! Every filesystem path the agent knows by heart, in one place (the configuration re-exports
+//! the defaults of its `pin_dir` and `socket` keys from here).
 
 use std::ffi::CStr;
 
@@ -10,6 +8,12 @@ pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 /// [`BPFFS_ROOT`] as a C string, for `mount(2)`.
 pub const BPFFS_ROOT_C: &CStr = c"/sys/fs/bpf";
+
+/// bpffs directory where the agent pins its maps when `[agent] pin_dir` is not given.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xennet";
+
+/// The agent's control socket when `[agent] socket` is not given.
+pub const DEFAULT_SOCKET: &str = "/run/xennet/xennet.sock";
 
 /// Where `ip netns` keeps its named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -21,5 +25,13 @@ mod tests {
     #[test]
     fn c_spelling_agrees() {
         assert_eq!(BPFFS_ROOT_C.to_str(), Ok(BPFFS_ROOT));
+    }
+
+    #[test]
+    fn default_pin_dir_is_under_the_bpffs_root() {
+        assert_eq!(
+            std::path::Path::new(DEFAULT_PIN_DIR).parent(),
+            Some(std::path::Path::new(BPFFS_ROOT))
+        );
     }
 }

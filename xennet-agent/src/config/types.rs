@@ -7,10 +7,7 @@ use std::str::FromStr;
 
 use super::syntax::is_pattern;
 
-/// bpffs directory where the agent pins its maps when `[agent] pin_dir` is not given.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xennet";
-/// The agent's control socket when `[agent] socket` is not given.
-pub const DEFAULT_SOCKET: &str = "/run/xennet/xennet.sock";
+pub use crate::paths::{DEFAULT_PIN_DIR, DEFAULT_SOCKET};
 /// Seconds after which a learned FDB entry ages out when a bridge has no
 /// `fdb_aging_secs` (the Linux bridge default).
 pub const DEFAULT_FDB_AGING_SECS: u32 = 300;
