@@ -112,6 +112,12 @@ impl Netns {
         run_ok(cmd.stdin(Stdio::null())).with_context(|| format!("in namespace {}", self.name))
     }
 
+    /// Three pings to `ip`, 200 ms apart (one second to answer each), from
+    /// inside the namespace; the output whatever the exit status.
+    pub fn ping(&self, ip: &str) -> Result<Output> {
+        self.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", ip])
+    }
+
     /// Starts `args` inside the namespace and returns without waiting.
     /// stdin is null; stdout and stderr are inherited. Whatever still runs
     /// in the namespace is killed when it is dropped (the caller should
