@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::frame::{Mac, format_mac};
+use crate::output::show;
 
 /// Per-process counter making namespace names unique within the process.
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -216,12 +217,7 @@ impl Drop for Netns {
 fn run_ok(cmd: &mut Command) -> Result<Output> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim_end(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+        bail!("{cmd:?} failed:\n{}", show(&out));
     }
     Ok(out)
 }

@@ -275,7 +275,7 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         w.send(
             "up",
             &test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(4093)], 1),
-        )
+        );
     });
     arrived(
         &got,
@@ -302,7 +302,7 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         w.send(
             "up",
             &test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(4094)], 2),
-        )
+        );
     });
     arrived(
         &got,
