@@ -16,7 +16,7 @@
 //!   [`output`]: command output in assertions.
 //! - [`topo`], [`seedfull`]: the seed's setups in namespaces and a running
 //!   agent; [`fdb`]: FDB rows; [`responder`]: a test-played upstream router;
-//!   [`flow`]: a numbered steady flow.
+//!   [`flow`]: a numbered steady flow; [`rng`]: a deterministic PRNG.
 //!
 //! Everything needs root; tests start with `if !require_root() { return; }`.
 //! Only namespaces created here are touched, never the host's interfaces.
@@ -31,6 +31,7 @@ mod netns;
 pub mod output;
 mod raw;
 pub mod responder;
+pub mod rng;
 pub mod seedfull;
 pub mod topo;
 pub mod wait;

@@ -29,6 +29,7 @@ use xennet_tests::{
     output::assert_ok,
     require_root,
     responder::{Responder, Seen},
+    rng::XorShift,
     seedfull::{
         FullAgent, FullConfig, G5, MGMT_IP, NodeSpec, SeedFull, UPSTREAM_IP_4093, UPSTREAM_IP_4094,
     },
@@ -1181,16 +1182,12 @@ fn mac_limit_holds() {
     std::thread::sleep(Duration::from_millis(100));
     let before = w.stats();
     // Random locally administered unicast sources, all distinct.
-    let mut x: u64 = u64::from(std::process::id())
-        ^ Instant::now().elapsed().as_nanos() as u64
-        ^ 0x9e37_79b9_7f4a_7c15;
-    let mut rnd = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let prefix = rnd().to_be_bytes();
+    let mut rnd = XorShift(
+        u64::from(std::process::id())
+            ^ Instant::now().elapsed().as_nanos() as u64
+            ^ 0x9e37_79b9_7f4a_7c15,
+    );
+    let prefix = rnd.next_u64().to_be_bytes();
     for i in 0..FRAMES {
         let n = (i as u16).to_be_bytes();
         let src: Mac = [0x02, prefix[0], prefix[1], prefix[2], n[0], n[1]];

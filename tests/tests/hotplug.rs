@@ -29,7 +29,9 @@ use xennet_tests::{
     frame::{BROADCAST, Mac, find_marker, format_mac, parse_eth, q_tag, test_frame},
     ifindex,
     output::assert_ok,
-    require_root, set_gro, set_mac,
+    require_root,
+    rng::XorShift,
+    set_gro, set_mac,
     topo::{Agent, BpfFs, UPSTREAM_MAC, agent_bin, agent_command, dom0_and_upstream},
     veth,
     wait::poll,
@@ -845,18 +847,6 @@ fn port_add_and_del_through_the_socket() {
 // 3. Churn: 1000 add/remove cycles; 1000 vifs at once
 // ---------------------------------------------------------------------------
 
-/// A small deterministic PRNG (xorshift) for picking sample vifs.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 /// Send each `(interface, frame)` out of its interface in `ns`, through one unbound
 /// `AF_PACKET` socket (opening a [`RawSocket`] per guest would dominate a 1000-vif round).
 fn send_many(ns: &Netns, frames: &[(String, Vec<u8>)]) {
@@ -1246,7 +1236,7 @@ fn churn_1000_vifs() {
 
     let mut removed: BTreeSet<u32> = BTreeSet::new();
     let mut cycles = 0;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut rss_rounds = Vec::new();
     let mut attach_total = Duration::ZERO;
     for r in 0..ROUNDS {
