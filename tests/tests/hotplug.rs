@@ -32,7 +32,7 @@ use xennet_tests::{
     require_root,
     rng::XorShift,
     set_gro, set_mac,
-    topo::{Agent, BpfFs, UPSTREAM_MAC, agent_bin, agent_command, dom0_and_upstream},
+    topo::{Agent, BpfFs, UPSTREAM_MAC, dom0_and_upstream},
     veth,
     wait::poll,
 };
@@ -131,10 +131,10 @@ impl Sim {
 
     /// `stats --json` as (interface, ifindex) rows.
     fn stats_ports(&self) -> BTreeSet<(String, u32)> {
-        let bin = agent_bin().expect("agent binary");
         let pins = self.pin_dir().to_string_lossy().into_owned();
-        let out = agent_command(&bin, &self.dom0, &["stats", "--json", "--pin-dir", &pins])
-            .output()
+        let out = self
+            .agent
+            .cli(&["stats", "--json", "--pin-dir", &pins])
             .expect("running xennet-agent stats");
         assert!(
             out.status.success(),
