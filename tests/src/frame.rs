@@ -110,6 +110,24 @@ pub fn test_frame(dst: Mac, src: Mac, tags: &[(u16, u16)], id: u32) -> Vec<u8> {
     build_eth(dst, src, tags, ETH_P_TEST, &marker(id))
 }
 
+/// Length of a [`test_frame`] with `tags` VLAN tags.
+#[must_use]
+pub fn test_frame_len(tags: u64) -> u64 {
+    14 + 4 * tags + MARKER_LEN as u64
+}
+
+/// An IEEE 802.1Q tag for VLAN `vid` (PCP 0, DEI 0), as `(tpid, tci)`.
+#[must_use]
+pub fn q_tag(vid: u16) -> (u16, u16) {
+    (ETH_P_8021Q, tci(0, false, vid))
+}
+
+/// The 802.1Q tag list for `vid` (PCP 0), or none for `None`.
+#[must_use]
+pub fn q_tags(vid: Option<u16>) -> Vec<(u16, u16)> {
+    vid.map(|v| vec![q_tag(v)]).unwrap_or_default()
+}
+
 /// The header of an Ethernet frame as decoded by [`parse_eth`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
@@ -183,6 +201,30 @@ pub fn find_marker(frame: &[u8]) -> Option<u32> {
         let id = u32::from_be_bytes(w[8..12].try_into().ok()?);
         let check = u32::from_be_bytes(w[12..16].try_into().ok()?);
         (check == !id).then_some(id)
+    })
+}
+
+/// The VLAN of a frame with one 802.1Q tag (`None`: untagged).
+///
+/// # Panics
+/// On a frame that does not parse, or with any other tagging (a test expects one of the two).
+#[must_use]
+pub fn vlan_of(f: &[u8]) -> Option<u16> {
+    let p = parse_eth(f).expect("parse");
+    match p.tags.as_slice() {
+        [] => None,
+        [(ETH_P_8021Q, t)] => Some(t & 0xfff),
+        other => panic!("unexpected tags {other:04x?} on {f:02x?}"),
+    }
+}
+
+/// The bytes of `f` in hex, without separators (for comparing frames in assertion messages).
+#[must_use]
+pub fn hex(f: &[u8]) -> String {
+    use std::fmt::Write as _;
+    f.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
     })
 }
 

@@ -9,17 +9,33 @@
 //! - [`RawSocket`]: send and receive whole frames on one interface; received
 //!   frames carry their VLAN tag in the bytes, as on the wire.
 //! - [`frame`]: build and parse (VLAN-tagged) Ethernet frames and tell test
-//!   frames apart by a [`frame::marker`] payload.
+//!   frames apart by a [`frame::marker`] payload; [`arp_icmp`]: ARP and ICMP
+//!   echo frames.
+//! - [`capture`]: what arrived where (quiet periods, arrival assertions);
+//!   [`counters`]: counter snapshots and deltas; [`wait::poll`]: polling;
+//!   [`output`]: command output in assertions.
+//! - [`topo`], [`seedfull`]: the seed's setups in namespaces and a running
+//!   agent; [`fdb`]: FDB rows; [`responder`]: a test-played upstream router;
+//!   [`flow`]: a numbered steady flow; [`rng`]: a deterministic PRNG.
 //!
 //! Everything needs root; tests start with `if !require_root() { return; }`.
 //! Only namespaces created here are touched, never the host's interfaces.
 
+pub mod arp_icmp;
+pub mod capture;
+pub mod counters;
+pub mod fdb;
+pub mod flow;
 pub mod frame;
 mod netns;
+pub mod output;
 mod raw;
+pub mod responder;
+pub mod rng;
 pub mod seedfull;
 pub mod testrun;
 pub mod topo;
+pub mod wait;
 
 pub use netns::{Netns, add_addr, add_neigh, ifindex, set_gro, set_mac, veth};
 pub use raw::RawSocket;

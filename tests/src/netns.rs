@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::frame::{Mac, format_mac};
+use crate::output::show;
 
 /// Per-process counter making namespace names unique within the process.
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -112,6 +113,12 @@ impl Netns {
         run_ok(cmd.stdin(Stdio::null())).with_context(|| format!("in namespace {}", self.name))
     }
 
+    /// Three pings to `ip`, 200 ms apart (one second to answer each), from
+    /// inside the namespace; the output whatever the exit status.
+    pub fn ping(&self, ip: &str) -> Result<Output> {
+        self.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", ip])
+    }
+
     /// Starts `args` inside the namespace and returns without waiting.
     /// stdin is null; stdout and stderr are inherited. Whatever still runs
     /// in the namespace is killed when it is dropped (the caller should
@@ -210,12 +217,7 @@ impl Drop for Netns {
 fn run_ok(cmd: &mut Command) -> Result<Output> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim_end(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+        bail!("{cmd:?} failed:\n{}", show(&out));
     }
     Ok(out)
 }

@@ -20,6 +20,8 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::{
     Netns, RawSocket, add_addr, add_neigh,
+    counters::Counters,
+    fdb::FdbRow,
     frame::{Mac, parse_mac},
     set_gro, set_mac, veth,
 };
@@ -63,11 +65,7 @@ fn mac(s: &str) -> Result<Mac> {
 impl SeedDom0 {
     /// Build the namespaces and links; nothing of xennet runs yet.
     pub fn new(tag: &str) -> Result<SeedDom0> {
-        let dom0 = Netns::new(&format!("{tag}-d0"))?;
-        let up = Netns::new(&format!("{tag}-up"))?;
-        veth(&dom0, "eth1", &up, "eth0")?;
-        // Receiving native-XDP redirects on a veth needs NAPI on the receiving end.
-        set_gro(&up, "eth0", true)?;
+        let (dom0, up) = dom0_and_upstream(tag, None)?;
         let specs = [
             ("vif1.0", "00:16:3e:00:00:01", "10.94.0.1", 4094),
             ("vif2.0", "00:16:3e:00:00:02", "10.94.0.2", 4094),
@@ -236,6 +234,40 @@ pub fn agent_command(bin: &Path, ns: &Netns, args: &[&str]) -> Command {
     c
 }
 
+/// Whether an XDP program is attached to `ifname` in `ns`.
+pub fn xdp_attached(ns: &Netns, ifname: &str) -> Result<bool> {
+    let o = ns.exec_ok(&["ip", "-d", "link", "show", "dev", ifname])?;
+    Ok(String::from_utf8_lossy(&o.stdout).contains("prog/xdp"))
+}
+
+/// The seed's trunk setup with the agent running on the seed config in `mode` (`extra`
+/// lines on the bridge, see [`Mode::config`]) and pinning in a private bpffs. Drop the agent
+/// first, then the bpffs, then the namespaces.
+pub fn start_seed(tag: &str, mode: Mode, extra: &str) -> Result<(SeedDom0, BpfFs, Agent)> {
+    let sim = SeedDom0::new(tag).context("building the simulated dom0")?;
+    let fs = BpfFs::new(sim.dom0.name()).context("mounting a bpffs")?;
+    let cfg = mode
+        .config(sim.dom0.name(), extra)
+        .context("writing the config")?;
+    let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir());
+    let _ = std::fs::remove_file(&cfg);
+    Ok((sim, fs, agent.context("starting the agent")?))
+}
+
+/// dom0 and the upstream switch of a simulated setup, named after `tag`, joined by dom0's
+/// `eth1` and the upstream's `eth0` (GRO on: receiving native-XDP redirects on a veth needs
+/// NAPI on the receiving end), and the upstream's MAC set to `upstream_mac` if given.
+pub fn dom0_and_upstream(tag: &str, upstream_mac: Option<Mac>) -> Result<(Netns, Netns)> {
+    let dom0 = Netns::new(&format!("{tag}-d0"))?;
+    let up = Netns::new(&format!("{tag}-up"))?;
+    veth(&dom0, "eth1", &up, "eth0")?;
+    if let Some(mac) = upstream_mac {
+        set_mac(&up, "eth0", mac)?;
+    }
+    set_gro(&up, "eth0", true)?;
+    Ok((dom0, up))
+}
+
 /// A running `xennet-agent run`, stopped with SIGTERM on drop.
 #[derive(Debug)]
 pub struct Agent {
@@ -362,11 +394,39 @@ impl Agent {
         let out = self.ctl(&all)?;
         if !out.status.success() {
             bail!(
-                "xennet-agent {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "xennet-agent {args:?} failed ({}): {}\nagent log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.log_text()
             );
         }
-        serde_json::from_slice(&out.stdout).context("parsing JSON")
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "parsing the JSON of xennet-agent {args:?}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `ports --json`, as parsed JSON (an array of {bridge, interface, ifindex, slot,
+    /// attached, vlans, host}).
+    pub fn ports(&self) -> Result<Vec<serde_json::Value>> {
+        let v = self.ctl_json(&["ports"])?;
+        v.as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("ports JSON is not an array: {v}"))
+    }
+
+    /// `fdb show --json`, of one bridge or all.
+    pub fn fdb(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>> {
+        let v = match bridge {
+            Some(b) => self.ctl_json(&["fdb", "show", "--bridge", b])?,
+            None => self.ctl_json(&["fdb", "show"])?,
+        };
+        let rows = v
+            .as_array()
+            .ok_or_else(|| anyhow!("fdb JSON is not an array: {v}"))?;
+        rows.iter().map(FdbRow::from_json).collect()
     }
 
     /// Send a signal to the agent.
@@ -386,19 +446,14 @@ impl Agent {
     }
 
     /// `xennet-agent stats --json` in `dom0`, parsed: interface → counter name → value.
-    pub fn stats(
-        &self,
-        dom0: &Netns,
-    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>> {
+    pub fn stats(&self, dom0: &Netns) -> Result<Counters> {
         debug_assert_eq!(dom0.name(), self.netns);
         self.counters()
     }
 
     /// `xennet-agent stats --json` in the agent's namespace, parsed: interface → counter
     /// name → value.
-    pub fn counters(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>> {
+    pub fn counters(&self) -> Result<Counters> {
         let pins = self.pin_dir.to_string_lossy().into_owned();
         let out = self
             .cli(&["stats", "--json", "--pin-dir", &pins])
@@ -411,7 +466,7 @@ impl Agent {
         }
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).context("parsing stats JSON")?;
-        let mut m = std::collections::BTreeMap::new();
+        let mut m = Counters::new();
         for p in v
             .as_array()
             .ok_or_else(|| anyhow!("stats JSON is not an array"))?

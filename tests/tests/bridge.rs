@@ -17,86 +17,28 @@ use std::{
 
 use xennet_tests::{
     RawSocket,
+    arp_icmp::{ipv4, parse_arp},
+    capture::{Got, QUIET, arrived, collect_quiet, drain},
+    counters::{Counters, Deltas, at, delta, expect, only_ports},
+    fdb::{FdbEntry, FdbRow, fdb_entry},
+    flow::Flow,
     frame::{
-        BROADCAST, ETH_P_8021Q, MARKER_LEN, Mac, find_marker, format_mac, parse_eth, tci,
-        test_frame,
+        BROADCAST, ETH_P_8021Q, Mac, find_marker, format_mac, parse_eth, q_tag, tci, test_frame,
+        test_frame_len, vlan_of,
     },
+    output::assert_ok,
     require_root,
+    responder::{Responder, Seen},
+    rng::XorShift,
     seedfull::{
-        Counters, FdbRow, Flow, FullAgent, FullConfig, G5, MGMT_IP, NodeSpec, Responder, SeedFull,
-        Seen, UPSTREAM_IP_4093, UPSTREAM_IP_4094, ipv4, parse_arp,
+        FullAgent, FullConfig, G5, MGMT_IP, NodeSpec, SeedFull, UPSTREAM_IP_4093, UPSTREAM_IP_4094,
     },
     topo::{BpfFs, UPSTREAM_MAC},
+    wait::poll,
 };
-
-/// How long to wait for stragglers after sending.
-const QUIET: Duration = Duration::from_millis(300);
-
-/// Every counter that changed between two snapshots: (port, counter) → delta.
-fn delta(before: &Counters, after: &Counters) -> BTreeMap<(String, String), u64> {
-    let mut d = BTreeMap::new();
-    for (port, cs) in after {
-        for (name, v) in cs {
-            let old = before
-                .get(port)
-                .and_then(|c| c.get(name))
-                .copied()
-                .unwrap_or(0);
-            if *v != old {
-                d.insert((port.clone(), name.clone()), v.wrapping_sub(old));
-            }
-        }
-    }
-    d
-}
-
-fn expect(rows: &[(&str, &str, u64)]) -> BTreeMap<(String, String), u64> {
-    rows.iter()
-        .map(|(p, c, v)| (((*p).to_string(), (*c).to_string()), *v))
-        .collect()
-}
-
-/// Only the deltas of `ports`.
-fn only_ports(
-    d: &BTreeMap<(String, String), u64>,
-    ports: &[&str],
-) -> BTreeMap<(String, String), u64> {
-    d.iter()
-        .filter(|((p, _), _)| ports.contains(&p.as_str()))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect()
-}
-
-/// One counter delta (0 when it did not move).
-fn at(d: &BTreeMap<(String, String), u64>, port: &str, counter: &str) -> u64 {
-    d.get(&(port.to_string(), counter.to_string()))
-        .copied()
-        .unwrap_or(0)
-}
-
-/// Length of a `test_frame` with `tags` tags.
-fn tf(tags: u64) -> u64 {
-    14 + 4 * tags + MARKER_LEN as u64
-}
-
-/// The VLAN of a 802.1Q-tagged frame (None: untagged); panics on anything else.
-fn vlan_of(f: &[u8]) -> Option<u16> {
-    let p = parse_eth(f).expect("parse");
-    match p.tags.as_slice() {
-        [] => None,
-        [(ETH_P_8021Q, t)] => Some(t & 0xfff),
-        other => panic!("unexpected tags {other:04x?} on {f:02x?}"),
-    }
-}
 
 /// Test frames with ids at or above this belong to a background flow.
 const FLOW_BASE: u32 = 1_000_000;
-
-/// Three pings, 200 ms apart, from `ns` to `ip`.
-fn ping(ns: &xennet_tests::Netns, ip: &str) -> std::process::Output {
-    ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", ip])
-        .expect("ping")
-}
 
 struct World {
     // Sockets first: fields drop in order (sockets, agent, bpffs, namespaces).
@@ -105,8 +47,6 @@ struct World {
     _fs: BpfFs,
     sim: SeedFull,
 }
-
-type Got = BTreeMap<&'static str, Vec<Vec<u8>>>;
 
 impl World {
     fn new(tag: &str, cfg: &FullConfig, extra: &[NodeSpec]) -> World {
@@ -139,10 +79,13 @@ impl World {
         self.socks[at].send(frame).expect("send");
     }
 
+    /// Every capture point, by name.
+    fn points(&self) -> Vec<(&str, &RawSocket)> {
+        self.socks.iter().map(|(n, s)| (*n, s)).collect()
+    }
+
     fn drain(&self) {
-        for s in self.socks.values() {
-            let _ = s.collect(Duration::ZERO);
-        }
+        drain(&self.points());
     }
 
     /// After `f`, wait [`QUIET`], then take every frame that arrived at every capture point
@@ -150,31 +93,24 @@ impl World {
     fn collect_after<F: FnOnce(&World), K: Fn(&[u8]) -> bool>(&self, f: F, keep: K) -> Got {
         self.drain();
         f(self);
-        std::thread::sleep(QUIET);
-        self.socks
-            .iter()
-            .map(|(name, s)| {
-                let frames = s
-                    .collect(Duration::ZERO)
-                    .expect("collecting")
-                    .into_iter()
-                    .filter(|f| keep(f))
-                    .collect();
-                (*name, frames)
-            })
-            .collect()
+        collect_quiet(&self.points(), keep)
     }
 
     /// Run `f`; return the test frames (with a marker below [`FLOW_BASE`]) that arrived at
     /// every capture point, and the counter deltas.
-    fn observe<F: FnOnce(&World)>(&self, f: F) -> (Got, BTreeMap<(String, String), u64>) {
+    fn observe<F: FnOnce(&World)>(&self, f: F) -> (Got, Deltas) {
         let before = self.stats();
         let got = self.collect_after(f, |fr| find_marker(fr).is_some_and(|id| id < FLOW_BASE));
         (got, delta(&before, &self.stats()))
     }
 
     fn ping_from(&self, node: &str, ip: &str) -> std::process::Output {
-        ping(&self.sim.node(node).expect("node").ns, ip)
+        self.sim
+            .node(node)
+            .expect("node")
+            .ns
+            .ping(ip)
+            .expect("ping")
     }
 
     fn fdb(&self, bridge: Option<&str>) -> Vec<FdbRow> {
@@ -186,48 +122,15 @@ impl World {
     }
 }
 
-/// Assert that exactly the capture points in `want` got exactly one frame each, with the
-/// given VLAN tag (None: untagged), and every other capture point got nothing.
-fn arrived(got: &Got, want: &[(&str, Option<u16>)], what: &str) {
-    for (name, frames) in got {
-        match want.iter().find(|(n, _)| n == name) {
-            Some((_, vlan)) => {
-                assert_eq!(
-                    frames.len(),
-                    1,
-                    "{what}: exactly one frame expected at {name}, got {frames:02x?}"
-                );
-                assert_eq!(
-                    vlan_of(&frames[0]),
-                    *vlan,
-                    "{what}: wrong tagging at {name}: {:02x?}",
-                    frames[0]
-                );
-            }
-            None => assert!(
-                frames.is_empty(),
-                "{what}: nothing expected at {name}, got {frames:02x?}"
-            ),
-        }
-    }
-    for (n, _) in want {
-        assert!(got.contains_key(n), "{what}: no capture point {n}");
-    }
-}
-
 /// The FDB as a set of (MAC, VLAN, port, static) of one bridge.
-fn fdb_set(rows: &[FdbRow], bridge: &str) -> Vec<(String, u16, String, bool)> {
+fn fdb_set(rows: &[FdbRow], bridge: &str) -> Vec<FdbEntry> {
     let mut v: Vec<_> = rows
         .iter()
         .filter(|r| r.bridge == bridge)
-        .map(|r| (r.mac.clone(), r.vlan, r.port.clone(), r.is_static))
+        .map(FdbRow::entry)
         .collect();
     v.sort();
     v
-}
-
-fn entry(mac: Mac, vlan: u16, port: &str, is_static: bool) -> (String, u16, String, bool) {
-    (format_mac(&mac), vlan, port.to_string(), is_static)
 }
 
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
@@ -235,29 +138,15 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-fn q(vid: u16) -> (u16, u16) {
-    (ETH_P_8021Q, tci(0, false, vid))
-}
-
 /// Is `f` an ARP request for `tpa` from `sha`?
 fn arp_request(f: &[u8], sha: Mac, tpa: &str) -> bool {
     parse_arp(f).is_some_and(|(_, a)| a.op == 1 && a.sha == sha && a.tpa == ipv4(tpa))
 }
 
-fn assert_ok(out: &std::process::Output, what: &str, w: &World) {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}\nagent log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        w.log()
-    );
-}
-
 /// Counter deltas of a 3-packet ping between two access ports of VLAN 4094 on the trunk
 /// bridge (`a` pings `b`, neither learned before): `a`'s ARP request is flooded to the other
 /// 4094 ports, `b`'s reply and the echoes are forwarded, both MACs are learned.
-fn ping_counters(a: &str, b: &str, others: &[(&str, u64)]) -> BTreeMap<(String, String), u64> {
+fn ping_counters(a: &str, b: &str, others: &[(&str, u64)]) -> Deltas {
     // 42-byte ARP + 3 × 98-byte echo each way.
     let mut rows = vec![
         (a, "rx_packets", 4),
@@ -340,7 +229,7 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         |w| out = Some(w.ping_from("g1", "10.94.0.2")),
         |f| arp_request(f, g1, "10.94.0.2"),
     );
-    assert_ok(out.as_ref().expect("ping ran"), "g1 → g2 ping", &w);
+    assert_ok(out.as_ref().expect("ping ran"), "g1 → g2 ping", &w.log());
     let d = delta(&before, &w.stats());
     arrived(
         &arps,
@@ -368,8 +257,8 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
     assert_eq!(
         fdb_set(&fdb, "trunk"),
         vec![
-            entry(g1, 4094, "vif1.0", false),
-            entry(g2, 4094, "vif2.0", false)
+            fdb_entry(g1, 4094, "vif1.0", false),
+            fdb_entry(g2, 4094, "vif2.0", false)
         ],
         "learned entries after the ping: {fdb:?}"
     );
@@ -383,7 +272,12 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
     }
 
     // A broadcast from upstream on 4093 reaches g3 (untagged) and g4 (tagged 4093) only.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(BROADCAST, UPSTREAM_MAC, &[q(4093)], 1)));
+    let (got, d) = w.observe(|w| {
+        w.send(
+            "up",
+            &test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(4093)], 1),
+        );
+    });
     arrived(
         &got,
         &[("g3", None), ("g4", Some(4093))],
@@ -393,19 +287,24 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "flood", 1),
             ("eth1", "learn_new", 1),
             ("vif3.0", "tx_packets", 1),
-            ("vif3.0", "tx_bytes", tf(0)),
+            ("vif3.0", "tx_bytes", test_frame_len(0)),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
         ]),
         "counters of the upstream broadcast on 4093"
     );
 
     // The same on 4094 reaches g1, g2, dom0 (untagged) and g4 (tagged 4094) only.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(BROADCAST, UPSTREAM_MAC, &[q(4094)], 2)));
+    let (got, d) = w.observe(|w| {
+        w.send(
+            "up",
+            &test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(4094)], 2),
+        );
+    });
     arrived(
         &got,
         &[
@@ -420,32 +319,32 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "flood", 1),
             ("eth1", "learn_new", 1),
             ("vif1.0", "tx_packets", 1),
-            ("vif1.0", "tx_bytes", tf(0)),
+            ("vif1.0", "tx_bytes", test_frame_len(0)),
             ("vif2.0", "tx_packets", 1),
-            ("vif2.0", "tx_bytes", tf(0)),
+            ("vif2.0", "tx_bytes", test_frame_len(0)),
             ("xnh-trunk", "tx_packets", 1),
-            ("xnh-trunk", "tx_bytes", tf(0)),
+            ("xnh-trunk", "tx_bytes", test_frame_len(0)),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
         ]),
         "counters of the upstream broadcast on 4094"
     );
 
     // Known unicast from upstream to g1: forwarded to g1 alone, untagged.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q(4094)], 3)));
+    let (got, d) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q_tag(4094)], 3)));
     arrived(&got, &[("g1", None)], "upstream → g1 (learned)");
     assert_eq!(
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "forward", 1),
             ("vif1.0", "tx_packets", 1),
-            ("vif1.0", "tx_bytes", tf(0)),
+            ("vif1.0", "tx_bytes", test_frame_len(0)),
         ])
     );
 
@@ -456,10 +355,10 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         d,
         expect(&[
             ("vif1.0", "rx_packets", 1),
-            ("vif1.0", "rx_bytes", tf(0)),
+            ("vif1.0", "rx_bytes", test_frame_len(0)),
             ("vif1.0", "forward", 1),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ])
     );
 
@@ -480,16 +379,16 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         d,
         expect(&[
             ("vif1.0", "rx_packets", 1),
-            ("vif1.0", "rx_bytes", tf(0)),
+            ("vif1.0", "rx_bytes", test_frame_len(0)),
             ("vif1.0", "flood", 1),
             ("vif2.0", "tx_packets", 1),
-            ("vif2.0", "tx_bytes", tf(0)),
+            ("vif2.0", "tx_bytes", test_frame_len(0)),
             ("xnh-trunk", "tx_packets", 1),
-            ("xnh-trunk", "tx_bytes", tf(0)),
+            ("xnh-trunk", "tx_bytes", test_frame_len(0)),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ])
     );
 
@@ -504,13 +403,13 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         d,
         expect(&[
             ("vif3.0", "rx_packets", 1),
-            ("vif3.0", "rx_bytes", tf(0)),
+            ("vif3.0", "rx_bytes", test_frame_len(0)),
             ("vif3.0", "flood", 1),
             ("vif3.0", "learn_new", 1),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ])
     );
     // g1 → g3's MAC: learned in 4093 only, so unknown in 4094: flooded in 4094, never to g3.
@@ -526,7 +425,7 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         "g1 → g3's MAC (another VLAN)",
     );
     // Upstream on 4094 to g3's MAC: the same, never to g3.
-    let (got, _) = w.observe(|w| w.send("up", &test_frame(g3, UPSTREAM_MAC, &[q(4094)], 8)));
+    let (got, _) = w.observe(|w| w.send("up", &test_frame(g3, UPSTREAM_MAC, &[q_tag(4094)], 8)));
     arrived(
         &got,
         &[
@@ -546,7 +445,7 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         d,
         expect(&[
             ("vif1.0", "rx_packets", 1),
-            ("vif1.0", "rx_bytes", tf(0)),
+            ("vif1.0", "rx_bytes", test_frame_len(0)),
             ("vif1.0", "pass_link_local", 1),
         ])
     );
@@ -577,7 +476,7 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         "g3 (4093) must not reach g1 (4094)"
     );
     for (name, frames) in &arps {
-        match *name {
+        match name.as_str() {
             "g4" | "up" => {
                 assert!(!frames.is_empty(), "g3's ARP requests must reach {name}");
                 for f in frames {
@@ -598,11 +497,11 @@ fn learning_and_flooding(tag: &str, cfg: &FullConfig) {
         fdb_set(&fdb, "trunk"),
         {
             let mut v = vec![
-                entry(UPSTREAM_MAC, 4093, "eth1", false),
-                entry(g3, 4093, "vif3.0", false),
-                entry(UPSTREAM_MAC, 4094, "eth1", false),
-                entry(g1, 4094, "vif1.0", false),
-                entry(g2, 4094, "vif2.0", false),
+                fdb_entry(UPSTREAM_MAC, 4093, "eth1", false),
+                fdb_entry(g3, 4093, "vif3.0", false),
+                fdb_entry(UPSTREAM_MAC, 4094, "eth1", false),
+                fdb_entry(g1, 4094, "vif1.0", false),
+                fdb_entry(g2, 4094, "vif2.0", false),
             ];
             v.sort();
             v
@@ -669,10 +568,10 @@ fn host_port() {
     let before = w.stats();
     let mut out = None;
     let arps = w.collect_after(
-        |w| out = Some(ping(&w.sim.dom0, "10.94.0.1")),
+        |w| out = Some(w.sim.dom0.ping("10.94.0.1").expect("ping")),
         |f| parse_arp(f).is_some_and(|(_, a)| a.op == 1 && a.tpa == ipv4("10.94.0.1")),
     );
-    assert_ok(out.as_ref().expect("ping ran"), "dom0 → g1 ping", &w);
+    assert_ok(out.as_ref().expect("ping ran"), "dom0 → g1 ping", &w.log());
     let d = delta(&before, &w.stats());
     arrived(
         &arps,
@@ -707,7 +606,7 @@ fn host_port() {
 
     // g1 pings dom0 back.
     let out = w.ping_from("g1", MGMT_IP);
-    assert_ok(&out, "g1 → dom0 ping", &w);
+    assert_ok(&out, "g1 → dom0 ping", &w.log());
 
     w.sim.flush_neighbours().expect("flushing neighbours");
     // dom0 reaches the upstream router on 4094 (played by the test, tagged on the uplink).
@@ -717,9 +616,9 @@ fn host_port() {
     )
     .expect("responder");
     let before = w.stats();
-    let out = ping(&w.sim.dom0, UPSTREAM_IP_4094);
+    let out = w.sim.dom0.ping(UPSTREAM_IP_4094).expect("ping");
     let seen = r.finish().expect("responder");
-    assert_ok(&out, "dom0 → upstream ping", &w);
+    assert_ok(&out, "dom0 → upstream ping", &w.log());
     assert!(
         seen.contains(&Seen::ArpRequest {
             vlan: Some(4094),
@@ -784,7 +683,7 @@ fn internal_bridge_isolated() {
     let before = w.stats();
     let mut out = None;
     let seen = w.collect_after(|w| out = Some(w.ping_from("i1", "10.10.0.2")), |_| true);
-    assert_ok(out.as_ref().expect("ping ran"), "i1 → i2 ping", &w);
+    assert_ok(out.as_ref().expect("ping ran"), "i1 → i2 ping", &w.log());
     let d = delta(&before, &w.stats());
     // Only the internal bridge's two ports moved, nothing was flooded elsewhere.
     assert_eq!(
@@ -793,7 +692,7 @@ fn internal_bridge_isolated() {
         "counters of i1 → i2 ping"
     );
     for (name, frames) in &seen {
-        if !["i1", "i2"].contains(name) {
+        if !["i1", "i2"].contains(&name.as_str()) {
             assert!(
                 frames.is_empty(),
                 "internal traffic leaked to {name}: {frames:02x?}"
@@ -813,15 +712,16 @@ fn internal_bridge_isolated() {
         d,
         expect(&[
             ("vif1.1", "rx_packets", 1),
-            ("vif1.1", "rx_bytes", tf(0)),
+            ("vif1.1", "rx_bytes", test_frame_len(0)),
             ("vif1.1", "flood", 1),
             ("vif2.1", "tx_packets", 1),
-            ("vif2.1", "tx_bytes", tf(0)),
+            ("vif2.1", "tx_bytes", test_frame_len(0)),
         ])
     );
 
     // VLAN 10 of the trunk bridge: upstream's broadcast reaches g4 only, never i1/i2.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(BROADCAST, UPSTREAM_MAC, &[q(10)], 2)));
+    let (got, d) =
+        w.observe(|w| w.send("up", &test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(10)], 2)));
     arrived(
         &got,
         &[("g4", Some(10))],
@@ -831,16 +731,16 @@ fn internal_bridge_isolated() {
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "flood", 1),
             ("eth1", "learn_new", 1),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
         ])
     );
     // Upstream on VLAN 10 to i1's MAC (learned in the internal bridge): unknown in the trunk
     // bridge, flooded there (to g4), never delivered to i1.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(i1, UPSTREAM_MAC, &[q(10)], 3)));
+    let (got, d) = w.observe(|w| w.send("up", &test_frame(i1, UPSTREAM_MAC, &[q_tag(10)], 3)));
     arrived(&got, &[("g4", Some(10))], "upstream on VLAN 10 → i1's MAC");
     assert_eq!(at(&d, "eth1", "flood"), 1, "{d:?}");
     assert!(
@@ -849,7 +749,7 @@ fn internal_bridge_isolated() {
         "{d:?}"
     );
     // g4 on VLAN 10 to i2's MAC: the same the other way.
-    let (got, _) = w.observe(|w| w.send("g4", &test_frame(i2, g4, &[q(10)], 4)));
+    let (got, _) = w.observe(|w| w.send("g4", &test_frame(i2, g4, &[q_tag(10)], 4)));
     arrived(&got, &[("up", Some(10))], "g4 on VLAN 10 → i2's MAC");
     // i1 to the upstream's MAC (learned on the trunk bridge's VLAN 10): stays internal.
     let (got, _) = w.observe(|w| w.send("i1", &test_frame(UPSTREAM_MAC, i1, &[], 5)));
@@ -864,8 +764,8 @@ fn internal_bridge_isolated() {
     assert_eq!(
         fdb_set(&internal, "internal"),
         vec![
-            entry(i1, 10, "vif1.1", false),
-            entry(i2, 10, "vif2.1", false)
+            fdb_entry(i1, 10, "vif1.1", false),
+            fdb_entry(i2, 10, "vif2.1", false)
         ],
         "{internal:?}"
     );
@@ -879,8 +779,8 @@ fn internal_bridge_isolated() {
         fdb_set(&trunk, "trunk"),
         {
             let mut v = vec![
-                entry(g4, 10, "vif4.0", false),
-                entry(UPSTREAM_MAC, 10, "eth1", false),
+                fdb_entry(g4, 10, "vif4.0", false),
+                fdb_entry(UPSTREAM_MAC, 10, "eth1", false),
             ];
             v.sort();
             v
@@ -924,7 +824,7 @@ fn raw_trunk_guest_sees_tags() {
     }
 
     // g4 speaks tagged on both VLANs (and is learned in both).
-    let (got, d) = w.observe(|w| w.send("g4", &test_frame(BROADCAST, g4, &[q(4094)], 3)));
+    let (got, d) = w.observe(|w| w.send("g4", &test_frame(BROADCAST, g4, &[q_tag(4094)], 3)));
     arrived(
         &got,
         &[
@@ -939,20 +839,20 @@ fn raw_trunk_guest_sees_tags() {
         d,
         expect(&[
             ("vif4.0", "rx_packets", 1),
-            ("vif4.0", "rx_bytes", tf(1)),
+            ("vif4.0", "rx_bytes", test_frame_len(1)),
             ("vif4.0", "flood", 1),
             ("vif4.0", "learn_new", 1),
             ("vif1.0", "tx_packets", 1),
-            ("vif1.0", "tx_bytes", tf(0)),
+            ("vif1.0", "tx_bytes", test_frame_len(0)),
             ("vif2.0", "tx_packets", 1),
-            ("vif2.0", "tx_bytes", tf(0)),
+            ("vif2.0", "tx_bytes", test_frame_len(0)),
             ("xnh-trunk", "tx_packets", 1),
-            ("xnh-trunk", "tx_bytes", tf(0)),
+            ("xnh-trunk", "tx_bytes", test_frame_len(0)),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ])
     );
-    let (got, _) = w.observe(|w| w.send("g4", &test_frame(BROADCAST, g4, &[q(4093)], 4)));
+    let (got, _) = w.observe(|w| w.send("g4", &test_frame(BROADCAST, g4, &[q_tag(4093)], 4)));
     arrived(
         &got,
         &[("g3", None), ("up", Some(4093))],
@@ -975,10 +875,10 @@ fn raw_trunk_guest_sees_tags() {
             d,
             expect(&[
                 ("eth1", "rx_packets", 1),
-                ("eth1", "rx_bytes", tf(1)),
+                ("eth1", "rx_bytes", test_frame_len(1)),
                 ("eth1", "forward", 1),
                 ("vif4.0", "tx_packets", 1),
-                ("vif4.0", "tx_bytes", tf(1)),
+                ("vif4.0", "tx_bytes", test_frame_len(1)),
             ]),
             "counters of upstream → g4 on {vid}"
         );
@@ -991,28 +891,28 @@ fn raw_trunk_guest_sees_tags() {
         d,
         expect(&[
             ("vif3.0", "rx_packets", 1),
-            ("vif3.0", "rx_bytes", tf(0)),
+            ("vif3.0", "rx_bytes", test_frame_len(0)),
             ("vif3.0", "forward", 1),
             ("vif3.0", "learn_new", 1),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
         ])
     );
     // g4 tagged 4093 → g3: arrives untagged (popped).
-    let (got, d) = w.observe(|w| w.send("g4", &test_frame(g3, g4, &[q(4093)], 8)));
+    let (got, d) = w.observe(|w| w.send("g4", &test_frame(g3, g4, &[q_tag(4093)], 8)));
     arrived(&got, &[("g3", None)], "g4 → g3");
     assert_eq!(
         d,
         expect(&[
             ("vif4.0", "rx_packets", 1),
-            ("vif4.0", "rx_bytes", tf(1)),
+            ("vif4.0", "rx_bytes", test_frame_len(1)),
             ("vif4.0", "forward", 1),
             ("vif3.0", "tx_packets", 1),
-            ("vif3.0", "tx_bytes", tf(0)),
+            ("vif3.0", "tx_bytes", test_frame_len(0)),
         ])
     );
     // g4 tagged 4094 → g3's MAC: not in 4094, flooded there; g3 never sees it.
-    let (got, _) = w.observe(|w| w.send("g4", &test_frame(g3, g4, &[q(4094)], 9)));
+    let (got, _) = w.observe(|w| w.send("g4", &test_frame(g3, g4, &[q_tag(4094)], 9)));
     arrived(
         &got,
         &[
@@ -1027,8 +927,8 @@ fn raw_trunk_guest_sees_tags() {
     // What a raw trunk may not send: untagged (no native VLAN), VLANs it does not carry.
     for (id, tags, reason) in [
         (10u32, vec![], "drop_untagged_on_trunk"),
-        (11, vec![q(4092)], "drop_vlan_not_allowed"),
-        (12, vec![q(10)], "drop_vlan_not_allowed"),
+        (11, vec![q_tag(4092)], "drop_vlan_not_allowed"),
+        (12, vec![q_tag(10)], "drop_vlan_not_allowed"),
     ] {
         let f = test_frame(BROADCAST, g4, &tags, id);
         let (got, d) = w.observe(|w| w.send("g4", &f));
@@ -1078,21 +978,19 @@ fn mac_move_followed() {
     let (_, d) = w.observe(|w| w.send("g1", &test_frame(BROADCAST, g1, &[], 1)));
     assert_eq!(at(&d, "vif1.0", "learn_new"), 1, "{d:?}");
     assert_eq!(where_is(&w), ["vif1.0"]);
-    let (got, _) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q(4094)], 2)));
+    let (got, _) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q_tag(4094)], 2)));
     arrived(&got, &[("g1", None)], "upstream → g1 before the move");
 
     // The same MAC now speaks from vif2.0 (a migrated guest): counted as a move on vif2.0.
     let mut moved = (Vec::new(), Duration::ZERO);
     let (got, d) = w.observe(|w| {
-        let t0 = Instant::now();
         w.send("g2", &test_frame(BROADCAST, g1, &[], 3));
-        loop {
-            moved = (where_is(w), t0.elapsed());
-            if moved.0 == ["vif2.0"] || moved.1 > Duration::from_secs(1) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        moved = poll(
+            Duration::from_secs(1),
+            Duration::from_millis(10),
+            || where_is(w),
+            |m| m == &["vif2.0"],
+        );
     });
     let (moved, after) = moved;
     assert_eq!(moved, ["vif2.0"], "within 1 s the FDB must follow the move");
@@ -1112,32 +1010,32 @@ fn mac_move_followed() {
         d,
         expect(&[
             ("vif2.0", "rx_packets", 1),
-            ("vif2.0", "rx_bytes", tf(0)),
+            ("vif2.0", "rx_bytes", test_frame_len(0)),
             ("vif2.0", "flood", 1),
             ("vif2.0", "learn_move", 1),
             ("vif1.0", "tx_packets", 1),
-            ("vif1.0", "tx_bytes", tf(0)),
+            ("vif1.0", "tx_bytes", test_frame_len(0)),
             ("xnh-trunk", "tx_packets", 1),
-            ("xnh-trunk", "tx_bytes", tf(0)),
+            ("xnh-trunk", "tx_bytes", test_frame_len(0)),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ]),
         "counters of the move"
     );
 
     // Upstream's frames to that MAC now reach g2, not g1.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q(4094)], 4)));
+    let (got, d) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q_tag(4094)], 4)));
     arrived(&got, &[("g2", None)], "upstream → g1's MAC after the move");
     assert_eq!(
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "forward", 1),
             ("vif2.0", "tx_packets", 1),
-            ("vif2.0", "tx_bytes", tf(0)),
+            ("vif2.0", "tx_bytes", test_frame_len(0)),
         ])
     );
 
@@ -1145,7 +1043,7 @@ fn mac_move_followed() {
     let (_, d) = w.observe(|w| w.send("g1", &test_frame(UPSTREAM_MAC, g1, &[], 5)));
     assert_eq!(at(&d, "vif1.0", "learn_move"), 1, "{d:?}");
     assert_eq!(where_is(&w), ["vif1.0"]);
-    let (got, _) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q(4094)], 6)));
+    let (got, _) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q_tag(4094)], 6)));
     arrived(&got, &[("g1", None)], "upstream → g1 after moving back");
     assert!(
         w.agent.stop().expect("stopping the agent"),
@@ -1170,7 +1068,7 @@ fn aging() {
     let fdb = w.fdb(None);
     assert_eq!(
         fdb_set(&fdb, "trunk"),
-        vec![entry(g3, 4093, "vif3.0", true)],
+        vec![fdb_entry(g3, 4093, "vif3.0", true)],
         "{fdb:?}"
     );
     assert_eq!(fdb[0].age_secs, None, "a static entry has no age: {fdb:?}");
@@ -1220,15 +1118,15 @@ fn aging() {
     assert_eq!(
         fdb_set(&fdb, "trunk"),
         sorted(vec![
-            entry(g3, 4093, "vif3.0", true),
-            entry(g2, 4094, "vif2.0", false),
+            fdb_entry(g3, 4093, "vif3.0", true),
+            fdb_entry(g2, 4094, "vif2.0", false),
         ]),
         "after {:?}: the static entry and the active g2 remain: {fdb:?}",
         t0.elapsed()
     );
 
     // The datapath forgot g1 too: a frame to it is flooded again (and still reaches g1).
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q(4094)], 100)));
+    let (got, d) = w.observe(|w| w.send("up", &test_frame(g1, UPSTREAM_MAC, &[q_tag(4094)], 100)));
     arrived(
         &got,
         &[
@@ -1241,17 +1139,17 @@ fn aging() {
     );
     assert_eq!(at(&d, "eth1", "flood"), 1, "{d:?}");
     // The static entry forwards though g3 never spoke.
-    let (got, d) = w.observe(|w| w.send("up", &test_frame(g3, UPSTREAM_MAC, &[q(4093)], 101)));
+    let (got, d) = w.observe(|w| w.send("up", &test_frame(g3, UPSTREAM_MAC, &[q_tag(4093)], 101)));
     arrived(&got, &[("g3", None)], "upstream → static g3");
     assert_eq!(at(&d, "eth1", "forward"), 1, "{d:?}");
     // Nobody else may claim the static MAC.
-    let (got, d) = w.observe(|w| w.send("g4", &test_frame(BROADCAST, g3, &[q(4093)], 102)));
+    let (got, d) = w.observe(|w| w.send("g4", &test_frame(BROADCAST, g3, &[q_tag(4093)], 102)));
     arrived(&got, &[], "g4 claiming g3's static MAC");
     assert_eq!(
         d,
         expect(&[
             ("vif4.0", "rx_packets", 1),
-            ("vif4.0", "rx_bytes", tf(1)),
+            ("vif4.0", "rx_bytes", test_frame_len(1)),
             ("vif4.0", "drop_static_mac", 1),
         ])
     );
@@ -1284,16 +1182,12 @@ fn mac_limit_holds() {
     std::thread::sleep(Duration::from_millis(100));
     let before = w.stats();
     // Random locally administered unicast sources, all distinct.
-    let mut x: u64 = u64::from(std::process::id())
-        ^ Instant::now().elapsed().as_nanos() as u64
-        ^ 0x9e37_79b9_7f4a_7c15;
-    let mut rnd = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let prefix = rnd().to_be_bytes();
+    let mut rnd = XorShift(
+        u64::from(std::process::id())
+            ^ Instant::now().elapsed().as_nanos() as u64
+            ^ 0x9e37_79b9_7f4a_7c15,
+    );
+    let prefix = rnd.next_u64().to_be_bytes();
     for i in 0..FRAMES {
         let n = (i as u16).to_be_bytes();
         let src: Mac = [0x02, prefix[0], prefix[1], prefix[2], n[0], n[1]];
@@ -1309,12 +1203,12 @@ fn mac_limit_holds() {
         only_ports(&d, &["vif1.0", "vif2.0"]),
         expect(&[
             ("vif1.0", "rx_packets", FRAMES),
-            ("vif1.0", "rx_bytes", FRAMES * tf(0)),
+            ("vif1.0", "rx_bytes", FRAMES * test_frame_len(0)),
             ("vif1.0", "forward", FRAMES),
             ("vif1.0", "learn_new", LIMIT),
             ("vif1.0", "learn_limit", FRAMES - LIMIT),
             ("vif2.0", "tx_packets", FRAMES),
-            ("vif2.0", "tx_bytes", FRAMES * tf(0)),
+            ("vif2.0", "tx_bytes", FRAMES * test_frame_len(0)),
         ]),
         "all {FRAMES} frames forwarded, {LIMIT} sources learned"
     );
@@ -1337,7 +1231,11 @@ fn mac_limit_holds() {
     let r = Responder::start(&w.sim, &[(4094, UPSTREAM_IP_4094)]).expect("responder");
     let out = w.ping_from("g2", UPSTREAM_IP_4094);
     let seen = r.finish().expect("responder");
-    assert_ok(&out, "g2 → upstream ping with vif1.0 at its MAC limit", &w);
+    assert_ok(
+        &out,
+        "g2 → upstream ping with vif1.0 at its MAC limit",
+        &w.log(),
+    );
     assert!(
         seen.iter()
             .any(|s| matches!(s, Seen::EchoRequest { answered: true, .. }))
@@ -1346,7 +1244,7 @@ fn mac_limit_holds() {
     // flooded.
     let before = w.stats();
     let out = w.ping_from("g1", "10.94.0.2");
-    assert_ok(&out, "g1 → g2 ping with vif1.0 at its MAC limit", &w);
+    assert_ok(&out, "g1 → g2 ping with vif1.0 at its MAC limit", &w.log());
     let d = delta(&before, &w.stats());
     assert_eq!(
         only_ports(&d, &["vif1.0", "vif2.0"]),
@@ -1436,7 +1334,7 @@ fn reload_adds_and_removes_without_disturbing_others() {
     let t = Instant::now();
     let out = w.agent.reload().expect("reload");
     eprintln!("reload took {:?}", t.elapsed());
-    assert_ok(&out, "reload", &w);
+    assert_ok(&out, "reload", &w.log());
     let changes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reload JSON");
     let names = |k: &str| -> Vec<String> {
         let mut v: Vec<String> = changes[k]
@@ -1500,20 +1398,20 @@ fn reload_adds_and_removes_without_disturbing_others() {
         only_ports(&d, &["vif5.0", "eth1", "vif4.0", "vif3.0", "xnh-trunk"]),
         expect(&[
             ("vif5.0", "rx_packets", 1),
-            ("vif5.0", "rx_bytes", tf(0)),
+            ("vif5.0", "rx_bytes", test_frame_len(0)),
             ("vif5.0", "flood", 1),
             ("vif5.0", "learn_new", 1),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
             ("vif4.0", "tx_packets", 1),
-            ("vif4.0", "tx_bytes", tf(1)),
+            ("vif4.0", "tx_bytes", test_frame_len(1)),
         ])
     );
     // … and it reaches an upstream router on 4092 with ARP and ping.
     let r = Responder::start(&w.sim, &[(4092, "10.92.0.100")]).expect("responder");
     let out = w.ping_from("g5", "10.92.0.100");
     let seen = r.finish().expect("responder");
-    assert_ok(&out, "g5 → upstream ping on the new VLAN", &w);
+    assert_ok(&out, "g5 → upstream ping on the new VLAN", &w.log());
     assert!(
         seen.contains(&Seen::ArpRequest {
             vlan: Some(4092),
@@ -1523,7 +1421,7 @@ fn reload_adds_and_removes_without_disturbing_others() {
         "{seen:?}"
     );
     // The upstream side: 4092 is carried now, tagged frames reach g5 untagged.
-    let (got, _) = w.observe(|w| w.send("up", &test_frame(g5, UPSTREAM_MAC, &[q(4092)], 4)));
+    let (got, _) = w.observe(|w| w.send("up", &test_frame(g5, UPSTREAM_MAC, &[q_tag(4092)], 4)));
     arrived(&got, &[("g5", None)], "upstream → g5 on 4092");
     // The removed guest is cut off: nothing of it is forwarded any more.
     let (got, _) = w.observe(|w| w.send("g3", &test_frame(BROADCAST, g3, &[], 5)));
@@ -1537,11 +1435,12 @@ fn reload_adds_and_removes_without_disturbing_others() {
     w.agent.write_config(&bad).expect("writing the bad config");
     let log_before = w.log().len();
     w.agent.sighup().expect("SIGHUP");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !w.log()[log_before..].contains("reload failed") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let logged = w.log()[log_before..].to_string();
+    let (logged, _) = poll(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || w.log()[log_before..].to_string(),
+        |l| l.contains("reload failed"),
+    );
     assert!(
         logged.contains("reload failed") && logged.contains("mac_limit"),
         "the agent must log why the reload failed: {logged:?}"
@@ -1577,7 +1476,7 @@ fn reload_adds_and_removes_without_disturbing_others() {
     // Back to the valid file: a reload with nothing to do changes nothing.
     w.agent.write_config(&new).expect("writing the config");
     let out = w.agent.reload().expect("reload");
-    assert_ok(&out, "no-op reload", &w);
+    assert_ok(&out, "no-op reload", &w.log());
     let changes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reload JSON");
     for k in ["added", "removed", "changed"] {
         assert_eq!(changes[k], serde_json::json!([]), "no-op reload: {changes}");

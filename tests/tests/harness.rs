@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use xennet_tests::capture::{QUIET, wait_marker};
 use xennet_tests::frame::{
-    BROADCAST, ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, parse_eth, tci, test_frame,
+    BROADCAST, ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, hex, parse_eth, tci, test_frame,
 };
 use xennet_tests::{
     Netns, RawSocket, add_addr, add_neigh, ifindex, require_root, set_gro, set_mac, veth,
@@ -13,11 +14,6 @@ use xennet_tests::{
 
 const MAC_A: Mac = [0x02, 0x78, 0x6e, 0, 0, 0x0a];
 const MAC_B: Mac = [0x02, 0x78, 0x6e, 0, 0, 0x0b];
-
-/// How long to wait for a frame that should arrive.
-const ARRIVE: Duration = Duration::from_secs(2);
-/// How long to watch for a frame that should not arrive.
-const QUIET: Duration = Duration::from_millis(300);
 
 /// Two namespaces joined by veth `a0` <-> `b0`, with a raw socket on each end.
 struct Pair {
@@ -39,18 +35,6 @@ fn pair(tag: &str) -> Pair {
     Pair { sa, sb, a, b }
 }
 
-/// Waits for the frame carrying marker `id` on `s`; other frames are ignored.
-fn wait_marker(s: &RawSocket, id: u32) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + ARRIVE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let f = s.recv_timeout(left).expect("recv")?;
-        if find_marker(&f) == Some(id) {
-            return Some(f);
-        }
-    }
-}
-
 fn netns_list() -> String {
     let out = Command::new("ip")
         .args(["netns", "list"])
@@ -63,14 +47,6 @@ fn netns_list() -> String {
 fn listed(list: &str, name: &str) -> bool {
     list.lines()
         .any(|l| l.split_whitespace().next() == Some(name))
-}
-
-fn hex(f: &[u8]) -> String {
-    use std::fmt::Write;
-    f.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Sends `frame` from a0 and checks it arrives on b0 byte for byte.

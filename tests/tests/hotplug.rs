@@ -24,24 +24,24 @@ use xennet_common::maps::{
 };
 use xennet_tests::{
     Netns, RawSocket,
-    frame::{BROADCAST, ETH_P_8021Q, Mac, find_marker, format_mac, parse_eth, tci, test_frame},
-    ifindex, require_root, set_gro, set_mac,
-    topo::{Agent, BpfFs, UPSTREAM_MAC, agent_bin, agent_command},
+    capture::{QUIET, collect_marked, drain},
+    fdb::{FdbEntry, fdb_entry},
+    frame::{BROADCAST, Mac, find_marker, format_mac, parse_eth, q_tag, test_frame},
+    ifindex,
+    output::assert_ok,
+    require_root,
+    rng::XorShift,
+    set_gro, set_mac,
+    topo::{Agent, BpfFs, UPSTREAM_MAC, dom0_and_upstream},
     veth,
+    wait::poll,
 };
 
 /// The tests of this file measure attach times: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// How long to wait for stragglers after sending.
-const QUIET: Duration = Duration::from_millis(300);
-
 /// How long a handful of vifs may take to be attached or detached.
 const HOTPLUG_BOUND: Duration = Duration::from_secs(5);
-
-fn q(vid: u16) -> (u16, u16) {
-    (ETH_P_8021Q, tci(0, false, vid))
-}
 
 // ---------------------------------------------------------------------------
 // The simulated dom0 and its agent
@@ -60,11 +60,7 @@ struct Sim {
 
 impl Sim {
     fn new(tag: &str, rule: &str) -> Sim {
-        let dom0 = Netns::new(&format!("{tag}-d0")).expect("dom0 namespace");
-        let up = Netns::new(&format!("{tag}-up")).expect("upstream namespace");
-        veth(&dom0, "eth1", &up, "eth0").expect("uplink");
-        set_mac(&up, "eth0", UPSTREAM_MAC).expect("upstream MAC");
-        set_gro(&up, "eth0", true).expect("upstream GRO");
+        let (dom0, up) = dom0_and_upstream(tag, Some(UPSTREAM_MAC)).expect("dom0 and the upstream");
         let fs = BpfFs::new(dom0.name()).expect("mounting a bpffs");
         let up_mac = format_mac(&UPSTREAM_MAC);
         let text = format!(
@@ -99,12 +95,9 @@ impl Sim {
     }
 
     fn ports(&self) -> Vec<PortRow> {
-        let v = self
-            .agent
-            .ctl_json(&["ports"])
-            .unwrap_or_else(|e| panic!("ports: {e:#}\nagent log:\n{}", self.log()));
-        v.as_array()
-            .expect("ports JSON is an array")
+        self.agent
+            .ports()
+            .unwrap_or_else(|e| panic!("ports: {e:#}"))
             .iter()
             .map(|p| PortRow {
                 interface: p["interface"].as_str().expect("interface").to_string(),
@@ -124,35 +117,24 @@ impl Sim {
     }
 
     /// `fdb show --json` as (MAC, VLAN, port, static) rows.
-    fn fdb(&self) -> BTreeSet<FdbRow> {
-        let v = self
-            .agent
-            .ctl_json(&["fdb", "show"])
-            .unwrap_or_else(|e| panic!("fdb show: {e:#}\nagent log:\n{}", self.log()));
-        v.as_array()
-            .expect("fdb JSON is an array")
+    fn fdb(&self) -> BTreeSet<FdbEntry> {
+        self.agent
+            .fdb(None)
+            .unwrap_or_else(|e| panic!("fdb show: {e:#}"))
             .iter()
             .map(|r| {
-                assert_eq!(r["bridge"], "trunk", "entry of an unknown bridge: {r}");
-                (
-                    r["mac"].as_str().expect("mac").to_string(),
-                    r["vlan"]
-                        .as_u64()
-                        .and_then(|v| u16::try_from(v).ok())
-                        .expect("vlan"),
-                    r["port"].as_str().expect("port").to_string(),
-                    r["static"].as_bool().expect("static"),
-                )
+                assert_eq!(r.bridge, "trunk", "entry of an unknown bridge: {r:?}");
+                r.entry()
             })
             .collect()
     }
 
     /// `stats --json` as (interface, ifindex) rows.
     fn stats_ports(&self) -> BTreeSet<(String, u32)> {
-        let bin = agent_bin().expect("agent binary");
         let pins = self.pin_dir().to_string_lossy().into_owned();
-        let out = agent_command(&bin, &self.dom0, &["stats", "--json", "--pin-dir", &pins])
-            .output()
+        let out = self
+            .agent
+            .cli(&["stats", "--json", "--pin-dir", &pins])
             .expect("running xennet-agent stats");
         assert!(
             out.status.success(),
@@ -199,36 +181,35 @@ impl Sim {
     /// Wait until `ports` lists exactly `eth1` and `want` (names), each attached `attach`
     /// (`want` ports only); returns the time it took.
     fn wait_ports(&self, want: &BTreeSet<String>, attach: &str, bound: Duration) -> Duration {
-        let start = Instant::now();
         let mut expected = want.clone();
         expected.insert("eth1".to_string());
-        loop {
-            let ports = self.ports();
-            let names: BTreeSet<String> = ports.iter().map(|p| p.interface.clone()).collect();
-            if names == expected
+        let names = |ports: &[PortRow]| -> BTreeSet<String> {
+            ports.iter().map(|p| p.interface.clone()).collect()
+        };
+        let as_wanted = |ports: &Vec<PortRow>| {
+            names(ports) == expected
                 && ports
                     .iter()
                     .filter(|p| want.contains(&p.interface))
                     .all(|p| p.attached == attach)
-            {
-                return start.elapsed();
-            }
-            if start.elapsed() > bound {
-                let missing: Vec<&String> = expected.difference(&names).take(10).collect();
-                let extra: Vec<&String> = names.difference(&expected).take(10).collect();
-                let log = self.log();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                panic!(
-                    "after {bound:?}: `ports` has {} ports, want {}; missing (first 10) \
-                     {missing:?}, extra (first 10) {extra:?}\nagent log (last 40 lines, newest \
-                     first):\n{}",
-                    names.len(),
-                    expected.len(),
-                    tail.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        };
+        let (ports, took) = poll(bound, Duration::from_millis(50), || self.ports(), as_wanted);
+        if !as_wanted(&ports) {
+            let names = names(&ports);
+            let missing: Vec<&String> = expected.difference(&names).take(10).collect();
+            let extra: Vec<&String> = names.difference(&expected).take(10).collect();
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "after {bound:?}: `ports` has {} ports, want {}; missing (first 10) \
+                 {missing:?}, extra (first 10) {extra:?}\nagent log (last 40 lines, newest \
+                 first):\n{}",
+                names.len(),
+                expected.len(),
+                tail.join("\n")
+            );
         }
+        took
     }
 }
 
@@ -242,18 +223,11 @@ struct PortRow {
     vlans: String,
 }
 
-/// (MAC, VLAN, port, static).
-type FdbRow = (String, u16, String, bool);
-
-fn fdb_row(mac: Mac, vlan: u16, port: &str, is_static: bool) -> FdbRow {
-    (format_mac(&mac), vlan, port.to_string(), is_static)
-}
-
 /// The upstream's two static entries, all that may remain when no vif is attached.
-fn upstream_statics() -> BTreeSet<FdbRow> {
+fn upstream_statics() -> BTreeSet<FdbEntry> {
     [
-        fdb_row(UPSTREAM_MAC, 4093, "eth1", true),
-        fdb_row(UPSTREAM_MAC, 4094, "eth1", true),
+        fdb_entry(UPSTREAM_MAC, 4093, "eth1", true),
+        fdb_entry(UPSTREAM_MAC, 4094, "eth1", true),
     ]
     .into_iter()
     .collect()
@@ -312,16 +286,6 @@ fn assert_failed(out: &Output, what: &str, needle: &str) {
         "{what}: exit {:?}, stderr: {}",
         out.status.code(),
         stderr.trim()
-    );
-}
-
-fn assert_ok(out: &Output, what: &str, d: &Sim) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}\nagent log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
     );
 }
 
@@ -458,29 +422,6 @@ impl Pinned {
 // Frames
 // ---------------------------------------------------------------------------
 
-/// The marked frames at each socket after `QUIET`.
-fn observe(socks: &[(&str, &RawSocket)]) -> BTreeMap<String, Vec<Vec<u8>>> {
-    std::thread::sleep(QUIET);
-    socks
-        .iter()
-        .map(|(n, s)| {
-            let frames = s
-                .collect(Duration::ZERO)
-                .expect("collect")
-                .into_iter()
-                .filter(|f| find_marker(f).is_some())
-                .collect();
-            ((*n).to_string(), frames)
-        })
-        .collect()
-}
-
-fn drain(socks: &[(&str, &RawSocket)]) {
-    for (_, s) in socks {
-        let _ = s.collect(Duration::ZERO);
-    }
-}
-
 /// (source MAC, tags, marker) of a frame.
 fn summary(f: &[u8]) -> (Mac, Vec<(u16, u16)>, u32) {
     let p = parse_eth(f).expect("parse");
@@ -503,11 +444,15 @@ fn to_upstream(
     drain(&all);
     from.send(&test_frame(UPSTREAM_MAC, src, &[], id))
         .expect("send");
-    let got = observe(&all);
+    let got = collect_marked(&all);
     for (name, frames) in &got {
         if name == "up" {
             let s: Vec<_> = frames.iter().map(|f| summary(f)).collect();
-            assert_eq!(s, vec![(src, vec![q(vlan)], id)], "{what}: at the upstream");
+            assert_eq!(
+                s,
+                vec![(src, vec![q_tag(vlan)], id)],
+                "{what}: at the upstream"
+            );
         } else {
             assert!(frames.is_empty(), "{what}: frames at {name}: {frames:02x?}");
         }
@@ -622,15 +567,15 @@ fn eight_vifs_appear_forward_and_vanish() {
     // The guests were learned on their vifs.
     let mut want_fdb = upstream_statics();
     for g in &guests {
-        want_fdb.insert(fdb_row(g.mac, 4094, &g.vif, false));
+        want_fdb.insert(fdb_entry(g.mac, 4094, &g.vif, false));
     }
     assert_eq!(d.fdb(), want_fdb, "FDB after each guest spoke");
 
     // A broadcast from the upstream on 4094 reaches all eight, untagged; on 4093, none.
     drain(&all);
-    up.send(&test_frame(BROADCAST, UPSTREAM_MAC, &[q(4094)], 200))
+    up.send(&test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(4094)], 200))
         .expect("send");
-    let got = observe(&all);
+    let got = collect_marked(&all);
     for (name, frames) in &got {
         let s: Vec<_> = frames.iter().map(|f| summary(f)).collect();
         if name == "up" {
@@ -646,9 +591,9 @@ fn eight_vifs_appear_forward_and_vanish() {
             );
         }
     }
-    up.send(&test_frame(BROADCAST, UPSTREAM_MAC, &[q(4093)], 201))
+    up.send(&test_frame(BROADCAST, UPSTREAM_MAC, &[q_tag(4093)], 201))
         .expect("send");
-    for (name, frames) in observe(&all) {
+    for (name, frames) in collect_marked(&all) {
         assert!(
             frames.is_empty(),
             "broadcast on 4093 at {name}: {frames:02x?}"
@@ -747,7 +692,7 @@ fn port_add_and_del_through_the_socket() {
     let mut add_args = add.to_vec();
     add_args.push(&mac_s);
     let out = d.ctl(&add_args);
-    assert_ok(&out, "port add vif8.0", &d);
+    assert_ok(&out, "port add vif8.0", &d.log());
     let ports = d.ports();
     let p = ports
         .iter()
@@ -765,15 +710,15 @@ fn port_add_and_del_through_the_socket() {
     );
     assert_eq!(ports.len(), 2, "ports: {ports:?}");
     let mut want_fdb = upstream_statics();
-    want_fdb.insert(fdb_row(gmac, 4093, VIF, true));
+    want_fdb.insert(fdb_entry(gmac, 4093, VIF, true));
     assert_eq!(d.fdb(), want_fdb, "FDB after port add");
     Pinned::read(&d.pin_dir()).check(&ports, &BTreeSet::new(), "after port add");
     // Frames from the guest reach the upstream tagged 4093; the upstream reaches the guest.
     to_upstream(&g, gmac, 1, 4093, &up, &[("g", &g)], "vif8.0 → upstream");
     drain(&[("g", &g), ("up", &up)]);
-    up.send(&test_frame(gmac, UPSTREAM_MAC, &[q(4093)], 2))
+    up.send(&test_frame(gmac, UPSTREAM_MAC, &[q_tag(4093)], 2))
         .expect("send");
-    let got = observe(&[("g", &g), ("up", &up)]);
+    let got = collect_marked(&[("g", &g), ("up", &up)]);
     let at_g: Vec<_> = got["g"].iter().map(|f| summary(f)).collect();
     assert_eq!(at_g, vec![(UPSTREAM_MAC, vec![], 2)], "upstream → guest");
     assert!(got["up"].is_empty(), "upstream → guest came back");
@@ -843,7 +788,7 @@ fn port_add_and_del_through_the_socket() {
 
     // port del: gone from ports, FDB and maps; the guest's frames no longer cross.
     let out = d.ctl(&["port", "del", VIF]);
-    assert_ok(&out, "port del vif8.0", &d);
+    assert_ok(&out, "port del vif8.0", &d.log());
     let ports = d.ports();
     assert_eq!(ports.len(), 1, "ports after port del: {ports:?}");
     assert_eq!(d.fdb(), upstream_statics(), "FDB after port del");
@@ -852,7 +797,7 @@ fn port_add_and_del_through_the_socket() {
     drain(&[("g", &g), ("up", &up)]);
     g.send(&test_frame(UPSTREAM_MAC, gmac, &[], 3))
         .expect("send");
-    let got = observe(&[("up", &up)]);
+    let got = collect_marked(&[("up", &up)]);
     assert!(got["up"].is_empty(), "vif8.0 still forwards after port del");
     let out = d.ctl(&["port", "del", VIF]);
     assert_failed(
@@ -863,7 +808,7 @@ fn port_add_and_del_through_the_socket() {
 
     // A run-time port whose interface is deleted disappears by itself, and is forgotten.
     let out = d.ctl(&add_args);
-    assert_ok(&out, "port add vif8.0 again", &d);
+    assert_ok(&out, "port add vif8.0 again", &d.log());
     let named: BTreeSet<String> = [VIF.to_string()].into_iter().collect();
     d.wait_ports(&named, "xdp", Duration::ZERO);
     drop(g);
@@ -901,18 +846,6 @@ fn port_add_and_del_through_the_socket() {
 // ---------------------------------------------------------------------------
 // 3. Churn: 1000 add/remove cycles; 1000 vifs at once
 // ---------------------------------------------------------------------------
-
-/// A small deterministic PRNG (xorshift) for picking sample vifs.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 /// Send each `(interface, frame)` out of its interface in `ns`, through one unbound
 /// `AF_PACKET` socket (opening a [`RawSocket`] per guest would dominate a 1000-vif round).
@@ -1170,7 +1103,7 @@ impl Churn {
                     format!("g{i}"),
                     test_frame(UPSTREAM_MAC, Self::mac(r, i), &[], id),
                 ));
-                want.insert(id, (Self::mac(r, i), vec![q(4094)], id));
+                want.insert(id, (Self::mac(r, i), vec![q_tag(4094)], id));
             }
             send_many(&self.guests, &frames);
             let mut got = BTreeMap::new();
@@ -1303,7 +1236,7 @@ fn churn_1000_vifs() {
 
     let mut removed: BTreeSet<u32> = BTreeSet::new();
     let mut cycles = 0;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut rss_rounds = Vec::new();
     let mut attach_total = Duration::ZERO;
     for r in 0..ROUNDS {
@@ -1329,7 +1262,7 @@ fn churn_1000_vifs() {
         // The sampled guests were learned on their vifs.
         let fdb = c.d.fdb();
         for &i in &sample {
-            let row = fdb_row(Churn::mac(r, i), 4094, &format!("{prefix}{i}"), false);
+            let row = fdb_entry(Churn::mac(r, i), 4094, &format!("{prefix}{i}"), false);
             assert!(
                 fdb.contains(&row),
                 "round {r}: {row:?} not learned: {fdb:?}"

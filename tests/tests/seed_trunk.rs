@@ -9,45 +9,23 @@
     reason = "short test names; small indices"
 )]
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use xennet_tests::{
     RawSocket,
-    frame::{ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, parse_eth, tci, test_frame},
+    capture::{Got, collect_marked, drain, nowhere, only},
+    counters::{Counters, Deltas, delta, expect},
+    frame::{
+        ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, parse_eth, q_tag, tci, test_frame,
+        test_frame_len,
+    },
+    output::assert_ok,
     require_root,
-    topo::{Agent, BpfFs, Mode, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, workspace_root},
+    topo::{
+        Agent, BpfFs, Mode, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, start_seed, workspace_root,
+        xdp_attached,
+    },
 };
-
-type Counters = BTreeMap<String, BTreeMap<String, u64>>;
-
-/// Every counter that changed between two snapshots: (port, counter) → delta.
-fn delta(before: &Counters, after: &Counters) -> BTreeMap<(String, String), u64> {
-    let mut d = BTreeMap::new();
-    for (port, cs) in after {
-        for (name, v) in cs {
-            let old = before
-                .get(port)
-                .and_then(|c| c.get(name))
-                .copied()
-                .unwrap_or(0);
-            if *v != old {
-                d.insert((port.clone(), name.clone()), v - old);
-            }
-        }
-    }
-    d
-}
-
-fn expect(rows: &[(&str, &str, u64)]) -> BTreeMap<(String, String), u64> {
-    rows.iter()
-        .map(|(p, c, v)| (((*p).to_string(), (*c).to_string()), *v))
-        .collect()
-}
-
-/// Length of a `test_frame` with `tags` tags.
-fn tf_len(tags: u64) -> u64 {
-    14 + 4 * tags + xennet_tests::frame::MARKER_LEN as u64
-}
 
 struct World {
     sim: SeedDom0,
@@ -59,24 +37,18 @@ struct World {
 
 impl World {
     fn new(tag: &str, mode: Mode) -> World {
-        let sim = SeedDom0::new(tag).expect("building the simulated dom0");
-        let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
-        let cfg = mode
-            .config(sim.dom0.name(), "")
-            .expect("writing the config");
-        let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
-        let _ = std::fs::remove_file(&cfg);
+        let (sim, fs, agent) = start_seed(tag, mode, "").expect("starting the seed setup");
         let want = match mode {
             Mode::Xdp => ["xdp"; 4],
             Mode::VifsTc => ["xdp", "tc", "tc", "tc"],
             Mode::AllTc => ["tc"; 4],
         };
-        let ports = agent.ctl_json(&["ports"]).expect("ports");
+        let ports = agent.ports().expect("ports");
         for (name, attached) in ["eth1", "vif1.0", "vif2.0", "vif3.0"].iter().zip(want) {
             let p = ports
-                .as_array()
-                .and_then(|a| a.iter().find(|p| p["interface"] == *name))
-                .unwrap_or_else(|| panic!("{name} missing from `ports`: {ports}"));
+                .iter()
+                .find(|p| p["interface"] == *name)
+                .unwrap_or_else(|| panic!("{name} missing from `ports`: {ports:?}"));
             assert_eq!(p["attached"], attached, "{name} attach mode");
         }
         let up = sim.upstream_socket().expect("upstream socket");
@@ -101,61 +73,30 @@ impl World {
         self.sim.guests[i].mac
     }
 
-    /// Run `f`, then collect what every endpoint received: (endpoint, frames with a marker).
-    fn observe<F: FnOnce(&World)>(
-        &self,
-        f: F,
-    ) -> (
-        BTreeMap<&'static str, Vec<Vec<u8>>>,
-        BTreeMap<(String, String), u64>,
-    ) {
-        // Drain anything stale first.
-        for s in self.g.iter().chain([&self.up]) {
-            let _ = s.collect(Duration::ZERO);
-        }
-        let before = self.stats();
-        f(self);
-        let mut got = BTreeMap::new();
-        let wait = Duration::from_millis(400);
-        for (name, s) in [
+    /// Every endpoint, by name.
+    fn points(&self) -> [(&str, &RawSocket); 4] {
+        [
             ("g1", &self.g[0]),
             ("g2", &self.g[1]),
             ("g3", &self.g[2]),
             ("up", &self.up),
-        ] {
-            let frames: Vec<Vec<u8>> = s
-                .collect(wait)
-                .expect("collecting")
-                .into_iter()
-                .filter(|f| find_marker(f).is_some())
-                .collect();
-            got.insert(name, frames);
-        }
-        let after = self.stats();
-        (got, delta(&before, &after))
+        ]
     }
-}
 
-fn only(got: &BTreeMap<&'static str, Vec<Vec<u8>>>, at: &str) -> Vec<u8> {
-    for (name, frames) in got {
-        if *name == at {
-            assert_eq!(
-                frames.len(),
-                1,
-                "exactly one frame expected at {at}, got {frames:02x?}"
-            );
-        } else {
-            assert!(
-                frames.is_empty(),
-                "nothing expected at {name}, got {frames:02x?}"
-            );
-        }
+    /// Run `f`, then collect what every endpoint received: (endpoint, frames with a marker),
+    /// and the counter deltas.
+    fn observe<F: FnOnce(&World)>(&self, f: F) -> (Got, Deltas) {
+        // Drain anything stale first.
+        drain(&self.points());
+        let before = self.stats();
+        f(self);
+        let got = collect_marked(&self.points());
+        (got, delta(&before, &self.stats()))
     }
-    got[at][0].clone()
 }
 
 /// The tags of every marked frame at each endpoint that received any.
-fn tags_at(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
+fn tags_at(got: &Got) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
     got.iter()
         .filter(|(_, f)| !f.is_empty())
         .map(|(n, fs)| {
@@ -163,7 +104,7 @@ fn tags_at(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) -> BTreeMap<String, Vec<V
                 .iter()
                 .map(|f| parse_eth(f).expect("parse").tags)
                 .collect();
-            ((*n).to_string(), tags)
+            (n.clone(), tags)
         })
         .collect()
 }
@@ -173,15 +114,6 @@ fn arrivals(rows: &[(&str, &[(u16, u16)])]) -> BTreeMap<String, Vec<Vec<(u16, u1
     rows.iter()
         .map(|(n, t)| ((*n).to_string(), vec![t.to_vec()]))
         .collect()
-}
-
-fn nowhere(got: &BTreeMap<&'static str, Vec<Vec<u8>>>) {
-    for (name, frames) in got {
-        assert!(
-            frames.is_empty(),
-            "nothing expected at {name}, got {frames:02x?}"
-        );
-    }
 }
 
 #[test]
@@ -208,21 +140,12 @@ fn seed_trunk_all_tc() {
 /// The whole seed scenario; the same deliveries, tags and counters whatever the mode.
 fn scenario(tag: &str, mode: Mode) {
     let w = World::new(tag, mode);
-    let q = |vid| (ETH_P_8021Q, tci(0, false, vid));
     let (g1, g2, g3) = (w.mac(0), w.mac(1), w.mac(2));
 
     // Guests on the same VLAN reach each other: ping with static MACs.
     let before = w.stats();
-    let out = w.sim.guests[0]
-        .ns
-        .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.94.0.2"])
-        .expect("ping");
-    assert!(
-        out.status.success(),
-        "g1 → g2 ping failed: {}\nagent log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        w.agent.log_text()
-    );
+    let out = w.sim.guests[0].ns.ping("10.94.0.2").expect("ping");
+    assert_ok(&out, "g1 → g2 ping", &w.agent.log_text());
     let d = delta(&before, &w.stats());
     // 3 echo requests + 3 replies, 98 bytes each, all forwarded in XDP.
     assert_eq!(
@@ -253,7 +176,7 @@ fn scenario(tag: &str, mode: Mode) {
         let p = parse_eth(&f).expect("parse");
         assert_eq!(
             p.tags,
-            vec![q(vid)],
+            vec![q_tag(vid)],
             "upstream must see exactly one 802.1Q tag {vid}"
         );
         assert_eq!((p.dst, p.src), (UPSTREAM_MAC, w.mac(i)));
@@ -263,10 +186,10 @@ fn scenario(tag: &str, mode: Mode) {
             d,
             expect(&[
                 (vif, "rx_packets", 1),
-                (vif, "rx_bytes", tf_len(0)),
+                (vif, "rx_bytes", test_frame_len(0)),
                 (vif, "forward", 1),
                 ("eth1", "tx_packets", 1),
-                ("eth1", "tx_bytes", tf_len(1)),
+                ("eth1", "tx_bytes", test_frame_len(1)),
             ]),
             "counters for {vif} → upstream"
         );
@@ -298,10 +221,10 @@ fn scenario(tag: &str, mode: Mode) {
             d,
             expect(&[
                 ("eth1", "rx_packets", 1),
-                ("eth1", "rx_bytes", tf_len(1)),
+                ("eth1", "rx_bytes", test_frame_len(1)),
                 ("eth1", "forward", 1),
                 (vif, "tx_packets", 1),
-                (vif, "tx_bytes", tf_len(0)),
+                (vif, "tx_bytes", test_frame_len(0)),
             ]),
             "counters for upstream → {vif}"
         );
@@ -311,35 +234,38 @@ fn scenario(tag: &str, mode: Mode) {
     // the other VLAN is unknown here, so the frame is flooded within its own VLAN only.
     // 4094 guest → 4093 guest's MAC: reaches g2 (untagged) and upstream (tagged 4094).
     let (got, d) = w.observe(|w| w.g[0].send(&test_frame(g3, g1, &[], 30)).expect("send"));
-    assert_eq!(tags_at(&got), arrivals(&[("g2", &[]), ("up", &[q(4094)])]));
+    assert_eq!(
+        tags_at(&got),
+        arrivals(&[("g2", &[]), ("up", &[q_tag(4094)])])
+    );
     assert_eq!(
         d,
         expect(&[
             ("vif1.0", "rx_packets", 1),
-            ("vif1.0", "rx_bytes", tf_len(0)),
+            ("vif1.0", "rx_bytes", test_frame_len(0)),
             ("vif1.0", "flood", 1),
             ("vif2.0", "tx_packets", 1),
-            ("vif2.0", "tx_bytes", tf_len(0)),
+            ("vif2.0", "tx_bytes", test_frame_len(0)),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf_len(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ])
     );
     // 4093 guest → 4094 guest's MAC: upstream only, tagged 4093.
     let (got, d) = w.observe(|w| w.g[2].send(&test_frame(g1, g3, &[], 31)).expect("send"));
-    assert_eq!(tags_at(&got), arrivals(&[("up", &[q(4093)])]));
+    assert_eq!(tags_at(&got), arrivals(&[("up", &[q_tag(4093)])]));
     assert_eq!(
         d,
         expect(&[
             ("vif3.0", "rx_packets", 1),
-            ("vif3.0", "rx_bytes", tf_len(0)),
+            ("vif3.0", "rx_bytes", test_frame_len(0)),
             ("vif3.0", "flood", 1),
             ("eth1", "tx_packets", 1),
-            ("eth1", "tx_bytes", tf_len(1)),
+            ("eth1", "tx_bytes", test_frame_len(1)),
         ])
     );
     // Upstream, tagged 4094, to the 4093 guest: g1 and g2 get it, g3 does not.
     let (got, d) = w.observe(|w| {
-        w.up.send(&test_frame(g3, UPSTREAM_MAC, &[q(4094)], 32))
+        w.up.send(&test_frame(g3, UPSTREAM_MAC, &[q_tag(4094)], 32))
             .expect("send");
     });
     assert_eq!(tags_at(&got), arrivals(&[("g1", &[]), ("g2", &[])]));
@@ -347,17 +273,17 @@ fn scenario(tag: &str, mode: Mode) {
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf_len(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "flood", 1),
             ("vif1.0", "tx_packets", 1),
-            ("vif1.0", "tx_bytes", tf_len(0)),
+            ("vif1.0", "tx_bytes", test_frame_len(0)),
             ("vif2.0", "tx_packets", 1),
-            ("vif2.0", "tx_bytes", tf_len(0)),
+            ("vif2.0", "tx_bytes", test_frame_len(0)),
         ])
     );
     // Upstream, tagged 4093, to a 4094 guest: only g3.
     let (got, d) = w.observe(|w| {
-        w.up.send(&test_frame(g1, UPSTREAM_MAC, &[q(4093)], 33))
+        w.up.send(&test_frame(g1, UPSTREAM_MAC, &[q_tag(4093)], 33))
             .expect("send");
     });
     assert_eq!(tags_at(&got), arrivals(&[("g3", &[])]));
@@ -365,10 +291,10 @@ fn scenario(tag: &str, mode: Mode) {
         d,
         expect(&[
             ("eth1", "rx_packets", 1),
-            ("eth1", "rx_bytes", tf_len(1)),
+            ("eth1", "rx_bytes", test_frame_len(1)),
             ("eth1", "flood", 1),
             ("vif3.0", "tx_packets", 1),
-            ("vif3.0", "tx_bytes", tf_len(0)),
+            ("vif3.0", "tx_bytes", test_frame_len(0)),
         ])
     );
     // And ping across VLANs gets no answer (the MAC is static in the guest, so only the
@@ -387,14 +313,14 @@ fn scenario(tag: &str, mode: Mode) {
         (
             "tag on an access port",
             0,
-            test_frame(g2, g1, &[q(4094)], 40),
+            test_frame(g2, g1, &[q_tag(4094)], 40),
             "vif1.0",
             "drop_tagged_on_access",
         ),
         (
             "VLAN the trunk does not carry",
             9,
-            test_frame(g1, UPSTREAM_MAC, &[q(100)], 41),
+            test_frame(g1, UPSTREAM_MAC, &[q_tag(100)], 41),
             "eth1",
             "drop_vlan_not_allowed",
         ),
@@ -415,7 +341,7 @@ fn scenario(tag: &str, mode: Mode) {
         (
             "VLAN 4095",
             9,
-            test_frame(g1, UPSTREAM_MAC, &[q(4095)], 44),
+            test_frame(g1, UPSTREAM_MAC, &[q_tag(4095)], 44),
             "eth1",
             "drop_bad_vid",
         ),
@@ -453,13 +379,7 @@ fn agent_detaches_and_unpins_on_sigterm() {
     let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
     let cfg = workspace_root().join(SEED_CONFIG);
     let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
-    let xdp_on = |ifname: &str| {
-        let o = sim
-            .dom0
-            .exec_ok(&["ip", "-d", "link", "show", ifname])
-            .expect("ip link");
-        String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
-    };
+    let xdp_on = |ifname: &str| xdp_attached(&sim.dom0, ifname).expect("ip link");
     for p in ["eth1", "vif1.0", "vif2.0", "vif3.0"] {
         assert!(
             xdp_on(p),

@@ -4,23 +4,21 @@
 use std::time::Duration;
 
 use xennet_tests::{
+    capture::QUIET,
+    counters,
+    output::assert_ok,
     require_root,
-    topo::{Agent, BpfFs, Mode, SeedDom0},
+    topo::{Agent, BpfFs, Mode, SeedDom0, start_seed},
 };
 
 /// Start the seed setup in `mode` with `extra` lines on the bridge.
 fn start(tag: &str, mode: Mode, extra: &str) -> (SeedDom0, BpfFs, Agent) {
-    let sim = SeedDom0::new(tag).expect("building the simulated dom0");
-    let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
-    let cfg = mode.config(sim.dom0.name(), extra).expect("config");
-    let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
-    let _ = std::fs::remove_file(&cfg);
-    (sim, fs, agent)
+    start_seed(tag, mode, extra).expect("starting the seed setup")
 }
 
-fn counter(agent: &Agent, sim: &SeedDom0, port: &str, name: &str) -> u64 {
-    let s = agent.stats(&sim.dom0).expect("stats");
-    s.get(port).and_then(|c| c.get(name)).copied().unwrap_or(0)
+/// One counter of `port`, now.
+fn counter(agent: &Agent, port: &str, name: &str) -> u64 {
+    counters::get(&agent.counters().expect("stats"), port, name)
 }
 
 /// A guest's TCP stream (TSO on, as netfront offers it) crosses two TC ports as GSO skbs:
@@ -53,7 +51,7 @@ fn gso_frames_cross_tc_ports_whole() {
         ])
         .expect("server");
     std::thread::sleep(Duration::from_millis(300));
-    let before = counter(&agent, &sim, "vif1.0", "forward");
+    let before = agent.counters().expect("stats");
     let out = g1
         .ns
         .exec(&[
@@ -63,18 +61,14 @@ fn gso_frames_cross_tc_ports_whole() {
              c.sendall(b'x'*(8<<20))\nc.close()",
         ])
         .expect("client");
-    assert!(
-        out.status.success(),
-        "TCP transfer through TC ports failed: {}\nagent log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        agent.log_text()
-    );
+    assert_ok(&out, "TCP transfer through TC ports", &agent.log_text());
     let mut server = server;
     let _ = server.wait();
-    let frames = rx.collect(Duration::from_millis(300)).expect("collect");
+    let frames = rx.collect(QUIET).expect("collect");
     let big = frames.iter().filter(|f| f.len() > 1514).count();
     let biggest = frames.iter().map(Vec::len).max().unwrap_or(0);
-    let forwarded = counter(&agent, &sim, "vif1.0", "forward") - before;
+    let d = counters::delta(&before, &agent.counters().expect("stats"));
+    let forwarded = counters::at(&d, "vif1.0", "forward");
     eprintln!(
         "GSO: {} frames seen on g2, {big} larger than 1514 bytes (largest {biggest}); \
          vif1.0 forwarded {forwarded} skbs for 8 MiB",
@@ -148,14 +142,13 @@ fn mtu_mismatch_refused_and_jumbo_frames_cross() {
                 "10.94.0.2",
             ])
             .expect("ping");
-        assert!(
-            out.status.success(),
-            "{mode:?}: 8000-byte ping failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            agent.log_text()
+        assert_ok(
+            &out,
+            &format!("{mode:?}: 8000-byte ping"),
+            &agent.log_text(),
         );
         assert!(
-            counter(&agent, &sim, "vif1.0", "forward") >= 2,
+            counter(&agent, "vif1.0", "forward") >= 2,
             "{mode:?}: not forwarded by xennet"
         );
     }

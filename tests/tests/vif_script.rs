@@ -18,7 +18,9 @@ use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use xennet_tests::{
-    Netns, require_root,
+    Netns,
+    output::{self, show},
+    require_root,
     topo::{Agent, BpfFs, workspace_root},
 };
 
@@ -239,21 +241,12 @@ fn port_del(iface: &str) -> Vec<String> {
     strings(&["port", "del", iface, "--socket", SOCKET])
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout).trim_end(),
-        String::from_utf8_lossy(&out.stderr).trim_end()
-    )
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "vif-xennet failed:\n{}", show(out));
+    output::assert_ok(out, "vif-xennet", "");
 }
 
 fn assert_failed(out: &Output) {
@@ -796,27 +789,19 @@ fn with_the_real_agent() {
         ("XENNET_SOCKET", socket.as_str()),
     ];
     let port = |name: &str| -> Option<serde_json::Value> {
-        let ports = agent.ctl_json(&["ports"]).expect("ports");
-        ports
-            .as_array()
-            .expect("ports array")
-            .iter()
+        agent
+            .ports()
+            .expect("ports")
+            .into_iter()
             .find(|p| p["interface"] == name)
-            .cloned()
     };
-    let statics = || -> Vec<(String, u64, String)> {
-        let fdb = agent.ctl_json(&["fdb", "show"]).expect("fdb show");
-        fdb.as_array()
-            .expect("fdb array")
-            .iter()
-            .filter(|e| e["static"] == true)
-            .map(|e| {
-                (
-                    e["mac"].as_str().unwrap_or_default().to_owned(),
-                    e["vlan"].as_u64().unwrap_or_default(),
-                    e["port"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
+    let statics = || -> Vec<(String, u16, String)> {
+        agent
+            .fdb(None)
+            .expect("fdb show")
+            .into_iter()
+            .filter(|e| e.is_static)
+            .map(|e| (e.mac, e.vlan, e.port))
             .collect()
     };
 
