@@ -736,7 +736,7 @@ fn port_add_and_del_through_the_socket() {
         ),
         (
             vec!["port", "add", VIF, "--bridge", "trunk", "--access", "4095"],
-            "4095: not a VLAN id (1-4094)",
+            "`access` = 4095 is not a VLAN id (1-4094)",
             "access VLAN 4095",
         ),
         (
@@ -749,7 +749,7 @@ fn port_add_and_del_through_the_socket() {
                 "--trunk",
                 "4093,4095",
             ],
-            "VLAN 4095 is not a VLAN id (1-4094)",
+            "`trunk` entry 4095 is not a VLAN id (1-4094)",
             "trunk VLAN 4095",
         ),
         (
