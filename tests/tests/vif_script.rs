@@ -1,44 +1,97 @@
-//! `scripts/vif-xennet`, the Xen hotplug script, without Xen.
+//! `scripts/vif-xennet`, the Xen hotplug script, run as libxl runs it, without Xen.
 //!
-//! Stand-ins on `PATH` play the toolstack's side and the agent: `xenstore-read` prints files of
-//! a directory tree (the backend's keys), `xenstore-write` records what it is asked to write,
-//! `xennet-agent` records its argv (and whether the port's link was up when it was called) and
-//! fails when told to, `logger` records the syslog messages. Each test checks exactly which
-//! agent commands the script issues for one xenstore content and action. The script runs in a
-//! test network namespace holding a veth named like a vif (`vif7.0`), so its
-//! `ip link set ... up` never touches the host's interfaces; its environment is only what the
-//! test gives it (`env -i`), as libxl gives a hotplug script its own.
+//! The script is executed by its path with libxl's arguments (`online|offline type_if=vif`,
+//! `add|remove type_if=tap`) and libxl's environment on top of this process's own, as libxl
+//! adds its variables to xl's (`libxl_linux.c` `get_hotplug_env`: `script`, `XENBUS_TYPE`,
+//! `XENBUS_PATH`, `XENBUS_BASE_PATH`, `netdev`, `vif`, and `INTERFACE` for an HVM guest's
+//! emulated NIC), stdin from `/dev/null`. Stand-ins first on `PATH` play the toolstack's side:
+//! `xenstore-read` prints files of a directory tree (relative paths under `/local/domain/0`, as
+//! for dom0's tools), `xenstore-write` records what it is asked to write, `logger` records the
+//! syslog messages. The script logs to a file of the test (`XENNET_HOTPLUG_LOG`, in place of
+//! `/var/log/xen/xen-hotplug.log`). It runs in a test network namespace holding veths named
+//! like vifs (`vif7.0`), so its `ip link` commands never touch the host's interfaces.
 //!
-//! The last test runs the script against the real agent (`$XENNET_AGENT`, set by
-//! `cargo xtask test`): the ports and FDB it reports after `online` and `offline`.
+//! The first tests use a stand-in `xennet-agent` that records its argv: which agent commands the
+//! script issues for one xenstore content and action. The `real_*` tests run the real agent
+//! (`$XENNET_AGENT`, set by `cargo xtask test`) and check its ports and FDB after each step: a
+//! PV vif, a renamed vif and a `vifname=` clash, an HVM guest's vif and emulated NIC (a real tap),
+//! a stub domain, `mtu=`, an agent that does not answer, and `offline`/`remove`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use xennet_tests::{
     Netns,
-    output::{self, show},
+    output::{self},
     require_root,
     topo::{Agent, BpfFs, workspace_root},
 };
 
-/// The vif the tests attach, and its backend directory in the stand-in xenstore.
-const VIF: &str = "vif7.0";
+/// One vif as libxl knows it: domain, device id, and whether it is an HVM guest's NIC with an
+/// emulated twin (`type=ioemu`, libxl's `LIBXL_NIC_TYPE_VIF_IOEMU`).
+#[derive(Clone, Copy, Debug)]
+struct Nic {
+    domid: u32,
+    devid: u32,
+    ioemu: bool,
+}
+
+impl Nic {
+    const fn pv(domid: u32) -> Nic {
+        Nic {
+            domid,
+            devid: 0,
+            ioemu: false,
+        }
+    }
+
+    const fn hvm(domid: u32) -> Nic {
+        Nic {
+            domid,
+            devid: 0,
+            ioemu: true,
+        }
+    }
+
+    /// `vifD.N`: netback's name, `$vif`.
+    fn vif(self) -> String {
+        format!("vif{}.{}", self.domid, self.devid)
+    }
+
+    /// `vifD.N-emu`: QEMU's tap, `$INTERFACE`.
+    fn tap(self) -> String {
+        format!("{}-emu", self.vif())
+    }
+
+    /// `backend/vif/D/N`: `$XENBUS_PATH`.
+    fn backend(self) -> String {
+        format!("backend/vif/{}/{}", self.domid, self.devid)
+    }
+}
+
+/// The PV guest most tests attach.
+const PV: Nic = Nic::pv(7);
+/// `$XENBUS_PATH` of [`PV`].
 const XENBUS_PATH: &str = "backend/vif/7/0";
-/// The script's default control socket.
+/// `$vif` of [`PV`].
+const VIF: &str = "vif7.0";
+/// The script's default control socket (when the configuration file does not exist).
 const SOCKET: &str = "/run/xennet/xennet.sock";
 const MAC: &str = "00:16:3e:00:00:07";
 
 const XENSTORE_READ: &str = r#"#!/bin/sh
-# Stand-in xenstore-read: prints $STUB_DIR/xs/PATH for each PATH.
+# Stand-in xenstore-read: prints $STUB_DIR/xs/PATH for each absolute PATH, and
+# $STUB_DIR/xs/local/domain/0/PATH for a relative one (dom0's home).
 for p in "$@"; do
-    if [ ! -f "$STUB_DIR/xs/$p" ]; then
+    case $p in /*) f="$STUB_DIR/xs$p" ;; *) f="$STUB_DIR/xs/local/domain/0/$p" ;; esac
+    if [ ! -f "$f" ]; then
         echo "xenstore-read: couldn't read path $p" >&2
         exit 1
     fi
-    printf '%s\n' "$(cat "$STUB_DIR/xs/$p")"
+    printf '%s\n' "$(cat "$f")"
 done
 "#;
 
@@ -56,7 +109,8 @@ done
 
 const AGENT: &str = r#"#!/bin/sh
 # Stand-in xennet-agent: records its argv (tab-separated, one call per line) and, for
-# `port add IFACE`, whether IFACE was up; fails for the subcommands named in $AGENT_FAIL.
+# `port add IFACE`, whether IFACE was up; keeps the list of ports for `ports`; fails for the
+# subcommands named in $AGENT_FAIL.
 printf '%s\t' "$@" >>"$STUB_DIR/agent.log"
 printf '\n' >>"$STUB_DIR/agent.log"
 if [ "$1" = port ] && [ "$2" = add ]; then
@@ -66,6 +120,18 @@ if [ "$1" = port ] && [ "$2" = add ]; then
         echo down >>"$STUB_DIR/agent-link.log"
     fi
 fi
+case "$1 $2" in
+"port add") printf '%s\n' "$3" >>"$STUB_DIR/ports" ;;
+"port del") grep -vxF "$3" "$STUB_DIR/ports" >"$STUB_DIR/ports.new"; mv "$STUB_DIR/ports.new" "$STUB_DIR/ports" ;;
+"ports "*)
+    # The ports added (all but those named in $AGENT_LEAVE_OUT), as `ports --json` lists them.
+    while read -r p; do
+        case " ${AGENT_LEAVE_OUT:-} " in *" $p "*) continue ;; esac
+        printf '  {\n    "interface": "%s"\n  }\n' "$p"
+    done <"$STUB_DIR/ports"
+    exit 0
+    ;;
+esac
 case " ${AGENT_FAIL:-} " in
 *" $2 "*)
     echo "error: stand-in agent told to fail \`$1 $2\`" >&2
@@ -83,10 +149,18 @@ printf '%s\n' "$*" >>"$STUB_DIR/syslog.log"
 static DIRS: AtomicU32 = AtomicU32::new(0);
 
 /// A namespace with a down veth `vif7.0`, and a directory with the stand-ins (`bin/`), the
-/// xenstore tree (`xs/`) and the stand-ins' records. The directory is removed on drop.
+/// xenstore tree (`xs/`), the hotplug log and the stand-ins' records. The directory is removed
+/// on drop.
 struct Bench {
     ns: Netns,
     dir: PathBuf,
+}
+
+/// One run of the script: its exit status and output, and what it appended to the hotplug log.
+struct Run {
+    out: Output,
+    log: String,
+    took: Duration,
 }
 
 impl Bench {
@@ -100,7 +174,6 @@ impl Bench {
         let _ = fs::remove_dir_all(&dir);
         let bench = Bench { ns, dir };
         fs::create_dir_all(bench.dir.join("bin")).expect("stub dir");
-        fs::create_dir_all(bench.dir.join("xs").join(XENBUS_PATH)).expect("xenstore dir");
         for (name, text) in [
             ("xenstore-read", XENSTORE_READ),
             ("xenstore-write", XENSTORE_WRITE),
@@ -115,7 +188,7 @@ impl Bench {
 
     /// Create a veth `name` (peer `name` + "p"), left down as netback leaves a new vif.
     fn add_link(&self, name: &str) {
-        let peer = format!("{name}p");
+        let peer = format!("{}p", &name[..name.len().min(14)]);
         self.ns
             .exec_ok(&[
                 "ip", "link", "add", name, "type", "veth", "peer", "name", &peer,
@@ -123,47 +196,110 @@ impl Bench {
             .expect("creating the vif stand-in");
     }
 
-    /// Set backend key `key` (under `XENBUS_PATH`) in the stand-in xenstore.
-    fn xs(&self, key: &str, value: &str) -> &Self {
-        fs::write(self.dir.join("xs").join(XENBUS_PATH).join(key), value).expect("xenstore key");
+    /// Create a tap `name`, as QEMU does for an HVM guest's emulated NIC.
+    fn add_tap(&self, name: &str) {
+        self.ns
+            .exec_ok(&["ip", "tuntap", "add", "dev", name, "mode", "tap"])
+            .expect("creating the tap");
+    }
+
+    /// Set xenstore `path` (relative to dom0's home, or absolute) in the stand-in xenstore.
+    fn xs_path(&self, path: &str, value: &str) {
+        let file = match path.strip_prefix('/') {
+            Some(abs) => self.dir.join("xs").join(abs),
+            None => self.dir.join("xs/local/domain/0").join(path),
+        };
+        fs::create_dir_all(file.parent().expect("a parent")).expect("xenstore dir");
+        fs::write(file, value).expect("xenstore key");
+    }
+
+    /// Set backend key `key` of `nic`.
+    fn xs_nic(&self, nic: Nic, key: &str, value: &str) -> &Self {
+        self.xs_path(&format!("{}/{key}", nic.backend()), value);
         self
     }
 
-    /// Run `sh scripts/vif-xennet ARGS` in the namespace with only the toolstack's
-    /// environment (`vif`, `XENBUS_PATH`), the stand-ins first on `PATH`, and `env`
-    /// (which overrides those).
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.run_with("sh", args, env)
+    /// Set backend key `key` of [`PV`].
+    fn xs(&self, key: &str, value: &str) -> &Self {
+        self.xs_nic(PV, key, value)
     }
 
-    fn run_with(&self, shell: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    /// Run the script for [`PV`] with `args` and the extra environment `env`.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_nic(PV, None, args, env)
+    }
+
+    /// Run `scripts/vif-xennet ARGS` in the namespace as libxl runs it for `nic`: by its path
+    /// (or through `shell`), with this process's environment plus libxl's, stdin from
+    /// `/dev/null`. On top: the stand-ins first on `PATH`, the stand-in agent, no configuration
+    /// file (so the default socket), the hotplug log in the bench, and `env`.
+    fn run_nic(&self, nic: Nic, shell: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
         let script = workspace_root().join("scripts/vif-xennet");
-        let mut vars = vec![
-            format!(
-                "PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                self.dir.join("bin").display()
-            ),
-            format!("STUB_DIR={}", self.dir.display()),
-            format!("vif={VIF}"),
-            format!("XENBUS_PATH={XENBUS_PATH}"),
-        ];
-        vars.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-        let mut cmd: Vec<&str> = vec!["env", "-i"];
-        cmd.extend(vars.iter().map(String::as_str));
         let script = script.to_str().expect("script path is UTF-8");
-        cmd.extend([shell, script]);
-        cmd.extend(args);
-        self.ns.exec(&cmd).expect("running vif-xennet")
+        let mut words: Vec<&str> = shell.into_iter().collect();
+        words.push(script);
+        words.extend(args);
+        let mut cmd = self.ns.command(&words).expect("command");
+        // libxl_linux.c, get_hotplug_env().
+        cmd.env("script", script)
+            .env("XENBUS_TYPE", "vif")
+            .env("XENBUS_PATH", nic.backend())
+            .env("XENBUS_BASE_PATH", "backend")
+            .env("netdev", "");
+        if nic.ioemu {
+            cmd.env("INTERFACE", nic.tap());
+        }
+        cmd.env("vif", nic.vif());
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", self.dir.join("bin").display()))
+            .env("STUB_DIR", &self.dir)
+            .env("XENNET_AGENT", self.dir.join("bin/xennet-agent"))
+            .env("XENNET_CONFIG", self.dir.join("no-such-xennet.toml"))
+            .env("XENNET_HOTPLUG_LOG", self.log_path())
+            .env_remove("XENNET_HOTPLUG_TIMEOUT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let before = self.log().len();
+        let start = Instant::now();
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .expect("running vif-xennet");
+        let took = start.elapsed();
+        let log = self.log().get(before..).unwrap_or_default().to_owned();
+        Run { out, log, took }
+    }
+
+    /// `online type_if=vif` for `nic`, as libxl runs it when the vif appears.
+    fn online(&self, nic: Nic, env: &[(&str, &str)]) -> Run {
+        self.run_nic(nic, None, &["online", "type_if=vif"], env)
+    }
+
+    /// `offline type_if=vif` for `nic`.
+    fn offline(&self, nic: Nic, env: &[(&str, &str)]) -> Run {
+        self.run_nic(nic, None, &["offline", "type_if=vif"], env)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("xen-hotplug.log")
+    }
+
+    /// The whole hotplug log.
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     fn record(&self, name: &str) -> String {
         fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
-    /// Every agent invocation, as its argv.
+    /// Every agent invocation but `ports` (which the script runs after each `port add`), as
+    /// its argv.
     fn agent_calls(&self) -> Vec<Vec<String>> {
         self.record("agent.log")
             .lines()
+            .filter(|l| !l.starts_with("ports\t"))
             .map(|l| {
                 l.strip_suffix('\t')
                     .unwrap_or(l)
@@ -189,6 +325,10 @@ impl Bench {
             .collect()
     }
 
+    fn clear_xs_writes(&self) {
+        fs::remove_file(self.dir.join("xs-writes.log")).ok();
+    }
+
     fn syslog(&self) -> String {
         self.record("syslog.log")
     }
@@ -201,6 +341,19 @@ impl Bench {
         let text = String::from_utf8_lossy(&out.stdout);
         let flags = text.split('<').nth(1).and_then(|s| s.split('>').next());
         flags.is_some_and(|f| f.split(',').any(|x| x == "UP"))
+    }
+
+    fn link_mtu(&self, name: &str) -> u32 {
+        let out = self
+            .ns
+            .exec_ok(&["ip", "-o", "link", "show", "dev", name])
+            .expect("ip link show");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split(" mtu ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no MTU in {text}"))
     }
 
     fn has_link(&self, name: &str) -> bool {
@@ -241,20 +394,26 @@ fn port_del(iface: &str) -> Vec<String> {
     strings(&["port", "del", iface, "--socket", SOCKET])
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// What the script logged in `r`.
+fn stderr(r: &Run) -> String {
+    r.log.clone()
 }
 
-fn assert_ok(out: &Output) {
-    output::assert_ok(out, "vif-xennet", "");
+/// `r`'s exit status, output and log, for assertion messages.
+fn show(r: &Run) -> String {
+    format!("{}\nhotplug log:\n{}", output::show(&r.out), r.log)
 }
 
-fn assert_failed(out: &Output) {
+fn assert_ok(r: &Run) {
+    assert!(r.out.status.success(), "vif-xennet failed:\n{}", show(r));
+}
+
+fn assert_failed(r: &Run) {
     assert_eq!(
-        out.status.code(),
+        r.out.status.code(),
         Some(1),
         "vif-xennet should exit 1:\n{}",
-        show(out)
+        show(r)
     );
 }
 
@@ -375,9 +534,10 @@ fn offline_detaches() {
     assert!(!b.link_up(VIF));
 }
 
-/// `XENNET_AGENT` and `XENNET_SOCKET` choose the binary and the socket.
+/// `XENNET_AGENT` chooses the binary; an existing configuration file (`XENNET_CONFIG`, by
+/// default /etc/xennet/xennet.toml) is handed to the agent, which reads its `[agent] socket`.
 #[test]
-fn agent_and_socket_overrides() {
+fn agent_and_config_overrides() {
     if !require_root() {
         return;
     }
@@ -386,29 +546,20 @@ fn agent_and_socket_overrides() {
     let other = b.dir.join("other-agent");
     write_executable(&other, AGENT);
     let other = other.to_str().expect("UTF-8 path");
-    let env = [
-        ("XENNET_AGENT", other),
-        ("XENNET_SOCKET", "/tmp/xn-test.sock"),
-    ];
+    let cfg = b.dir.join("xennet.toml");
+    fs::write(&cfg, "# the stand-in agent does not read it\n").expect("config");
+    let cfg = cfg.to_str().expect("UTF-8 path");
+    let env = [("XENNET_AGENT", other), ("XENNET_CONFIG", cfg)];
     assert_ok(&b.run(&["online"], &env));
     assert_ok(&b.run(&["offline"], &env));
     assert_eq!(
         b.agent_calls(),
         vec![
             strings(&[
-                "port",
-                "add",
-                VIF,
-                "--socket",
-                "/tmp/xn-test.sock",
-                "--bridge",
-                "trunk",
-                "--access",
-                "10",
-                "--mac",
-                MAC
+                "port", "add", VIF, "--config", cfg, "--bridge", "trunk", "--access", "10",
+                "--mac", MAC
             ]),
-            strings(&["port", "del", VIF, "--socket", "/tmp/xn-test.sock"]),
+            strings(&["port", "del", VIF, "--config", cfg]),
         ]
     );
 }
@@ -601,7 +752,7 @@ fn missing_vif_fails() {
     let out = b.run(&["online"], &[("vif", "vif9.0")]);
     assert_failed(&out);
     assert!(
-        stderr(&out).contains("cannot bring vif9.0 up"),
+        stderr(&out).contains("vif9.0: cannot bring the interface up"),
         "{}",
         show(&out)
     );
@@ -648,11 +799,11 @@ fn hvm_emulated_nic_vif_and_tap_without_static_mac() {
     b.xs("bridge", "trunk/4094")
         .xs("mac", MAC)
         .xs("type", "vif_ioemu");
-    let tap_env = [("INTERFACE", "vif7.0-emu")];
-    assert_ok(&b.run(&["online", "type_if=vif"], &tap_env));
-    assert_ok(&b.run(&["add", "type_if=tap"], &tap_env));
+    let hvm = Nic::hvm(7);
+    assert_ok(&b.online(hvm, &[]));
+    assert_ok(&b.run_nic(hvm, None, &["add", "type_if=tap"], &[]));
     assert!(b.link_up("vif7.0-emu"));
-    assert_ok(&b.run(&["remove", "type_if=tap"], &tap_env));
+    assert_ok(&b.run_nic(hvm, None, &["remove", "type_if=tap"], &[]));
     let attach = ["--bridge", "trunk", "--access", "4094"];
     assert_eq!(
         b.agent_calls(),
@@ -663,6 +814,40 @@ fn hvm_emulated_nic_vif_and_tap_without_static_mac() {
         ]
     );
     assert_eq!(b.xs_writes(), [connected()]);
+}
+
+/// The agent answering `port add` with success but leaving the port out (not among its
+/// `ports`): the script takes the port back and fails with hotplug-status=error.
+#[test]
+fn port_left_out_by_the_agent_fails() {
+    if !require_root() {
+        return;
+    }
+    let b = Bench::new("viflft");
+    b.xs("bridge", "trunk/4094").xs("mac", MAC);
+    let out = b.run(&["online"], &[("AGENT_LEAVE_OUT", VIF)]);
+    assert_failed(&out);
+    assert!(
+        stderr(&out).contains("accepted the port on bridge trunk but did not attach it"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        b.agent_calls(),
+        vec![
+            port_add(
+                VIF,
+                &["--bridge", "trunk", "--access", "4094", "--mac", MAC]
+            ),
+            port_del(VIF),
+        ]
+    );
+    let writes = b.xs_writes();
+    assert!(!writes.contains(&connected()), "{writes:?}");
+    assert!(
+        writes.contains(&format!("{XENBUS_PATH}/hotplug-status=error")),
+        "{writes:?}"
+    );
 }
 
 /// If hotplug-status cannot be written, netback would never connect the guest: the port is
@@ -735,8 +920,8 @@ fn runs_under_bash_too() {
     }
     let b = Bench::new("vifbsh");
     b.xs("bridge", "trunk/4093:4094/native=4094").xs("mac", MAC);
-    assert_ok(&b.run_with("bash", &["online"], &[]));
-    assert_ok(&b.run_with("bash", &["offline"], &[("AGENT_FAIL", "del")]));
+    assert_ok(&b.run_nic(PV, Some("bash"), &["online"], &[]));
+    assert_ok(&b.run_nic(PV, Some("bash"), &["offline"], &[("AGENT_FAIL", "del")]));
     assert_eq!(
         b.agent_calls(),
         vec![
@@ -758,103 +943,460 @@ fn runs_under_bash_too() {
     );
 }
 
-/// The real agent: what the script's commands do to its ports and FDB.
-#[test]
-fn with_the_real_agent() {
-    if !require_root() {
-        return;
+//--- with the real agent ---------------------------------------------------------------------
+
+/// A bench with the real agent running on bridge `trunk` (uplink `eth1`, trunk 4093-4094, and
+/// `bridge_extra` lines), its configuration file naming its socket in `[agent] socket`, the
+/// script pointed at the real agent and that file. Drop order: agent, bpffs, bench.
+struct Real {
+    agent: Agent,
+    _fs: BpfFs,
+    b: Bench,
+    bin: String,
+    cfg: String,
+}
+
+impl Real {
+    /// `None` (test skipped) without root or without `$XENNET_AGENT`.
+    fn start(tag: &str, bridge_extra: &str) -> Option<Real> {
+        if !require_root() {
+            return None;
+        }
+        let Some(bin) = std::env::var_os("XENNET_AGENT") else {
+            eprintln!("skipping: XENNET_AGENT is not set (run `cargo xtask test`)");
+            return None;
+        };
+        let b = Bench::new(tag);
+        b.add_link("eth1");
+        let cfg = b.dir.join("xennet.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "[agent]\nsocket = \"{}\"\n\n[[bridge]]\nname = \"trunk\"\n{bridge_extra}\n\n\
+                 [[bridge.port]]\ninterface = \"eth1\"\ntrunk = [4093, 4094]\n",
+                Agent::socket_for(&b.ns).display()
+            ),
+        )
+        .expect("config");
+        let fs = BpfFs::new(b.ns.name()).expect("bpffs");
+        let agent = Agent::start(&b.ns, &cfg, &fs.pin_dir()).expect("starting the agent");
+        Some(Real {
+            agent,
+            _fs: fs,
+            b,
+            bin: bin.to_str().expect("UTF-8 agent path").to_owned(),
+            cfg: cfg.to_str().expect("UTF-8 config path").to_owned(),
+        })
     }
-    let Some(bin) = std::env::var_os("XENNET_AGENT") else {
-        eprintln!("skipping: XENNET_AGENT is not set (run `cargo xtask test`)");
-        return;
-    };
-    let b = Bench::new("vifreal");
-    b.add_link("eth1");
-    let cfg = b.dir.join("xennet.toml");
-    fs::write(
-        &cfg,
-        "[[bridge]]\nname = \"trunk\"\n\n[[bridge.port]]\ninterface = \"eth1\"\ntrunk = [4093, 4094]\n",
-    )
-    .expect("config");
-    let fs = BpfFs::new(b.ns.name()).expect("bpffs");
-    let agent = Agent::start(&b.ns, &cfg, &fs.pin_dir()).expect("starting the agent");
-    let bin = bin.to_str().expect("UTF-8 agent path").to_owned();
-    let socket = agent
-        .socket()
-        .to_str()
-        .expect("UTF-8 socket path")
-        .to_owned();
-    let env = [
-        ("XENNET_AGENT", bin.as_str()),
-        ("XENNET_SOCKET", socket.as_str()),
-    ];
-    let port = |name: &str| -> Option<serde_json::Value> {
-        agent
+
+    /// The script's settings for the real agent, then `more`.
+    fn env<'a>(&'a self, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("XENNET_AGENT", self.bin.as_str()),
+            ("XENNET_CONFIG", self.cfg.as_str()),
+        ];
+        env.extend_from_slice(more);
+        env
+    }
+
+    fn online(&self, nic: Nic) -> Run {
+        self.b.online(nic, &self.env(&[]))
+    }
+
+    fn offline(&self, nic: Nic) -> Run {
+        self.b.offline(nic, &self.env(&[]))
+    }
+
+    fn tap(&self, nic: Nic, action: &str) -> Run {
+        self.b
+            .run_nic(nic, None, &[action, "type_if=tap"], &self.env(&[]))
+    }
+
+    /// The agent's ports other than the uplink: (interface, VLANs), sorted.
+    fn ports(&self) -> Vec<(String, String)> {
+        let mut ports: Vec<(String, String)> = self
+            .agent
             .ports()
             .expect("ports")
             .into_iter()
-            .find(|p| p["interface"] == name)
-    };
-    let statics = || -> Vec<(String, u16, String)> {
-        agent
+            .map(|p| {
+                (
+                    p["interface"].as_str().unwrap_or_default().to_owned(),
+                    p["vlans"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .filter(|(i, _)| i != "eth1")
+            .collect();
+        ports.sort();
+        ports
+    }
+
+    /// The static FDB entries: (MAC, VLAN, port).
+    fn statics(&self) -> Vec<(String, u16, String)> {
+        self.agent
             .fdb(None)
             .expect("fdb show")
             .into_iter()
             .filter(|e| e.is_static)
             .map(|e| (e.mac, e.vlan, e.port))
             .collect()
+    }
+}
+
+fn port(iface: &str, vlans: &str) -> (String, String) {
+    (iface.to_owned(), vlans.to_owned())
+}
+
+fn pinned(mac: &str, vlan: u16, iface: &str) -> (String, u16, String) {
+    (mac.to_owned(), vlan, iface.to_owned())
+}
+
+/// A PV vif: online attaches it with the guest's MAC pinned, offline detaches it; the xl.cfg
+/// trunk spelling; offline twice; the agent's refusals reach hotplug-error.
+#[test]
+fn real_pv_vif() {
+    let Some(r) = Real::start("vifreal", "") else {
+        return;
     };
+    let b = &r.b;
 
     // Access VLAN, MAC pinned there.
     b.xs("bridge", "trunk/4094").xs("mac", MAC);
-    let out = b.run(&["online", "type_if=vif"], &env);
+    let out = r.online(PV);
     assert_ok(&out);
-    let p = port(VIF).unwrap_or_else(|| panic!("{VIF} not a port; log:\n{}", agent.log_text()));
-    assert_eq!(p["bridge"], "trunk");
-    assert_eq!(p["vlans"], "access 4094");
-    assert_eq!(statics(), [(MAC.to_owned(), 4094, VIF.to_owned())]);
+    assert_eq!(
+        r.ports(),
+        [port(VIF, "access 4094")],
+        "{}",
+        r.agent.log_text()
+    );
+    assert_eq!(r.statics(), [pinned(MAC, 4094, VIF)]);
     assert_eq!(b.xs_writes(), [connected()]);
-
-    // Re-plugged as a trunk with native VLAN (the xl.cfg spelling).
-    assert_ok(&b.run(&["offline", "type_if=vif"], &env));
-    assert!(port(VIF).is_none(), "{VIF} still a port after offline");
-    assert!(statics().is_empty(), "{:?}", statics());
-    b.xs("bridge", "trunk/4093:4094/native=4093");
-    assert_ok(&b.run(&["online", "type_if=vif"], &env));
-    let p = port(VIF).expect("trunk port");
-    assert_eq!(p["vlans"], "trunk 4093,4094 native 4093");
-    assert_eq!(statics(), [(MAC.to_owned(), 4093, VIF.to_owned())]);
-
-    // Offline twice: the second `port del` is refused by the agent, the script shrugs.
-    assert_ok(&b.run(&["offline"], &env));
-    let out = b.run(&["offline"], &env);
-    assert_ok(&out);
+    assert!(b.link_up(VIF));
     assert!(
-        stderr(&out).contains("not a port added with `port add`"),
+        out.log.contains("attached to xennet bridge trunk"),
         "{}",
         show(&out)
     );
-    assert!(port(VIF).is_none());
+
+    // Re-plugged as a trunk with native VLAN (the xl.cfg spelling).
+    assert_ok(&r.offline(PV));
+    assert!(r.ports().is_empty(), "{:?}", r.ports());
+    assert!(r.statics().is_empty(), "{:?}", r.statics());
+    b.xs("bridge", "trunk/4093:4094/native=4093");
+    assert_ok(&r.online(PV));
+    assert_eq!(r.ports(), [port(VIF, "trunk 4093,4094 native 4093")]);
+    assert_eq!(r.statics(), [pinned(MAC, 4093, VIF)]);
+
+    // Offline twice: the second `port del` is refused by the agent, the script shrugs.
+    assert_ok(&r.offline(PV));
+    let out = r.offline(PV);
+    assert_ok(&out);
+    assert!(
+        out.log.contains("not a port added with `port add`"),
+        "{}",
+        show(&out)
+    );
+    assert!(r.ports().is_empty());
 
     // The agent refusing: an unknown bridge, and a plain bridge with no rule for the vif.
     for (spec, says) in [
         ("nosuch/10", "no bridge \"nosuch\""),
         ("trunk", "has no port rule matching"),
     ] {
-        fs::remove_file(b.dir.join("xs-writes.log")).ok();
+        b.clear_xs_writes();
         b.xs("bridge", spec);
-        let out = b.run(&["online"], &env);
+        let out = r.online(PV);
         assert_failed(&out);
-        assert!(stderr(&out).contains(says), "{spec}: {}", show(&out));
+        assert!(out.log.contains(says), "{spec}: {}", show(&out));
+        let writes = b.xs_writes();
         assert_eq!(
-            b.xs_writes().last().map(String::as_str),
+            writes.last().map(String::as_str),
             Some(format!("{XENBUS_PATH}/hotplug-status=error").as_str()),
             "{spec}"
         );
-        assert!(port(VIF).is_none());
+        assert!(
+            writes.iter().any(
+                |w| w.starts_with(&format!("{XENBUS_PATH}/hotplug-error=")) && w.contains(says)
+            ),
+            "{spec}: {writes:?}"
+        );
+        assert!(r.ports().is_empty());
     }
+}
+
+/// `vifname=`: the vif is renamed and attached under its vifname. A second guest asking for
+/// the same vifname fails (hotplug-status=error, the reason in hotplug-error) without touching
+/// the first guest's port or static MAC, and its offline leaves that port alone too.
+#[test]
+fn real_renamed_vif_and_a_clash() {
+    let Some(r) = Real::start("vifren", "") else {
+        return;
+    };
+    let b = &r.b;
+    let other = Nic::pv(8);
+    let other_mac = "00:16:3e:00:00:08";
+    b.add_link(&other.vif());
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("vifname", "web0");
+    b.xs_nic(other, "bridge", "trunk/4094")
+        .xs_nic(other, "mac", other_mac)
+        .xs_nic(other, "vifname", "web0");
+
+    assert_ok(&r.online(PV));
+    assert!(b.has_link("web0") && !b.has_link(VIF));
+    assert!(b.link_up("web0"));
+    assert_eq!(r.ports(), [port("web0", "access 4094")]);
+    assert_eq!(r.statics(), [pinned(MAC, 4094, "web0")]);
+
+    let out = r.online(other);
+    assert_failed(&out);
+    let says = "an interface named web0 already exists";
+    assert!(out.log.contains(says), "{}", show(&out));
+    let backend = other.backend();
+    let writes = b.xs_writes();
     assert!(
-        agent.stop().expect("stopping the agent"),
-        "agent exit status"
+        writes.contains(&format!("{backend}/hotplug-status=error")),
+        "{writes:?}"
     );
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with(&format!("{backend}/hotplug-error=")) && w.contains(says)),
+        "{writes:?}"
+    );
+    assert!(!writes.contains(&format!("{backend}/hotplug-status=connected")));
+    assert_eq!(r.ports(), [port("web0", "access 4094")]);
+    assert_eq!(r.statics(), [pinned(MAC, 4094, "web0")]);
+    assert!(b.has_link(&other.vif()) && !b.link_up(&other.vif()));
+
+    // libxl destroys the failed guest: its offline must not take web0 away.
+    assert_ok(&r.offline(other));
+    assert_eq!(r.ports(), [port("web0", "access 4094")]);
+    assert_eq!(r.statics(), [pinned(MAC, 4094, "web0")]);
+
+    assert_ok(&r.offline(PV));
+    assert!(r.ports().is_empty(), "{:?}", r.ports());
+    assert!(r.statics().is_empty(), "{:?}", r.statics());
+}
+
+/// An HVM guest with an emulated NIC (`type=ioemu`, libxl writes `type = vif_ioemu`) and
+/// `vifname=`: `online type_if=vif` attaches the vif as NAME, `add type_if=tap` QEMU's real tap
+/// as NAME-emu; neither pins the MAC (the guest may use either); only the vif reports
+/// hotplug-status; `remove` and `offline` detach each.
+#[test]
+fn real_hvm_guest_with_emulated_nic() {
+    let Some(r) = Real::start("vifhvm", "") else {
+        return;
+    };
+    let b = &r.b;
+    let hvm = Nic::hvm(7);
+    b.add_tap(&hvm.tap());
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("type", "vif_ioemu")
+        .xs("vifname", "web7");
+
+    assert_ok(&r.online(hvm));
+    assert_ok(&r.tap(hvm, "add"));
+    assert!(b.has_link("web7") && b.has_link("web7-emu"));
+    assert!(!b.has_link(&hvm.vif()) && !b.has_link(&hvm.tap()));
+    assert!(b.link_up("web7-emu"));
+    assert_eq!(
+        r.ports(),
+        [port("web7", "access 4094"), port("web7-emu", "access 4094")]
+    );
+    assert!(r.statics().is_empty(), "{:?}", r.statics());
+    assert_eq!(b.xs_writes(), [connected()]);
+
+    assert_ok(&r.tap(hvm, "remove"));
+    assert_eq!(r.ports(), [port("web7", "access 4094")]);
+    assert_ok(&r.offline(hvm));
+    assert!(r.ports().is_empty(), "{:?}", r.ports());
+}
+
+/// An HVM guest with a stub domain (domain 8, `/local/domain/8/target = 7`): libxl runs no tap
+/// script; it runs `online` for the guest's vif (`type = vif_ioemu`) and for the stub domain's
+/// own vif (`type = vif`, the guest's MAC, carrying the emulated NIC). Neither pins the MAC:
+/// pinned on the stub domain's vif, it would drop the guest's PV-driver traffic.
+#[test]
+fn real_stub_domain() {
+    let Some(r) = Real::start("vifstub", "") else {
+        return;
+    };
+    let b = &r.b;
+    let guest = Nic::hvm(7);
+    let stub = Nic::pv(8);
+    b.add_link(&stub.vif());
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("type", "vif_ioemu");
+    b.xs_path("/local/domain/8/target", "7");
+    b.xs_nic(stub, "bridge", "trunk/4094")
+        .xs_nic(stub, "mac", MAC)
+        .xs_nic(stub, "type", "vif");
+
+    assert_ok(&r.online(guest));
+    let out = r.online(stub);
+    assert_ok(&out);
+    assert!(out.log.contains("a stub domain's vif"), "{}", show(&out));
+    assert_eq!(
+        r.ports(),
+        [port(VIF, "access 4094"), port("vif8.0", "access 4094")]
+    );
+    assert!(r.statics().is_empty(), "{:?}", r.statics());
+
+    assert_ok(&r.offline(stub));
+    assert_ok(&r.offline(guest));
+    assert!(r.ports().is_empty(), "{:?}", r.ports());
+}
+
+/// `mtu=` on a bridge with `mtu = 9000`: a guest with the bridge's MTU is attached with it; a
+/// guest with another MTU is refused with both numbers (and not left a port); a guest without
+/// `mtu=` gets the bridge's MTU and is told it through its frontend's `mtu`, as vif-bridge does.
+#[test]
+fn real_mtu() {
+    let Some(r) = Real::start("vifmtu", "mtu = 9000") else {
+        return;
+    };
+    let b = &r.b;
+    let (small, plain) = (Nic::pv(8), Nic::pv(9));
+    for nic in [small, plain] {
+        b.add_link(&nic.vif());
+    }
+    for (nic, mac) in [
+        (PV, MAC),
+        (small, "00:16:3e:00:00:08"),
+        (plain, "00:16:3e:00:00:09"),
+    ] {
+        b.xs_nic(nic, "bridge", "trunk/4094")
+            .xs_nic(nic, "mac", mac);
+    }
+    b.xs("mtu", "9000").xs_nic(small, "mtu", "4000");
+
+    assert_ok(&r.online(PV));
+    assert_eq!(b.link_mtu(VIF), 9000);
+    assert_eq!(r.ports(), [port(VIF, "access 4094")]);
+
+    let out = r.online(small);
+    assert_failed(&out);
+    let says = "mtu=4000 differs from the MTU 9000 that bridge trunk sets";
+    assert!(out.log.contains(says), "{}", show(&out));
+    assert!(
+        b.xs_writes()
+            .iter()
+            .any(|w| w.starts_with("backend/vif/8/0/hotplug-error=") && w.contains(says)),
+        "{:?}",
+        b.xs_writes()
+    );
+    assert_eq!(r.ports(), [port(VIF, "access 4094")]);
+
+    b.clear_xs_writes();
+    assert_ok(&r.online(plain));
+    assert_eq!(b.link_mtu("vif9.0"), 9000);
+    assert_eq!(
+        b.xs_writes(),
+        [
+            "/local/domain/9/device/vif/0/mtu=9000".to_owned(),
+            "backend/vif/9/0/hotplug-status=connected".to_owned()
+        ]
+    );
+    assert_eq!(
+        r.ports(),
+        [port(VIF, "access 4094"), port("vif9.0", "access 4094")]
+    );
+}
+
+/// Without a bridge `mtu`, the agent's MTU rule decides: a guest whose `mtu=` differs from the
+/// bridge's other ports is refused with the agent's reason.
+#[test]
+fn real_mtu_against_the_bridge_rule() {
+    let Some(r) = Real::start("vifmtr", "") else {
+        return;
+    };
+    let b = &r.b;
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("mtu", "9000");
+    let out = r.online(PV);
+    assert_failed(&out);
+    let says = "accepted the port on bridge trunk but did not attach it";
+    assert!(out.log.contains(says), "{}", show(&out));
+    assert!(
+        r.agent
+            .log_text()
+            .contains("vif7.0 has MTU 9000, the bridge 1500"),
+        "{}",
+        r.agent.log_text()
+    );
+    assert!(r.ports().is_empty(), "{:?}", r.ports());
+    assert!(
+        b.xs_writes()
+            .iter()
+            .any(|w| w.starts_with(&format!("{XENBUS_PATH}/hotplug-error=")) && w.contains(says)),
+        "{:?}",
+        b.xs_writes()
+    );
+    // The script took the port back: the agent no longer knows it.
+    let out = r.offline(PV);
+    assert!(
+        out.log.contains("not a port added with `port add`"),
+        "{}",
+        show(&out)
+    );
+}
+
+/// An agent that does not answer (stopped): the script gives up after
+/// `XENNET_HOTPLUG_TIMEOUT` seconds, well inside libxl's 40 s, with hotplug-status=error and a
+/// reason. Once the agent runs again, libxl's `offline` (destroying the failed guest) leaves no
+/// port or static MAC behind.
+#[test]
+fn real_agent_not_answering() {
+    let Some(r) = Real::start("vifstop", "") else {
+        return;
+    };
+    let b = &r.b;
+    b.xs("bridge", "trunk/4094").xs("mac", MAC);
+    r.agent.signal(libc::SIGSTOP).expect("SIGSTOP");
+    let out = b.online(PV, &r.env(&[("XENNET_HOTPLUG_TIMEOUT", "2")]));
+    r.agent.signal(libc::SIGCONT).expect("SIGCONT");
+    assert_failed(&out);
+    assert!(
+        out.took < Duration::from_secs(6),
+        "took {:?}:\n{}",
+        out.took,
+        show(&out)
+    );
+    let says = "did not answer within 2 s";
+    assert!(out.log.contains(says), "{}", show(&out));
+    let writes = b.xs_writes();
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with(&format!("{XENBUS_PATH}/hotplug-error=")) && w.contains(says)),
+        "{writes:?}"
+    );
+    assert_eq!(
+        writes.last().map(String::as_str),
+        Some(format!("{XENBUS_PATH}/hotplug-status=error").as_str())
+    );
+
+    assert_ok(&r.offline(PV));
+    assert!(r.ports().is_empty(), "{:?}", r.ports());
+    assert!(r.statics().is_empty(), "{:?}", r.statics());
+}
+
+/// The default bound is well inside libxl's 40 s, and a larger one is refused.
+#[test]
+fn hotplug_timeout_is_bounded() {
+    if !require_root() {
+        return;
+    }
+    let b = Bench::new("viftmo");
+    b.xs("bridge", "trunk/4094").xs("mac", MAC);
+    let out = b.run(&["online"], &[("XENNET_HOTPLUG_TIMEOUT", "40")]);
+    assert_failed(&out);
+    assert!(out.log.contains("more than 35 s"), "{}", show(&out));
+    assert!(b.agent_calls().is_empty());
 }
