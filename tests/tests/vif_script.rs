@@ -448,6 +448,17 @@ fn online_access_vlan() {
         "syslog: {}",
         b.syslog()
     );
+    // Like Xen's scripts: messages go to the hotplug log, nothing to xl's terminal.
+    assert!(
+        out.log.contains("vif-xennet[") && out.log.contains("vif7.0: online: attached"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        out.out.stderr.is_empty() && out.out.stdout.is_empty(),
+        "{}",
+        show(&out)
+    );
 }
 
 /// A trunk with a native VLAN: tagged list and native VLAN, MAC pinned in the native VLAN.
@@ -882,7 +893,7 @@ fn usage_errors() {
     let b = Bench::new("vifuse");
     b.xs("bridge", "trunk/4094").xs("mac", MAC);
     for (args, env, says) in [
-        (&[][..], &[][..], "usage:"),
+        (&[][..], &[][..], "no action given"),
         (&["start"][..], &[][..], "unknown action 'start'"),
         (
             &["online", "type_if=tun"][..],
@@ -910,6 +921,32 @@ fn usage_errors() {
         );
     }
     assert!(b.agent_calls().is_empty(), "{:?}", b.agent_calls());
+    let out = b.run(&[], &[]);
+    assert!(
+        String::from_utf8_lossy(&out.out.stdout).contains("usage:"),
+        "{}",
+        show(&out)
+    );
+}
+
+/// `ip=` (libxl writes it to `ip`): attached anyway, and the hotplug log says it is not enforced.
+#[test]
+fn ip_is_logged_as_not_enforced() {
+    if !require_root() {
+        return;
+    }
+    let b = Bench::new("vifip");
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("ip", "192.0.2.7");
+    let out = b.run(&["online", "type_if=vif"], &[]);
+    assert_ok(&out);
+    assert!(
+        out.log.contains("ip=192.0.2.7 is not enforced"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(b.xs_writes(), [connected()]);
 }
 
 /// The script is POSIX sh (the tests use Debian's dash); bash runs it the same way.
