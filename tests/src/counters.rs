@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use xennet_common::fwd::fixtures::host;
+
 /// Per-port counters from `stats --json`: interface → counter → value.
 pub type Counters = BTreeMap<String, BTreeMap<String, u64>>;
 
@@ -20,26 +22,23 @@ pub fn get(counters: &Counters, port: &str, counter: &str) -> u64 {
 }
 
 /// Every counter that changed between two snapshots: (port, counter) → delta. A counter absent
-/// from `before` counts from 0; one absent from `after` (a port removed) is left out.
+/// from `before` counts from 0; one absent from `after` (a port removed) is left out. The
+/// arithmetic is the fixtures' [`xennet_common::fwd::fixtures::host::delta`], which the kernel
+/// test runs and the host runner use too.
 ///
 /// # Panics
 /// When a counter went backwards: counters only grow while a port exists, so that is a bug
 /// (of the agent or of the test), never a delta.
 #[must_use]
 pub fn delta(before: &Counters, after: &Counters) -> Deltas {
-    let mut d = BTreeMap::new();
-    for (port, cs) in after {
-        for (name, v) in cs {
-            let old = get(before, port, name);
-            let moved = v.checked_sub(old).unwrap_or_else(|| {
-                panic!("counter {name} of {port} went backwards: {old} before, {v} after")
-            });
-            if moved != 0 {
-                d.insert((port.clone(), name.clone()), moved);
-            }
-        }
-    }
-    d
+    host::delta(&by_port_and_name(before), &by_port_and_name(after))
+}
+
+/// A snapshot keyed as the deltas are: (port, counter) → value.
+fn by_port_and_name(c: &Counters) -> Deltas {
+    c.iter()
+        .flat_map(|(port, cs)| cs.iter().map(|(n, v)| ((port.clone(), n.clone()), *v)))
+        .collect()
 }
 
 /// The expected deltas, written as (port, counter, delta) rows.

@@ -13,16 +13,15 @@ pub type Mac = [u8; 6];
 /// The broadcast MAC address `ff:ff:ff:ff:ff:ff`.
 pub const BROADCAST: Mac = [0xff; 6];
 
-/// TPID of an IEEE 802.1Q (customer) VLAN tag.
-pub const ETH_P_8021Q: u16 = 0x8100;
+// The TPIDs (802.1Q, 802.1ad), the test ethertype (0x88b5, "local experimental ethertype
+// 1"), the TCI and the frame builder are the fixture table's, so that the namespace tests and
+// the fixture rows build frames one way.
+pub use xennet_common::{
+    ETH_P_8021AD, ETH_P_8021Q,
+    fwd::fixtures::lab::{ETH_P_TEST, build_eth, tci},
+};
 
-/// TPID of an IEEE 802.1ad (service tag, the outer one in Q-in-Q) VLAN tag.
-pub const ETH_P_8021AD: u16 = 0x88a8;
-
-/// Ethertype used for test frames: 0x88b5, "local experimental ethertype 1".
-pub const ETH_P_TEST: u16 = 0x88b5;
-
-/// Bytes that start every [`marker`] payload.
+/// Bytes that start every [`marker`] payload (the fixtures' `lab::frame` writes the same).
 const MARKER_MAGIC: [u8; 8] = *b"XNmark\x5a\xa5";
 
 /// Length of a [`marker`] payload: magic, id, and the id's complement.
@@ -59,13 +58,6 @@ pub fn format_mac(mac: &Mac) -> String {
         .join(":")
 }
 
-/// Builds a VLAN TCI from priority (PCP, 0..=7), drop-eligible bit and VLAN
-/// id (0..=4095). Out-of-range values are masked.
-#[must_use]
-pub fn tci(pcp: u8, dei: bool, vid: u16) -> u16 {
-    (u16::from(pcp & 0x7) << 13) | (u16::from(dei) << 12) | (vid & 0x0fff)
-}
-
 /// The VLAN id (low 12 bits) of a TCI.
 #[must_use]
 pub fn tci_vid(tci: u16) -> u16 {
@@ -81,33 +73,11 @@ pub fn tci_pcp(tci: u16) -> u8 {
     pcp
 }
 
-/// Builds an Ethernet frame: `dst`, `src`, then each `(tpid, tci)` tag in
-/// order (outermost first), then `ethertype` and `payload`. No padding, no
-/// FCS.
-#[must_use]
-pub fn build_eth(
-    dst: Mac,
-    src: Mac,
-    tags: &[(u16, u16)],
-    ethertype: u16,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + 4 * tags.len() + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    for &(tpid, tci) in tags {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&tci.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Builds a test frame: ethertype [`ETH_P_TEST`] carrying [`marker`]`(id)`.
+/// Builds a test frame: ethertype [`ETH_P_TEST`] carrying [`marker`]`(id)` (the fixture
+/// table's `lab::frame`; the `markers` test checks that [`find_marker`] reads its id).
 #[must_use]
 pub fn test_frame(dst: Mac, src: Mac, tags: &[(u16, u16)], id: u32) -> Vec<u8> {
-    build_eth(dst, src, tags, ETH_P_TEST, &marker(id))
+    xennet_common::fwd::fixtures::lab::frame(dst, src, tags, id)
 }
 
 /// Length of a [`test_frame`] with `tags` VLAN tags.

@@ -35,7 +35,7 @@ use xennet_agent::{
 };
 use xennet_common::{
     fwd::fixtures::{
-        Delta, Fate, Program, Row, hex,
+        Delta, Fate, Program, Row, hex, host,
         lab::{GONE, GONE_IFINDEX, Lab as Fixture},
     },
     maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_LEARNED, PROG_TC},
@@ -182,35 +182,6 @@ pub fn run_tc(
     })
 }
 
-/// Counters by port name, then by counter name.
-pub type Counters = BTreeMap<String, BTreeMap<&'static str, u64>>;
-
-/// Every counter that changed between two snapshots (ports missing before count from zero).
-///
-/// # Panics
-/// When a counter went backwards.
-#[must_use]
-pub fn counter_delta(before: &Counters, after: &Counters) -> Delta {
-    let mut d = Delta::new();
-    for (port, cs) in after {
-        for (name, v) in cs {
-            let old = before
-                .get(port)
-                .and_then(|c| c.get(name))
-                .copied()
-                .unwrap_or(0);
-            assert!(
-                *v >= old,
-                "counter {port}/{name} went backwards: {old} → {v}"
-            );
-            if *v != old {
-                d.insert((port.clone(), *name), v - old);
-            }
-        }
-    }
-    d
-}
-
 /// The loaded and applied datapath in the lab namespace. Only usable on the thread that
 /// [`with_lab`] runs the test body on (it has joined the namespace).
 pub struct Lab {
@@ -258,17 +229,23 @@ impl Lab {
         self.tc.as_fd()
     }
 
-    /// Every port's counters.
+    /// Every port's counters, keyed (port, counter) as the host runner's are, for
+    /// [`host::delta`].
     ///
     /// # Panics
     /// When they cannot be read.
     #[must_use]
-    pub fn counters(&self) -> Counters {
+    pub fn counters(&self) -> Delta {
         self.dp
             .counters()
             .expect("reading the counters")
             .into_iter()
-            .map(|p| (p.interface, p.counters))
+            .flat_map(|p| {
+                let port = p.interface;
+                p.counters
+                    .into_iter()
+                    .map(move |(name, v)| ((port.clone(), name), v))
+            })
             .collect()
     }
 
@@ -289,7 +266,7 @@ impl Lab {
             Program::Host => Err(std::io::Error::other("the host core does not run here")),
         };
         let after = self.counters();
-        (r, counter_delta(&before, &after))
+        (r, host::delta(&before, &after))
     }
 
     /// Run one fixture row through `program` and check the action, the output bytes and the

@@ -16,7 +16,7 @@ use aya::programs::{TestRun as _, TestRunOptions};
 use xennet_agent::datapath::Datapath;
 use xennet_common::{
     fwd::fixtures::{
-        Fate, NOT_A_PORT, Program, delta_of, extra, hex,
+        Fate, NOT_A_PORT, Program, delta_of, extra, hex, host,
         lab::{
             self, BROADCAST, G1, Lab as Fixture, MCAST, Mac, Mode, PortFixture, R2, UP, frame, q,
         },
@@ -516,7 +516,7 @@ fn fdb_full_through(program: Program) {
             .expect("BPF_PROG_TEST_RUN");
             assert_eq!(r.action, want, "filler frame {i}");
         }
-        let d = xennet_tests::testrun::counter_delta(&before, &lab.counters());
+        let d = host::delta(&before, &lab.counters());
         let nn = u64::from(n);
         assert_eq!(
             d,

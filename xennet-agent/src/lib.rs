@@ -2,8 +2,10 @@
 //!
 //! * [`config`]: the TOML configuration, parsed and validated into the desired state.
 //! * [`resolve`]: the configuration's ports matched against the interfaces that exist.
-//! * [`ebpf`]: the embedded eBPF object, built by this crate's build script.
-//! * [`datapath`]: loads the programs, fills the maps, attaches to ports, pins the maps.
+//! * [`ebpf`]: the embedded eBPF objects (`xennet`; `xennet-bench` with the `bench` feature),
+//!   built by this crate's build script.
+//! * [`datapath`]: loads the programs, fills the maps, attaches to ports, pins the maps; what to
+//!   write is decided by the pure [`datapath::plan`] (no map I/O, unit-tested on the host).
 //! * [`netlink`]: links, MTUs, the link watch and host ports.
 //! * [`control`]: the control socket between the CLI and the running agent.
 //! * [`learned`]: the per-port learned-MAC counts, mapped into the agent's memory.
