@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 use xennet_agent::{
     config::Config,
-    control::{self, PortAdd, Request, Response},
+    control::{PortAdd, Request, Response},
     datapath::{Changes, Datapath, Port},
     netlink::Netlink,
     resolve::{RuntimePorts, resolve, runtime_port},
@@ -185,29 +185,26 @@ impl Agent {
         Ok(changes)
     }
 
-    pub(super) async fn serve(&mut self, mut conn: tokio::net::UnixStream) {
-        let resp = match control::read_request(&mut conn).await {
-            Err(e) => Response::err(&e),
-            Ok(Request::Fdb { bridge }) => match self.dp.fdb_entries(bridge.as_deref()) {
+    /// Carry out a control request.
+    pub(super) async fn answer(&mut self, req: Request) -> Response {
+        match req {
+            Request::Fdb { bridge } => match self.dp.fdb_entries(bridge.as_deref()) {
                 Ok(v) => Response::ok(&v),
                 Err(e) => Response::err(&e),
             },
-            Ok(Request::Ports) => Response::ok(&self.dp.ports()),
-            Ok(Request::Reload) => match self.reload().await {
+            Request::Ports => Response::ok(&self.dp.ports()),
+            Request::Reload => match self.reload().await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
-            Ok(Request::PortAdd(req)) => match self.port_add(&req).await {
+            Request::PortAdd(req) => match self.port_add(&req).await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
-            Ok(Request::PortDel { interface }) => match self.port_del(&interface).await {
+            Request::PortDel { interface } => match self.port_del(&interface).await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
-        };
-        if let Err(e) = control::write_response(&mut conn, &resp).await {
-            warn!(error = %format!("{e:#}"), "control client");
         }
     }
 }
