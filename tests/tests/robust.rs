@@ -377,10 +377,10 @@ fn a_failed_reload_changes_nothing() {
         "rb-rl",
         &[("vif1", m1), ("vif2", m2), ("vif3", m3), ("vif4", m4)],
         &[
-            &["ip", "link", "add", "dum0", "type", "dummy"],
-            &["ip", "link", "set", "dum0", "up"],
-            &["ip", "link", "add", "dum1", "type", "dummy"],
-            &["ip", "link", "set", "dum1", "up"],
+            &["ip", "link", "add", "nx0", "type", "bridge"],
+            &["ip", "link", "set", "nx0", "up"],
+            &["ip", "link", "add", "nx1", "type", "bridge"],
+            &["ip", "link", "set", "nx1", "up"],
         ],
         &v1,
     );
@@ -391,12 +391,12 @@ fn a_failed_reload_changes_nothing() {
     let flow = Flow::start(bed.socket("vif1"), bed.socket("vif2"), m2, m1, 1000, 0);
     std::thread::sleep(Duration::from_millis(300));
 
-    // vif3 to VLAN 30, a static MAC on vif2, vif4 gone, dum1 added (attaches), dum0 added
-    // in native XDP, which a dummy device does not have: the reload fails.
+    // vif3 to VLAN 30, a static MAC on vif2, vif4 gone, nx1 added (attaches), nx0 added
+    // in native XDP, which a Linux bridge device does not have: the reload fails.
     let v2 = format!(
         "[[bridge]]\nname = \"br\"\n\n{}{}{}{}{}{rule}",
-        port("dum0", 10, "attach = \"xdp\""),
-        port("dum1", 10, "attach = \"tc\""),
+        port("nx0", 10, "attach = \"xdp\""),
+        port("nx1", 10, "attach = \"tc\""),
         port("vif1", 10, ""),
         port("vif2", 10, &format!("macs = [\"{s2}\"]")),
         port("vif3", 30, &format!("macs = [\"{s3}\"]")),
@@ -405,8 +405,8 @@ fn a_failed_reload_changes_nothing() {
     let out = bed.ctl(&["reload"]);
     assert_failed(
         &out,
-        "reload with dum0 in native XDP",
-        &["dum0", "nothing changed"],
+        "reload with nx0 in native XDP",
+        &["nx0", "nothing changed"],
     );
     assert_eq!(bed.ports(), ports, "ports after the failed reload");
     assert_eq!(
@@ -426,7 +426,9 @@ fn a_failed_reload_changes_nothing() {
 
     // A link event resolves the same configuration again: only the new vif joins.
     bed.dom0
-        .exec_ok(&["ip", "link", "add", "vif9", "type", "dummy"])
+        .exec_ok(&[
+            "ip", "link", "add", "vif9", "type", "veth", "peer", "name", "x9",
+        ])
         .expect("vif9");
     bed.dom0
         .exec_ok(&["ip", "link", "set", "vif9", "up"])
@@ -453,7 +455,7 @@ fn a_failed_reload_changes_nothing() {
     assert_ok(&out, "reload", &bed);
     assert_eq!(
         bed.port_names(),
-        ["dum0", "dum1", "vif1", "vif2", "vif3", "vif9"]
+        ["nx0", "nx1", "vif1", "vif2", "vif3", "vif9"]
             .map(String::from)
             .into(),
         "ports after the good reload"
