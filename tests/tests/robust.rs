@@ -403,16 +403,17 @@ fn a_failed_reload_changes_nothing() {
     );
     std::fs::write(&bed.cfg, &v2).expect("writing the config");
     let out = bed.ctl(&["reload"]);
-    assert_failed(
-        &out,
-        "reload with nx0 in native XDP",
-        &["nx0", "nothing changed"],
-    );
+    assert!(!out.status.success(), "the reload with nx0 in native XDP must fail");
     assert_eq!(bed.ports(), ports, "ports after the failed reload");
     assert_eq!(
         bed.statics(),
         statics,
         "static MACs after the failed reload"
+    );
+    assert_failed(
+        &out,
+        "reload with nx0 in native XDP",
+        &["nx0", "nothing changed"],
     );
 
     std::thread::sleep(Duration::from_millis(300));
