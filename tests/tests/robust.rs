@@ -403,7 +403,10 @@ fn a_failed_reload_changes_nothing() {
     );
     std::fs::write(&bed.cfg, &v2).expect("writing the config");
     let out = bed.ctl(&["reload"]);
-    assert!(!out.status.success(), "the reload with nx0 in native XDP must fail");
+    assert!(
+        !out.status.success(),
+        "the reload with nx0 in native XDP must fail"
+    );
     assert_eq!(bed.ports(), ports, "ports after the failed reload");
     assert_eq!(
         bed.statics(),
