@@ -165,7 +165,12 @@ impl Agent {
                     .any(|(n, _, _)| *n == p.interface && joining(n))
             });
         }
-        let mut changes = match self.dp.apply(&resolved.config) {
+        let applied = if strict {
+            self.dp.apply_or_stop(&resolved.config)
+        } else {
+            self.dp.apply(&resolved.config)
+        };
+        let mut changes = match applied {
             Ok(c) if !strict || c.failed.is_empty() => c,
             Ok(c) => {
                 let why = anyhow::anyhow!("ports could not be attached: {}", c.failed.join("; "));
