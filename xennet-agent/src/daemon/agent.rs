@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 use xennet_agent::{
     config::Config,
-    control::{self, PortAdd, Request, Response},
+    control::{PortAdd, Request, Response},
     datapath::{Changes, Datapath, Port},
     netlink::Netlink,
     resolve::{RuntimePorts, resolve, runtime_port},
@@ -18,6 +18,9 @@ pub(super) struct Agent {
     config_path: PathBuf,
     /// The configuration in effect.
     pub(super) cfg: Config,
+    /// The resolved configuration the datapath was last brought to, less the ports left out:
+    /// what a failed start-up or reload rolls back to.
+    applied: Config,
     runtime: RuntimePorts,
     /// The datapath.
     pub(super) dp: Datapath,
@@ -36,36 +39,66 @@ impl Agent {
             nl: Netlink::new()?,
             runtime: RuntimePorts::new(),
             waiting: Vec::new(),
-            cfg: Config {
-                pin_dir: cfg.pin_dir.clone(),
-                socket: cfg.socket.clone(),
-                fdb_max_entries: cfg.fdb_max_entries,
-                bridges: Vec::new(),
-            },
+            cfg: empty(cfg),
+            applied: empty(cfg),
         })
     }
 
-    /// Create/adopt host ports for `cfg`, then converge on it.
+    /// Create/adopt host ports for `cfg`, then converge on it: all of it, or nothing (the
+    /// datapath rolled back, host ports this call created deleted again).
     pub(super) async fn apply(&mut self, cfg: Config) -> anyhow::Result<Changes> {
-        for h in cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
-            self.nl.ensure_host(h).await?;
-            self.dp.attach_pass(&h.interface)?;
-        }
-        let changes = self.converge(&cfg, true).await?;
+        let mut created = Vec::new();
+        let result = match self.prepare_hosts(&cfg, &mut created).await {
+            Ok(()) => self.converge(&cfg, true).await,
+            Err(e) => Err(e),
+        };
+        let changes = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let old: Vec<&str> = host_interfaces(&self.cfg);
+                let new: Vec<String> = host_interfaces(&cfg)
+                    .into_iter()
+                    .filter(|h| !old.contains(h))
+                    .map(str::to_string)
+                    .collect();
+                for h in new {
+                    self.dp.forget_pass(&h);
+                    if created.contains(&h) {
+                        if let Err(d) = self.nl.delete(&h).await {
+                            warn!(interface = %h, error = %format!("{d:#}"), "deleting a host port created for a failed apply");
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let old = std::mem::replace(&mut self.cfg, cfg);
         // Host ports whose bridge no longer has one: the bridge side is detached by now.
-        for old in self.cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
-            let kept = cfg
-                .bridges
-                .iter()
-                .filter_map(|b| b.host.as_ref())
-                .any(|h| h.interface == old.interface);
-            if !kept {
-                self.dp.forget_pass(&old.interface);
-                self.nl.delete(&old.interface).await?;
+        for gone in host_interfaces(&old) {
+            if !host_interfaces(&self.cfg).contains(&gone) {
+                self.dp.forget_pass(gone);
+                if let Err(e) = self.nl.delete(gone).await {
+                    warn!(interface = %gone, error = %format!("{e:#}"), "deleting a host port no longer configured");
+                }
             }
         }
-        self.cfg = cfg;
         Ok(changes)
+    }
+
+    /// Create (or adopt) `cfg`'s host ports and attach the pass program to their dom0 sides;
+    /// the dom0 sides created are pushed on `created`.
+    async fn prepare_hosts(
+        &mut self,
+        cfg: &Config,
+        created: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        for h in cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
+            if self.nl.ensure_host(h).await? {
+                created.push(h.interface.clone());
+            }
+            self.dp.attach_pass(&h.interface)?;
+        }
+        Ok(())
     }
 
     /// Resolve `cfg`'s ports against the interfaces that exist now, keep each bridge's MTUs
@@ -84,6 +117,8 @@ impl Agent {
             self.waiting.clone_from(&resolved.waiting);
         }
         let attached: Vec<Port> = self.dp.ports();
+        // Joining ports left out for their MTU (reported in `failed`).
+        let mut left_out = Vec::new();
         for b in &mut resolved.config.bridges {
             let mut names: Vec<&str> = b.ports.iter().map(|p| p.interface.as_str()).collect();
             if let Some(h) = &b.host {
@@ -108,7 +143,8 @@ impl Agent {
                 anyhow::bail!(
                     "bridge {:?}: ports have different MTUs ({}); frames too big for an \
                      egress port would be lost: set `mtu` on the bridge (the agent then sets \
-                     it on every port; guests must match) or `allow_mtu_mismatch = true`",
+                     it on every port; guests must match) or `allow_mtu_mismatch = true`; \
+                     nothing changed",
                     b.name,
                     list.join(", ")
                 );
@@ -116,20 +152,55 @@ impl Agent {
             // Only joining ports are left out; attached ones stay (an operator changed an MTU).
             let joining = |n: &str| !attached.iter().any(|p| p.interface == n);
             warn!(bridge = %b.name, problems = ?list, "MTU differs from the bridge's: joining ports left out");
+            for (n, m, w) in offenders.iter().filter(|(n, _, _)| joining(n)) {
+                left_out.push(format!(
+                    "bridge {:?}, port {n:?}: MTU {m} differs from the bridge's {w} (set `mtu` \
+                     on the bridge, or `allow_mtu_mismatch = true`)",
+                    b.name
+                ));
+            }
             b.ports.retain(|p| {
                 !offenders
                     .iter()
                     .any(|(n, _, _)| *n == p.interface && joining(n))
             });
         }
-        let changes = self.dp.apply(&resolved.config)?;
-        if !changes.failed.is_empty() {
-            if strict {
-                anyhow::bail!("ports could not be attached: {}", changes.failed.join("; "));
+        let applied = if strict {
+            self.dp.apply_or_stop(&resolved.config)
+        } else {
+            self.dp.apply(&resolved.config)
+        };
+        let mut changes = match applied {
+            Ok(c) if !strict || c.failed.is_empty() => c,
+            Ok(c) => {
+                let why = anyhow::anyhow!("ports could not be attached: {}", c.failed.join("; "));
+                return Err(self.roll_back(&why));
             }
+            Err(e) if strict => return Err(self.roll_back(&e)),
+            Err(e) => return Err(e),
+        };
+        self.applied = attached_part(&resolved.config, &self.dp.ports());
+        changes.failed.extend(left_out);
+        if !changes.failed.is_empty() {
             warn!(failed = ?changes.failed, "ports left out");
         }
         Ok(changes)
+    }
+
+    /// Bring the datapath back to the configuration it had before a failed strict apply;
+    /// the error to report: `why`, and whether the datapath is as it was.
+    fn roll_back(&mut self, why: &anyhow::Error) -> anyhow::Error {
+        let before = self.applied.clone();
+        match self.dp.apply(&before) {
+            Ok(c) if c.failed.is_empty() => {
+                anyhow::anyhow!("{why:#}; rolled back: nothing changed")
+            }
+            Ok(c) => anyhow::anyhow!(
+                "{why:#}; rolled back, but these ports could not be attached again: {}",
+                c.failed.join("; ")
+            ),
+            Err(e) => anyhow::anyhow!("{why:#}; rolling back failed too: {e:#}"),
+        }
     }
 
     /// Links changed: resolve again against the same configuration.
@@ -147,17 +218,44 @@ impl Agent {
         if self.nl.index(&req.interface).await?.is_none() {
             anyhow::bail!("interface {:?} does not exist", req.interface);
         }
-        let previous = self.runtime.insert(req.interface.clone(), (bridge, spec));
-        match self.relink().await {
+        let previous = self
+            .runtime
+            .insert(req.interface.clone(), (bridge.clone(), spec));
+        let result = self.relink().await.and_then(|c| {
+            // Left out (MTU, attach failure): an error, with the reason.
+            let joined = self
+                .dp
+                .ports()
+                .iter()
+                .any(|p| p.interface == req.interface && p.bridge == bridge);
+            if joined {
+                return Ok(c);
+            }
+            let quoted = format!("port {:?}", req.interface);
+            let plain = format!("{}:", req.interface);
+            let why: Vec<&str> = c
+                .failed
+                .iter()
+                .filter(|f| f.contains(&quoted) || f.starts_with(&plain))
+                .map(String::as_str)
+                .collect();
+            if why.is_empty() {
+                anyhow::bail!("{} could not be attached", req.interface);
+            }
+            anyhow::bail!("{}", why.join("; "))
+        });
+        match result {
             Ok(c) => Ok(c),
             Err(e) => {
-                // Leave the run-time ports as they were.
+                // Leave the run-time ports, and so the datapath, as they were.
                 match previous {
                     Some(p) => self.runtime.insert(req.interface.clone(), p),
                     None => self.runtime.remove(&req.interface),
                 };
-                let _ = self.relink().await;
-                Err(e)
+                if let Err(r) = self.relink().await {
+                    anyhow::bail!("{e:#}; restoring the ports as they were failed: {r:#}");
+                }
+                anyhow::bail!("{e:#}; nothing changed")
             }
         }
     }
@@ -185,29 +283,58 @@ impl Agent {
         Ok(changes)
     }
 
-    pub(super) async fn serve(&mut self, mut conn: tokio::net::UnixStream) {
-        let resp = match control::read_request(&mut conn).await {
-            Err(e) => Response::err(&e),
-            Ok(Request::Fdb { bridge }) => match self.dp.fdb_entries(bridge.as_deref()) {
+    /// Carry out a control request.
+    pub(super) async fn answer(&mut self, req: Request) -> Response {
+        match req {
+            Request::Fdb { bridge } => match self.dp.fdb_entries(bridge.as_deref()) {
                 Ok(v) => Response::ok(&v),
                 Err(e) => Response::err(&e),
             },
-            Ok(Request::Ports) => Response::ok(&self.dp.ports()),
-            Ok(Request::Reload) => match self.reload().await {
+            Request::Ports => Response::ok(&self.dp.ports()),
+            Request::Reload => match self.reload().await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
-            Ok(Request::PortAdd(req)) => match self.port_add(&req).await {
+            Request::PortAdd(req) => match self.port_add(&req).await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
-            Ok(Request::PortDel { interface }) => match self.port_del(&interface).await {
+            Request::PortDel { interface } => match self.port_del(&interface).await {
                 Ok(c) => Response::ok(&c),
                 Err(e) => Response::err(&e),
             },
-        };
-        if let Err(e) = control::write_response(&mut conn, &resp).await {
-            warn!(error = %format!("{e:#}"), "control client");
         }
     }
+}
+
+/// A configuration of no bridges, with `cfg`'s agent settings.
+fn empty(cfg: &Config) -> Config {
+    Config {
+        pin_dir: cfg.pin_dir.clone(),
+        socket: cfg.socket.clone(),
+        fdb_max_entries: cfg.fdb_max_entries,
+        bridges: Vec::new(),
+    }
+}
+
+/// The dom0 sides of `cfg`'s host ports.
+fn host_interfaces(cfg: &Config) -> Vec<&str> {
+    cfg.bridges
+        .iter()
+        .filter_map(|b| b.host.as_ref())
+        .map(|h| h.interface.as_str())
+        .collect()
+}
+
+/// `resolved`, keeping only the ports attached (`ports`) in their bridge.
+fn attached_part(resolved: &Config, ports: &[Port]) -> Config {
+    let mut out = resolved.clone();
+    for b in &mut out.bridges {
+        b.ports.retain(|p| {
+            ports
+                .iter()
+                .any(|a| a.interface == p.interface && a.bridge == b.name)
+        });
+    }
+    out
 }

@@ -1,7 +1,10 @@
 //! The daemon (`xennet-agent run`): start-up, the event loop (signals, aging tick, control
-//! socket, link changes) and shut-down. What each event does is [`agent::Agent`]'s.
+//! socket, link changes) and shut-down. What each event does is [`agent::Agent`]'s; control
+//! clients are read and written in tasks of their own ([`clients`]), so the loop never waits
+//! on one.
 
 mod agent;
+mod clients;
 
 use std::{
     path::{Path, PathBuf},
@@ -17,7 +20,7 @@ use tokio::{
 use tracing::{info, warn};
 use xennet_agent::{config::Config, control, datapath::monotonic_ns, netlink::LinkWatch};
 
-use self::agent::Agent;
+use self::{agent::Agent, clients::Clients};
 
 /// The control socket's file, removed on drop.
 struct SocketFile(PathBuf);
@@ -99,6 +102,7 @@ async fn event_loop(
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut period = aging_tick(&agent.cfg);
     let mut tick = ticker(period);
+    let (clients, mut jobs) = Clients::new();
     loop {
         // A reload (signal or socket) may have changed the aging times.
         if aging_tick(&agent.cfg) != period {
@@ -119,9 +123,14 @@ async fn event_loop(
                 Err(e) => warn!(error = %format!("{e:#}"), "aging failed"),
             },
             conn = listener.accept() => match conn {
-                Ok((c, _)) => agent.serve(c).await,
+                Ok((c, _)) => clients.spawn(c),
                 Err(e) => warn!(error = %e, "control socket accept"),
             },
+            // Requests that change state are applied here, one at a time, in order.
+            Some((req, reply)) = jobs.recv() => {
+                // The client may have gone; its request was applied all the same.
+                let _ = reply.send(agent.answer(req).await);
+            }
             alive = watch.changed() => {
                 if !alive {
                     anyhow::bail!("the link watch ended");

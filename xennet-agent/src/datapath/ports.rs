@@ -21,8 +21,21 @@ use crate::config::{Config, PortSpec};
 impl Datapath {
     /// Bring the datapath to `cfg`: attach new ports, detach removed ones, rewrite changed
     /// ones in place, and make the static FDB entries exactly the configured ones. Ports that
-    /// did not change are not touched, so their traffic flows on undisturbed.
+    /// did not change are not touched, so their traffic flows on undisturbed. A port that
+    /// fails is listed in [`Changes::failed`] and the rest is applied.
     pub fn apply(&mut self, cfg: &Config) -> anyhow::Result<Changes> {
+        self.apply_with(cfg, false)
+    }
+
+    /// Like [`Datapath::apply`], but stop at the first port that fails: before the ports `cfg`
+    /// no longer has are detached and before the static entries change. Applying the previous
+    /// configuration then undoes what was done, and the ports that were to go keep their
+    /// counters and learned entries (all-or-nothing reloads).
+    pub fn apply_or_stop(&mut self, cfg: &Config) -> anyhow::Result<Changes> {
+        self.apply_with(cfg, true)
+    }
+
+    fn apply_with(&mut self, cfg: &Config, stop: bool) -> anyhow::Result<Changes> {
         let mut changes = Changes::default();
         // Stable bridge ids: a bridge keeps its id across reloads.
         let old_ids: BTreeMap<String, u32> = self
@@ -55,7 +68,23 @@ impl Datapath {
             })
             .collect();
         let todo = plan::plan_ports(&current, &wanted, &ids);
-        for name in todo.remove {
+        // Ports moving to another bridge are detached first; ports leaving for good after the
+        // others are in place (so that a failure can stop before them), unless their slots
+        // are needed first.
+        let (mut first, mut last): (Vec<String>, Vec<String>) = todo
+            .remove
+            .into_iter()
+            .partition(|name| wanted.contains_key(name));
+        let adds = todo
+            .steps
+            .iter()
+            .filter(|(_, step)| matches!(step, Step::Add { .. }))
+            .count();
+        let max = usize::try_from(MAX_PORTS).unwrap_or(usize::MAX);
+        if self.ports.len().saturating_sub(first.len()) + adds > max {
+            first.append(&mut last);
+        }
+        for name in first {
             self.remove_port(&name)?;
             changes.removed.push(name);
         }
@@ -78,6 +107,14 @@ impl Datapath {
                     }
                 }
             }
+            if stop && !changes.failed.is_empty() {
+                self.refresh()?;
+                return Ok(changes);
+            }
+        }
+        for name in last {
+            self.remove_port(&name)?;
+            changes.removed.push(name);
         }
         self.refresh()?;
         let (added, removed) = self.sync_statics(cfg)?;
