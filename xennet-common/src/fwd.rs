@@ -342,8 +342,7 @@ fn decide_on<F: Frame, T: Tables>(f: &F, t: &T, port: &PortConf, ingress: u32) -
     // carries a tag of the bridge's TPID (any other outer tag was dropped above), and neither
     // does a trunk's native VLAN through a priority tag. Another TPID behind it is payload
     // (a customer tag on an 802.1ad bridge).
-    if hdr.outer.is_some_and(|o| o.vid() == 0) && hdr.inner.is_some_and(|i| i.tpid == port.tpid)
-    {
+    if hdr.outer.is_some_and(|o| o.vid() == 0) && hdr.inner.is_some_and(|i| i.tpid == port.tpid) {
         return Decision::new(Drop, Stat::DropNestedTag, slot, vlan);
     }
 
