@@ -23,12 +23,14 @@ use xennet_common::{
         self, Decision, Frame, Verdict,
         fixtures::host::{Fdb, Offloaded, Pkt, World, apply},
     },
-    maps::{FDB_STATIC, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_TRUNK, PortConf},
+    maps::{
+        FDB_STATIC, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_TRUNK, PortConf,
+    },
     stats::{PortStats, Stat, StatKind},
 };
 
 /// Most ports and FDB entries a case builds.
-const MAX_PORTS: usize = 8;
+const MAX_PORTS: u8 = 8;
 const MAX_ENTRIES: usize = 16;
 
 /// A small pool of unicast MACs, so that FDB entries and frames meet.
@@ -76,7 +78,7 @@ struct EntryIn {
     bridge: u8,
     vlan: u16,
     mac: MacIn,
-    /// Ifindex 0..=MAX_PORTS + 1: ports, and interfaces that are not (stale entries).
+    /// Ifindex `0..=MAX_PORTS + 1`: ports, and interfaces that are not (stale entries).
     ifindex: u8,
     is_static: bool,
     last_seen_ns: u64,
@@ -156,7 +158,11 @@ struct Input {
 }
 
 const fn bridge_tpid(bridge: u32) -> u16 {
-    if bridge == 2 { ETH_P_8021AD } else { ETH_P_8021Q }
+    if bridge == 2 {
+        ETH_P_8021AD
+    } else {
+        ETH_P_8021Q
+    }
 }
 
 /// A valid VLAN id (1..=4094) from any number.
@@ -168,10 +174,10 @@ fn vid(v: u16) -> u16 {
 /// the pvid carried, VLANs 1..=4094), ifindex `i + 1`, stats slot `i + 1`.
 fn world(inp: &Input) -> World {
     let mut ports = BTreeMap::new();
-    let n = inp.ports.len().min(MAX_PORTS);
+    let n = inp.ports.len().min(usize::from(MAX_PORTS));
     let mut tc_bridges = Vec::new();
-    for (i, p) in inp.ports.iter().take(n).enumerate() {
-        let (ifindex, slot) = (i as u32 + 1, i as u32 + 1);
+    for (i, p) in (1u32..).zip(inp.ports.iter().take(n)) {
+        let (ifindex, slot) = (i, i);
         let bridge = u32::from(p.bridge % 3) + 1;
         let tpid = bridge_tpid(bridge);
         let mut c = if p.access {
@@ -199,7 +205,7 @@ fn world(inp: &Input) -> World {
     let mut fdb = Fdb::new();
     for e in inp.entries.iter().take(MAX_ENTRIES) {
         let val = FdbVal {
-            ifindex: u32::from(e.ifindex) % (MAX_PORTS as u32 + 2),
+            ifindex: u32::from(e.ifindex) % (u32::from(MAX_PORTS) + 2),
             flags: if e.is_static { FDB_STATIC } else { 0 },
             last_seen_ns: e.last_seen_ns,
         };
@@ -207,8 +213,8 @@ fn world(inp: &Input) -> World {
     }
     let mut w = World::new(ports, fdb);
     w.fdb_capacity = usize::from(inp.fdb_capacity % 32);
-    w.learned = vec![0; MAX_PORTS + 1].into();
-    w.stats = vec![PortStats::ZERO; MAX_PORTS + 1].into();
+    w.learned = vec![0; usize::from(MAX_PORTS) + 1].into();
+    w.stats = vec![PortStats::ZERO; usize::from(MAX_PORTS) + 1].into();
     w
 }
 
@@ -272,12 +278,15 @@ fn check_counts(before: &[PortStats], after: &[PortStats], d: &Decision) {
 
 fn check(inp: &Input) {
     let w = world(inp);
-    let ingress = u32::from(inp.ingress) % (MAX_PORTS as u32 + 2);
+    let ingress = u32::from(inp.ingress) % (u32::from(MAX_PORTS) + 2);
     let bytes = inp.frame.bytes();
     // TC may see the outer tag in metadata: the same wire frame, decided the same way.
     let offloaded = inp.offload
         && bytes.len() >= 16
-        && matches!(u16::from_be_bytes([bytes[12], bytes[13]]), ETH_P_8021Q | ETH_P_8021AD);
+        && matches!(
+            u16::from_be_bytes([bytes[12], bytes[13]]),
+            ETH_P_8021Q | ETH_P_8021AD
+        );
     let before = counters(&w);
     let d = if offloaded {
         let mut rest = bytes.clone();
@@ -299,10 +308,16 @@ fn check(inp: &Input) {
     if !matches!(d.verdict, Verdict::Forward | Verdict::Flood) {
         return;
     }
-    let inp_port = w.ports.get(&ingress).expect("only a port forwards or floods");
+    let inp_port = w
+        .ports
+        .get(&ingress)
+        .expect("only a port forwards or floods");
     let tpid = inp_port.tpid;
     assert!(d.vlan >= 1 && d.vlan <= VLAN_MAX, "classified VLAN {d:?}");
-    assert!(inp_port.carries(d.vlan), "the ingress port carries the VLAN: {d:?}");
+    assert!(
+        inp_port.carries(d.vlan),
+        "the ingress port carries the VLAN: {d:?}"
+    );
     // Arrived untagged or priority-tagged, i.e. classified into the port's untagged VLAN.
     let clean = match tag_of(&bytes, tpid) {
         None => true,
@@ -313,14 +328,24 @@ fn check(inp: &Input) {
         Verdict::Forward => {
             assert_ne!(d.egress, ingress, "forward back to the ingress port: {d:?}");
             let out = w.ports.get(&d.egress).expect("forward to a port");
-            assert_eq!(out.bridge, inp_port.bridge, "forward into another bridge: {d:?}");
-            assert!(out.carries(d.vlan), "forward to a port without the VLAN: {d:?}");
+            assert_eq!(
+                out.bridge, inp_port.bridge,
+                "forward into another bridge: {d:?}"
+            );
+            assert!(
+                out.carries(d.vlan),
+                "forward to a port without the VLAN: {d:?}"
+            );
             assert_eq!(out.slot, d.out_slot, "egress slot: {d:?}");
             check_egress(&out_bytes, out, d.vlan, clean, "forward");
         }
         Verdict::Flood => {
             // The flood's normal form: tagged with its VLAN, the bridge's TPID.
-            assert_eq!(tag_of(&out_bytes, tpid), Some(d.vlan), "flood normal form {d:?}");
+            assert_eq!(
+                tag_of(&out_bytes, tpid),
+                Some(d.vlan),
+                "flood normal form {d:?}"
+            );
             for (&ifindex, out) in &w.ports {
                 if ifindex == ingress {
                     continue;
@@ -333,8 +358,14 @@ fn check(inp: &Input) {
                     "XDP's and TC's flood members disagree: {d:?}"
                 );
                 let Some((op, slot)) = copy else { continue };
-                assert_eq!(out.bridge, inp_port.bridge, "flood into another bridge: {d:?}");
-                assert!(out.carries(d.vlan), "flood to a port without the VLAN: {d:?}");
+                assert_eq!(
+                    out.bridge, inp_port.bridge,
+                    "flood into another bridge: {d:?}"
+                );
+                assert!(
+                    out.carries(d.vlan),
+                    "flood to a port without the VLAN: {d:?}"
+                );
                 assert_eq!(slot, out.slot);
                 check_egress(&apply(&out_bytes, op), out, d.vlan, clean, "flood copy");
             }

@@ -354,6 +354,28 @@ fn accounting_counts_rx_outcome_and_tx() {
     assert_eq!(total, 2 + 2 * len + 4 + f2.len() as u64 + 2 + 1);
 }
 
+/// A program that cannot carry out a decision (a TC flood whose tag helper failed) turns it
+/// into a drop with `into_drop`: the learning the core did still counts, once (issue 10,
+/// item 13; the helper failure itself cannot be provoked in a test run).
+#[test]
+fn a_failed_flood_still_counts_its_learning_once() {
+    let w = world();
+    let f = Pkt(eth(BCAST, L1, &[]));
+    let d = decide(&f, &w, VIF1);
+    assert_eq!((d.verdict, d.learn), (Verdict::Flood, Some(Stat::LearnNew)));
+    let d = d.into_drop(Stat::DropTagOp);
+    assert_eq!(
+        (d.verdict, d.stat, d.in_slot),
+        (Verdict::Drop, Stat::DropTagOp, 2)
+    );
+    account(&w, &d, f.len() as u64);
+    let s = w.stats.borrow();
+    assert_eq!(s[2].get(Stat::DropTagOp), 1);
+    assert_eq!(s[2].get(Stat::LearnNew), 1);
+    assert_eq!(s[2].get(Stat::Flood), 0);
+    assert_eq!(w.learned(2), 1, "the learned count matches the counter");
+}
+
 #[test]
 fn learning_new_refresh_move_and_static() {
     let w = world();
