@@ -336,12 +336,9 @@ fn decide_on<F: Frame, T: Tables>(f: &F, t: &T, port: &PortConf, ingress: u32) -
         }
     };
 
-    // A priority tag followed by another tag of the bridge's TPID: classified into the port's
-    // untagged VLAN, the frame would leave an untagged egress still carrying that inner tag,
-    // which the next hop reads as the frame's VLAN (VLAN hopping). An access port never
-    // carries a tag of the bridge's TPID (any other outer tag was dropped above), and neither
-    // does a trunk's native VLAN through a priority tag. Another TPID behind it is payload
-    // (a customer tag on an 802.1ad bridge).
+    // VLAN hopping: behind a priority tag, another tag of the bridge's TPID would lead the
+    // frame out of an untagged egress of this VLAN, read there as its VLAN. (Another TPID
+    // behind it is payload, e.g. a customer tag on an 802.1ad bridge.)
     if hdr.outer.is_some_and(|o| o.vid() == 0) && hdr.inner.is_some_and(|i| i.tpid == port.tpid) {
         return Decision::new(Drop, Stat::DropNestedTag, slot, vlan);
     }
