@@ -16,7 +16,7 @@ use aya::programs::{TestRun as _, TestRunOptions};
 use xennet_agent::datapath::Datapath;
 use xennet_common::{
     fwd::fixtures::{
-        Fate, NOT_A_PORT, Program, delta_of, extra, hex, host,
+        Fate, NOT_A_PORT, Program, delta_of, extra, hex, host, hostile,
         lab::{
             self, BROADCAST, G1, Lab as Fixture, MCAST, Mac, Mode, PortFixture, R2, UP, frame, q,
         },
@@ -74,9 +74,11 @@ fn every_outcome_has_a_case_or_a_reason() {
     // No root needed: this only looks at the tables.
     let mut covered: BTreeSet<Stat> = BTreeSet::new();
     let story = story::learning_story();
+    let hostile = hostile::hostile_table();
     for r in table::main_table()
         .iter()
         .chain(story.iter().map(|s| &s.row))
+        .chain(&hostile)
     {
         if r.fate_for(Program::Xdp) != Fate::Refused {
             covered.insert(r.stat);
@@ -183,6 +185,38 @@ fn table_of_frames_through_xdp() {
 fn table_of_frames_through_tc() {
     if require_root() {
         table_through(Program::Tc);
+    }
+}
+
+/// The hostile frames (VLAN hopping through a priority tag, and the like) through `program`,
+/// in their lab of an 802.1Q and an 802.1ad bridge; the FDB must be the same afterwards.
+fn hostile_through(program: Program) {
+    let fixture = hostile::HOSTILE;
+    with_lab(&tag(program, "hostile"), &fixture, all_tc(program), |lab| {
+        let statics = lab.fdb();
+        assert_eq!(statics.len(), fixture.statics(), "static entries");
+        let rows = hostile::hostile_table();
+        run_all(
+            &format!("{program:?} hostile"),
+            &rows,
+            |r| r.what,
+            |r| lab.check(program, r),
+        );
+        assert_eq!(lab.fdb(), statics, "the table must not change the FDB");
+    });
+}
+
+#[test]
+fn hostile_frames_through_xdp() {
+    if require_root() {
+        hostile_through(Program::Xdp);
+    }
+}
+
+#[test]
+fn hostile_frames_through_tc() {
+    if require_root() {
+        hostile_through(Program::Tc);
     }
 }
 
@@ -486,6 +520,7 @@ const FULL: Fixture = Fixture {
     ],
     raw: &[],
     veths: &[("p0", "p3"), ("p2", "p5"), ("t0", "t1")],
+    ad_bridges: &[],
 };
 
 /// The `i`-th source MAC of the FDB filler (locally administered unicast).

@@ -336,6 +336,13 @@ fn decide_on<F: Frame, T: Tables>(f: &F, t: &T, port: &PortConf, ingress: u32) -
         }
     };
 
+    // VLAN hopping: behind a priority tag, another tag of the bridge's TPID would lead the
+    // frame out of an untagged egress of this VLAN, read there as its VLAN. (Another TPID
+    // behind it is payload, e.g. a customer tag on an 802.1ad bridge.)
+    if hdr.outer.is_some_and(|o| o.vid() == 0) && hdr.inner.is_some_and(|i| i.tpid == port.tpid) {
+        return Decision::new(Drop, Stat::DropNestedTag, slot, vlan);
+    }
+
     // Learn where the source lives (Linux bridge order: learn, then forward).
     let learn = match learn(t, port, ingress, &hdr.src, vlan) {
         Ok(l) => l,

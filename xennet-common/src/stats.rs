@@ -117,6 +117,9 @@ stats! {
     LearnLimit = 25, "learn_limit", Learning;
     /// Not learned: the FDB is full (forwarding continues).
     LearnTableFull = 26, "learn_table_full", Learning;
+    /// A priority-tagged frame (on an access port, or on a trunk's native VLAN) that carries
+    /// another tag of the bridge's TPID behind it: VLAN hopping, never forwarded.
+    DropNestedTag = 27, "drop_nested_tag", Drop;
 }
 
 // The indices are the positions in the list: `ALL[i] as usize == i`.
@@ -213,7 +216,7 @@ mod tests {
 
     #[test]
     fn the_list_covers_every_index_and_drops_are_named_drop() {
-        assert_eq!(STAT_COUNT, 27);
+        assert_eq!(STAT_COUNT, 28);
         let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
         assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
         for s in Stat::ALL {
@@ -238,6 +241,7 @@ mod tests {
         assert_eq!(Stat::FloodTruncated.name(), "flood_truncated");
         assert_eq!(Stat::LearnTableFull as u32, 26);
         assert_eq!(Stat::LearnTableFull.name(), "learn_table_full");
+        assert_eq!(Stat::DropNestedTag as u32, 27);
     }
 
     #[test]

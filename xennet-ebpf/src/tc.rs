@@ -139,7 +139,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
         }
         Verdict::Flood => {
             if !flood(&ctx, &d, port, ingress) {
-                d.learn = None;
+                // The learning happened all the same: `into_drop` keeps it, counted once.
                 d = d.into_drop(Stat::DropTagOp);
             }
             // Every copy has been sent; the original is consumed.

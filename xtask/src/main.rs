@@ -111,8 +111,31 @@ fn test(args: &[String]) -> anyhow::Result<()> {
         .env("XENNET_AGENT", &agent);
     if !args.is_empty() {
         c.arg("--").args(args);
+        return run(&mut c);
     }
-    run(&mut c)
+    // The whole suite, then a short fuzz run (even when a test failed: report both).
+    let tests = run(&mut c);
+    let fuzz = fuzz_short();
+    tests.and(fuzz)
+}
+
+/// How long `cargo xtask test` fuzzes the forwarding core (after building the target).
+const FUZZ_SECONDS: u32 = 20;
+
+/// A short run of the fuzz target over the forwarding core (`fuzz/`, cargo-fuzz on nightly,
+/// no sanitizer: the core is safe Rust, and the invariants are assertions).
+fn fuzz_short() -> anyhow::Result<()> {
+    toolchain::ensure_ebpf()?;
+    toolchain::ensure_fuzz()?;
+    let mut c = Command::new("cargo");
+    c.current_dir(root())
+        .env("RUSTUP_TOOLCHAIN", "nightly")
+        .env_remove("RUSTC")
+        .env_remove("CARGO")
+        .args(["fuzz", "run", "--sanitizer", "none", "fwd", "--"])
+        .arg(format!("-max_total_time={FUZZ_SECONDS}"))
+        .arg("-print_final_stats=1");
+    run(&mut c).context("the fuzz target over the forwarding core (fuzz/, cargo fuzz)")
 }
 
 /// Run the benchmark, whose programs come from the eBPF objects embedded in this binary (the

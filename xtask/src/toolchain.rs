@@ -127,6 +127,28 @@ pub fn ensure_ebpf() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// cargo-fuzz version the fuzz target is run with (`cargo xtask test`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// What the short fuzz run of `cargo xtask test` needs: nightly (installed by
+/// [`ensure_ebpf`]), a C++ compiler (libfuzzer-sys builds libFuzzer) and cargo-fuzz.
+pub fn ensure_fuzz() -> anyhow::Result<()> {
+    if !succeeds(Command::new("sh").args(["-c", "command -v c++"])) {
+        apt_install(&["g++"])?;
+    }
+    if !succeeds(Command::new("cargo").args(["fuzz", "--version"])) {
+        eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+        run(Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--locked",
+            "--version",
+            CARGO_FUZZ_VERSION,
+        ]))?;
+    }
+    Ok(())
+}
+
 /// The commands the namespace tests and the demo run.
 pub fn ensure_test_tools() -> anyhow::Result<()> {
     let missing: Vec<&str> = TEST_TOOLS

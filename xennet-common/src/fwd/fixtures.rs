@@ -16,6 +16,7 @@
 
 pub mod extra;
 pub mod host;
+pub mod hostile;
 pub mod lab;
 pub mod story;
 pub mod table;

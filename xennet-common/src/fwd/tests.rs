@@ -114,8 +114,13 @@ fn fixture_rows_cover_every_core_outcome() {
     ];
     let story = fixtures::story::learning_story();
     let rows = fixtures::table::main_table();
+    let hostile = fixtures::hostile::hostile_table();
     let mut covered: Vec<Stat> = Vec::new();
-    for r in rows.iter().chain(story.iter().map(|s| &s.row)) {
+    for r in rows
+        .iter()
+        .chain(story.iter().map(|s| &s.row))
+        .chain(&hostile)
+    {
         covered.push(r.stat);
         covered.extend(r.learn);
     }
@@ -126,6 +131,62 @@ fn fixture_rows_cover_every_core_outcome() {
             s.name()
         );
     }
+}
+
+/// The hostile frames on the host core, in their lab: verdict, output bytes, counters, and
+/// the FDB untouched.
+#[test]
+fn fixture_hostile_table_on_the_host() {
+    let lab = fixtures::hostile::HOSTILE;
+    let w = World::from_lab(&lab);
+    let fdb = w.fdb.borrow().clone();
+    let rows = fixtures::hostile::hostile_table();
+    fixtures::run_all(
+        "host hostile table",
+        &rows,
+        |r| r.what,
+        |r| w.check(r, &lab),
+    );
+    assert_eq!(*w.fdb.borrow(), fdb, "the table must not change the FDB");
+}
+
+/// TC usually sees the outer tag in skb metadata and the next tag in the bytes: every hostile
+/// row whose outer tag is in-band is decided the same way with that tag offloaded.
+#[test]
+fn hostile_rows_decide_the_same_with_the_outer_tag_offloaded() {
+    let lab = fixtures::hostile::HOSTILE;
+    let w = World::from_lab(&lab);
+    let mut offloaded = 0;
+    for r in fixtures::hostile::hostile_table() {
+        let f = &r.input;
+        // The kernel offloads a whole tag only (the ethertype after it present).
+        if f.len() < 18 || !matches!(u16::from_be_bytes([f[12], f[13]]), Q | AD) {
+            continue;
+        }
+        let inline = decide(&Pkt(f.clone()), &w, w.ifindex(r.port));
+        let mut rest = f.clone();
+        let tag: Vec<u8> = rest.drain(12..16).collect();
+        let (tpid, tci) = (
+            u16::from_be_bytes([tag[0], tag[1]]),
+            u16::from_be_bytes([tag[2], tag[3]]),
+        );
+        let d = decide(&Offloaded(rest, tpid, tci), &w, w.ifindex(r.port));
+        assert_eq!(
+            (d.verdict, d.stat, d.egress, d.vlan, d.tag),
+            (
+                inline.verdict,
+                inline.stat,
+                inline.egress,
+                inline.vlan,
+                inline.tag
+            ),
+            "{}",
+            r.what
+        );
+        assert_eq!(d.stat, r.stat, "{}", r.what);
+        offloaded += 1;
+    }
+    assert!(offloaded >= 20, "only {offloaded} rows had an outer tag");
 }
 
 /// The learning story on the host core: every step, then the learned count of every port.
@@ -291,6 +352,28 @@ fn accounting_counts_rx_outcome_and_tx() {
     // Nothing else moved.
     let total: u64 = s.iter().flat_map(|p| p.c.iter()).sum();
     assert_eq!(total, 2 + 2 * len + 4 + f2.len() as u64 + 2 + 1);
+}
+
+/// A program that cannot carry out a decision (a TC flood whose tag helper failed) turns it
+/// into a drop with `into_drop`: the learning the core did still counts, once (issue 10,
+/// item 13; the helper failure itself cannot be provoked in a test run).
+#[test]
+fn a_failed_flood_still_counts_its_learning_once() {
+    let w = world();
+    let f = Pkt(eth(BCAST, L1, &[]));
+    let d = decide(&f, &w, VIF1);
+    assert_eq!((d.verdict, d.learn), (Verdict::Flood, Some(Stat::LearnNew)));
+    let d = d.into_drop(Stat::DropTagOp);
+    assert_eq!(
+        (d.verdict, d.stat, d.in_slot),
+        (Verdict::Drop, Stat::DropTagOp, 2)
+    );
+    account(&w, &d, f.len() as u64);
+    let s = w.stats.borrow();
+    assert_eq!(s[2].get(Stat::DropTagOp), 1);
+    assert_eq!(s[2].get(Stat::LearnNew), 1);
+    assert_eq!(s[2].get(Stat::Flood), 0);
+    assert_eq!(w.learned(2), 1, "the learned count matches the counter");
 }
 
 #[test]
