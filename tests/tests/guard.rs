@@ -103,7 +103,11 @@ fn a_guest_cannot_take_dom0s_mac() {
     arrived(&got, &[], "a frame from g1 with dom0's MAC");
     let d = delta(&before, &w.agent.stats().expect("stats"));
     assert_eq!(at(&d, "vif1.0", "drop_static_mac"), 1, "{d:#?}");
-    assert_eq!(at(&d, "vif1.0", "learn_new") + at(&d, "vif1.0", "learn_move"), 0, "{d:#?}");
+    assert_eq!(
+        at(&d, "vif1.0", "learn_new") + at(&d, "vif1.0", "learn_move"),
+        0,
+        "{d:#?}"
+    );
 
     // Frames for dom0 still reach dom0 only: from the uplink and from another guest.
     let got = w.send_and_collect("up", &test_frame(dom0, UPSTREAM_MAC, &[q_tag(4094)], 2));
@@ -248,7 +252,9 @@ fn dom0_tcp_crosses_with_every_port_in_tc() {
         return;
     }
     let mut cfg = FullConfig::default();
-    for port in ["eth1", "vif1.0", "vif2.0", "vif3.0", "vif4.0", "vif1.1", "vif2.1"] {
+    for port in [
+        "eth1", "vif1.0", "vif2.0", "vif3.0", "vif4.0", "vif1.1", "vif2.1",
+    ] {
         cfg.extra_lines.push((port, "attach = \"tc\""));
     }
     dom0_tcp("grd-tcpt", cfg);

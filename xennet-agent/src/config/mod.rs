@@ -28,8 +28,9 @@ pub use syntax::{is_pattern, parse_cidr};
 pub use types::{
     AttachMode, BridgeSpec, Config, DEFAULT_FDB_AGING_SECS, DEFAULT_FDB_MAX_ENTRIES,
     DEFAULT_MAC_LIMIT_ACCESS, DEFAULT_MAC_LIMIT_TRUNK, DEFAULT_PIN_DIR, DEFAULT_SOCKET,
-    HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_CONFIG_BYTES, MAX_FDB_AGING_SECS, MAX_FDB_MAX_ENTRIES,
-    MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MacAddr, PortMode, PortSpec,
+    HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_CONFIG_BYTES, MAX_FDB_AGING_SECS,
+    MAX_FDB_MAX_ENTRIES, MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MacAddr,
+    PortMode, PortSpec,
 };
 pub use validate::port_add::check_port_add;
 
@@ -163,7 +164,6 @@ fn read_bounded(path: &Path) -> Result<String, ReadError> {
     if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_CONFIG_BYTES) {
         return Err(ReadError::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|e| {
-        ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

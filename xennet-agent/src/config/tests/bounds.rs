@@ -13,10 +13,7 @@ struct TempDir(std::path::PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "xennet-config-{name}-{}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("xennet-config-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -153,7 +150,11 @@ fn long_values_are_cut_in_messages() {
     let lines = errors(&format!("{B_ETH0}{key} = 1\n"));
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].len() < 400, "{}", &lines[0][..400]);
-    assert!(lines[0].contains(&format!("`{}…`", "k".repeat(128))), "{}", lines[0]);
+    assert!(
+        lines[0].contains(&format!("`{}…`", "k".repeat(128))),
+        "{}",
+        lines[0]
+    );
     let digits = "9".repeat(1_000_000);
     let lines = errors(&format!(
         "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth1\"\ntrunk = [\"1-{digits}\"]\n"
@@ -170,7 +171,9 @@ fn long_values_are_cut_in_messages() {
         macs: Vec::new(),
         attach: None,
     };
-    let err = check_port_add(&parse(B_ETH0), [], &req).unwrap_err().to_string();
+    let err = check_port_add(&parse(B_ETH0), [], &req)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         format!("no bridge \"{}…\" in the configuration", "x".repeat(128))
@@ -179,7 +182,8 @@ fn long_values_are_cut_in_messages() {
 
 #[test]
 fn at_most_100_problems_are_reported() {
-    let mut text = String::from("[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth1\"\ntrunk = [");
+    let mut text =
+        String::from("[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth1\"\ntrunk = [");
     for _ in 0..50_000 {
         text.push_str("0,");
     }
@@ -206,7 +210,9 @@ fn lo_is_never_a_port() {
     );
     assert_eq!(
         errors("[[bridge]]\nname = \"b\"\n[bridge.host]\ninterface = \"lo\"\naccess = 1\n"),
-        [format!("t.toml:4:13: bridge \"b\", host port \"lo\": {msg}")]
+        [format!(
+            "t.toml:4:13: bridge \"b\", host port \"lo\": {msg}"
+        )]
     );
     assert_eq!(
         errors(
@@ -227,16 +233,23 @@ fn lo_is_never_a_port() {
         macs: Vec::new(),
         attach: None,
     };
-    let err = check_port_add(&parse(B_ETH0), [], &req).unwrap_err().to_string();
+    let err = check_port_add(&parse(B_ETH0), [], &req)
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, format!("bridge \"b\", port \"lo\": {msg}"));
     req.interface = "lo0".into();
-    assert!(check_port_add(&parse(B_ETH0), [], &req).is_ok(), "only `lo` itself");
+    assert!(
+        check_port_add(&parse(B_ETH0), [], &req).is_ok(),
+        "only `lo` itself"
+    );
 }
 
 #[test]
 fn an_empty_glob_range_is_refused() {
     let port = |pattern: &str| {
-        format!("[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"{pattern}\"\naccess = 1\n")
+        format!(
+            "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"{pattern}\"\naccess = 1\n"
+        )
     };
     assert_eq!(
         errors(&port("vif[z-a]")),
@@ -250,8 +263,19 @@ fn an_empty_glob_range_is_refused() {
         1,
         "negated sets are checked too"
     );
-    assert_eq!(errors(&port("v[0-9]i[5-1]")).len(), 1, "every set is checked");
-    for ok in ["vif[a-z]*", "vif[-z]", "vif[a-]", "vif[]-a]*", "vif[!a-a]", "vif[z]"] {
+    assert_eq!(
+        errors(&port("v[0-9]i[5-1]")).len(),
+        1,
+        "every set is checked"
+    );
+    for ok in [
+        "vif[a-z]*",
+        "vif[-z]",
+        "vif[a-]",
+        "vif[]-a]*",
+        "vif[!a-a]",
+        "vif[z]",
+    ] {
         parse(&port(ok));
     }
 }
@@ -259,7 +283,9 @@ fn an_empty_glob_range_is_refused() {
 #[test]
 fn a_pin_dir_with_nul_is_refused() {
     assert_eq!(
-        errors(&format!("[agent]\npin_dir = \"/sys/fs/bpf/x\\u0000y\"\n{B_ETH0}")),
+        errors(&format!(
+            "[agent]\npin_dir = \"/sys/fs/bpf/x\\u0000y\"\n{B_ETH0}"
+        )),
         ["t.toml:2:11: [agent]: `pin_dir` = \"/sys/fs/bpf/x\\0y\" contains a NUL character"]
     );
 }

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use toml::Spanned;
 
+use super::port::loopback_refused;
 use super::{BridgeMacs, Origin, Validator};
 use crate::config::raw::HostTable;
-use super::port::loopback_refused;
 use crate::config::syntax::{
     DefaultPeer, LOOPBACK, check_ifname, default_peer, non_unicast_kind, parse_cidr,
 };

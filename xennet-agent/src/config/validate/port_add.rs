@@ -5,8 +5,8 @@ use toml::Spanned;
 
 use super::{BridgeMacs, Origin, Validator};
 use crate::config::ConfigError;
-use crate::config::report::cut_values;
 use crate::config::raw::{RawPort, TrunkItem};
+use crate::config::report::cut_values;
 use crate::config::syntax::is_pattern;
 use crate::config::types::{BridgeSpec, Config, PortMode, PortSpec};
 use crate::control::PortAdd;

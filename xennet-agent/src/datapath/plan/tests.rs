@@ -542,6 +542,10 @@ fn the_host_port_bridge_side_is_a_wanted_port() {
     let peer = &want["xnp-a"];
     assert!(peer.host);
     assert_eq!(peer.spec.mac_limit, 7);
-    assert_eq!(peer.spec.attach, AttachMode::Tc, "dom0's frames keep their checksum state");
+    assert_eq!(
+        peer.spec.attach,
+        AttachMode::Tc,
+        "dom0's frames keep their checksum state"
+    );
     assert!(!want.contains_key("xn-a"), "dom0's side is not a port");
 }
