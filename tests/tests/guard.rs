@@ -259,3 +259,83 @@ fn dom0_tcp_crosses_with_every_port_in_tc() {
     }
     dom0_tcp("grd-tcpt", cfg);
 }
+
+/// `port add` of `lo` or of a device that is not Ethernet (a tun) is refused and changes
+/// nothing; an exact port of the file naming one fails the reload; a rule never matches one.
+#[test]
+fn interfaces_that_are_not_ethernet_are_refused() {
+    if !require_root() {
+        return;
+    }
+    let w = World::new("grd-eth", &FullConfig::default());
+    w.sim
+        .dom0
+        .exec_ok(&["ip", "tuntap", "add", "dev", "tun0", "mode", "tun"])
+        .expect("a tun device");
+    w.sim
+        .dom0
+        .exec_ok(&["ip", "link", "set", "tun0", "up"])
+        .expect("tun0 up");
+    let socket = xennet_tests::topo::Agent::socket_for(&w.sim.dom0);
+    let socket = socket.to_string_lossy();
+    let ports = |w: &World| {
+        let mut v: Vec<String> = w
+            .agent
+            .ports()
+            .expect("ports")
+            .iter()
+            .map(|p| p["interface"].as_str().expect("interface").to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = ports(&w);
+    for (dev, why) in [
+        (
+            "tun0",
+            "interface \"tun0\" is not an Ethernet device (link type NONE = 65534); a port must \
+             be an Ethernet interface",
+        ),
+        (
+            "lo",
+            "bridge \"trunk\", port \"lo\": `interface` = \"lo\" is the loopback device, not an \
+             Ethernet interface; a port must be an Ethernet interface",
+        ),
+    ] {
+        let out = w
+            .agent
+            .cli(&[
+                "port", "add", dev, "--bridge", "trunk", "--access", "4094", "--socket", &socket,
+            ])
+            .expect("port add");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "port add {dev} must fail: {err}");
+        assert!(err.contains(why), "port add {dev}: {err}");
+        assert_eq!(ports(&w), before, "port add {dev} changed nothing");
+    }
+
+    // A rule matching tun0 skips it; the reload succeeds.
+    let text = FullConfig::default().text(&xennet_tests::topo::Agent::socket_for(&w.sim.dom0));
+    let internal = "\n[[bridge]]\nname = \"internal\"\n";
+    assert!(text.contains(internal), "{text}");
+    let rule = text.replace(
+        internal,
+        &format!("\n[[bridge.port]]\ninterface = \"tun*\"\naccess = 4094\n{internal}"),
+    );
+    w.reload_with(&rule);
+    assert_eq!(ports(&w), before, "the rule took nothing");
+    // An exact port naming it fails the reload, naming it, and changes nothing.
+    let exact = rule.replace("interface = \"tun*\"", "interface = \"tun0\"");
+    w.agent.write_config_text(&exact).expect("writing config");
+    let out = w.agent.reload().expect("reload");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("interface \"tun0\" is not an Ethernet device"),
+        "{err}"
+    );
+    assert_eq!(ports(&w), before, "the failed reload changed nothing");
+    // dom0 still reaches a guest.
+    let out = w.sim.dom0.ping("10.94.0.2").expect("ping");
+    assert_ok(&out, "dom0 → g2 ping", &w.agent.log_text());
+}
