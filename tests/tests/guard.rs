@@ -192,11 +192,11 @@ fn tcp_exchange(
         c.shutdown(std::net::Shutdown::Write)?;
         Ok(())
     })?;
-    let received = receiver
+    let counted = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
     sent?;
-    received
+    counted
 }
 
 /// dom0's TCP (checksums left to offload) reaches a guest and the upstream, with the uplink

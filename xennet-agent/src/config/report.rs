@@ -21,7 +21,7 @@ impl Problem {
     pub(super) fn from_toml(e: &toml::de::Error) -> Self {
         Self {
             at: e.span().map_or(0, |span| span.start),
-            message: cut_values(e.message().trim()),
+            message: cut_values(e.message().trim().to_owned()),
         }
     }
 }
@@ -98,9 +98,12 @@ pub(super) fn cut(value: &str) -> Cow<'_, str> {
 
 /// `message` with every value quoted in it (between `"…"` or `` `…` ``) cut by [`cut`]: the
 /// messages quote what the file or a request gave, which may be megabytes long.
-pub(super) fn cut_values(message: &str) -> String {
+pub(super) fn cut_values(message: String) -> String {
+    if message.len() <= VALUE_CHARS {
+        return message;
+    }
     let mut out = String::with_capacity(message.len().min(1024));
-    let mut rest = message;
+    let mut rest = message.as_str();
     while let Some(open) = rest.find(['"', '`']) {
         let quote = rest.as_bytes()[open];
         out.push_str(&rest[..=open]);

@@ -80,7 +80,7 @@ impl<'a> Validator<'a> {
     fn error(&mut self, span: &Range<usize>, message: String) {
         self.problems.push(Problem {
             at: span.start,
-            message: cut_values(&message),
+            message: cut_values(message),
         });
     }
 

@@ -181,7 +181,7 @@ mod tests {
         b.set(63..=65);
         b.set(100..=300);
         b.set(4094..=4094);
-        b.set(5..=4);
+        b.set(std::ops::RangeInclusive::new(5, 4));
         let mut want: Vec<u16> = vec![1, 63, 64, 65];
         want.extend(100..=300);
         want.push(4094);

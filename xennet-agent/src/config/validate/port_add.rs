@@ -32,7 +32,7 @@ pub fn check_port_add<'a>(
     others: impl IntoIterator<Item = (&'a str, &'a PortSpec)>,
     req: &PortAdd,
 ) -> Result<(String, PortSpec), ConfigError> {
-    let refuse = |message: String| ConfigError::PortAdd(vec![cut_values(&message)]);
+    let refuse = |message: String| ConfigError::PortAdd(vec![cut_values(message)]);
     let bridge = cfg
         .bridges
         .iter()
