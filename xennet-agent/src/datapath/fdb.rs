@@ -9,7 +9,7 @@ use tracing::warn;
 use xennet_common::maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB};
 
 use super::{Datapath, FdbEntry, fmt_mac, monotonic_ns, plan};
-use crate::config::Config;
+use crate::config::{Config, HostSpec};
 
 impl Datapath {
     /// Delete every FDB entry matching `pred`; returns how many learned entries went.
@@ -44,13 +44,7 @@ impl Datapath {
             cfg,
             &ids,
             |name| self.ports.get(name).map(|s| s.public.ifindex),
-            |host| {
-                // What dom0 actually sends with; the configured MAC if it cannot be read.
-                link_mac(&host.interface)
-                    .map_err(|e| warn!(interface = %host.interface, error = %format!("{e:#}"), "reading dom0's MAC"))
-                    .ok()
-                    .or(host.mac.map(|m| m.0))
-            },
+            dom0_mac,
         );
         let todo = plan::statics_plan(&self.statics, &want);
         let slot_of = self.slots();
@@ -161,6 +155,18 @@ impl Datapath {
             }
         }
         Ok(gone.len())
+    }
+}
+
+/// dom0's MAC on host port `host`: what its interface actually has (the kernel's choice, or the
+/// configured `mac` the agent set); the configured `mac` if the interface cannot be read.
+fn dom0_mac(host: &HostSpec) -> Option<[u8; 6]> {
+    match link_mac(&host.interface) {
+        Ok(mac) => Some(mac),
+        Err(e) => {
+            warn!(interface = %host.interface, error = %format!("{e:#}"), "reading dom0's MAC");
+            host.mac.map(|m| m.0)
+        }
     }
 }
 
