@@ -1,11 +1,57 @@
 //! From configuration to concrete ports: exact names, pattern rules (`interface = "vif*"`)
 //! matched against the interfaces that exist now, and ports added at run time by the
 //! toolstack (`xennet-agent port add`). The result is a [`Config`] whose ports all name
-//! existing interfaces, which [`crate::datapath::Datapath::apply`] brings the datapath to.
+//! existing Ethernet interfaces, which [`crate::datapath::Datapath::apply`] brings the datapath
+//! to.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tracing::debug;
+
 use crate::config::{Config, PortSpec, check_port_add};
+
+/// `ARPHRD_ETHER`: the link-layer type of every interface that can be a port.
+pub const ARPHRD_ETHER: u16 = 1;
+
+/// An interface's link-layer type (`ARPHRD_*`, from its rtnetlink header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkType {
+    /// The `ARPHRD_*` number.
+    pub code: u16,
+    /// Its name for messages (`ETHER`, `LOOPBACK`, `NONE`…).
+    pub name: String,
+}
+
+impl LinkType {
+    /// Ethernet (`ARPHRD_ETHER`).
+    #[must_use]
+    pub fn ethernet() -> Self {
+        LinkType {
+            code: ARPHRD_ETHER,
+            name: "ETHER".to_owned(),
+        }
+    }
+}
+
+/// The interfaces of the namespace and their link-layer types.
+pub type Links = BTreeMap<String, LinkType>;
+
+/// Whether `interface`, of link-layer type `link`, may be a port: the rule for the file's
+/// exact ports and for `port add` (a rule's matches are skipped instead).
+///
+/// # Errors
+///
+/// Why not, naming the interface and its type.
+pub fn ethernet_only(interface: &str, link: &LinkType) -> Result<(), String> {
+    if link.code == ARPHRD_ETHER {
+        return Ok(());
+    }
+    Err(format!(
+        "interface {interface:?} is not an Ethernet device (link type {} = {}); a port must be \
+         an Ethernet interface",
+        link.name, link.code
+    ))
+}
 
 /// A port added at run time: its bridge and spec.
 pub type RuntimePorts = BTreeMap<String, (String, PortSpec)>;
@@ -17,15 +63,20 @@ pub struct Resolved {
     pub config: Config,
     /// Configured (exact) or run-time ports whose interface does not exist (yet).
     pub waiting: Vec<String>,
+    /// Configured (exact) or run-time ports whose interface is not Ethernet: left out, with
+    /// the reason ([`ethernet_only`]).
+    pub refused: Vec<String>,
 }
 
 /// Resolve `cfg` and `runtime` against the interfaces in `links`.
 ///
 /// Precedence for an interface: a run-time port, then an exact name in the file, then the
 /// first pattern rule (file order) that matches it. Host-port interfaces are never matched
-/// by rules, nor is `lo`.
+/// by rules, nor is `lo`, nor any interface that is not Ethernet (skipped, logged at debug
+/// level). An exact or run-time port whose interface is not Ethernet is left out and listed
+/// in [`Resolved::refused`].
 #[must_use]
-pub fn resolve(cfg: &Config, links: &BTreeSet<String>, runtime: &RuntimePorts) -> Resolved {
+pub fn resolve(cfg: &Config, links: &Links, runtime: &RuntimePorts) -> Resolved {
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
     claimed.insert("lo");
     for b in &cfg.bridges {
@@ -42,36 +93,48 @@ pub fn resolve(cfg: &Config, links: &BTreeSet<String>, runtime: &RuntimePorts) -
     }
     let mut out = cfg.clone();
     let mut waiting = Vec::new();
+    let mut refused = Vec::new();
+    // An exact or run-time port: attached if its interface exists and is Ethernet.
+    let mut exact = |spec: &PortSpec, ports: &mut Vec<PortSpec>| match links.get(&spec.interface) {
+        None => waiting.push(spec.interface.clone()),
+        Some(link) => match ethernet_only(&spec.interface, link) {
+            Ok(()) => ports.push(spec.clone()),
+            Err(why) => refused.push(why),
+        },
+    };
     for (b, orig) in out.bridges.iter_mut().zip(&cfg.bridges) {
         let mut ports = Vec::new();
         for p in &orig.ports {
             if p.is_rule() {
-                for link in links {
-                    if !claimed.contains(link.as_str()) && p.matches(link) {
-                        let mut concrete = p.clone();
-                        concrete.interface.clone_from(link);
-                        ports.push(concrete);
+                for (link, kind) in links {
+                    if claimed.contains(link.as_str()) || !p.matches(link) {
+                        continue;
                     }
+                    if let Err(why) = ethernet_only(link, kind) {
+                        debug!(rule = %p.interface, "{why}: not matched");
+                        continue;
+                    }
+                    let mut concrete = p.clone();
+                    concrete.interface.clone_from(link);
+                    ports.push(concrete);
                 }
                 // Later rules must not take what this one took.
                 for q in &ports {
-                    claimed.insert(links.get(&q.interface).map_or("", String::as_str));
+                    claimed.insert(
+                        links
+                            .get_key_value(&q.interface)
+                            .map_or("", |(k, _)| k.as_str()),
+                    );
                 }
             } else if runtime.contains_key(&p.interface) {
                 // The toolstack's explicit spec wins.
-            } else if links.contains(&p.interface) {
-                ports.push(p.clone());
             } else {
-                waiting.push(p.interface.clone());
+                exact(p, &mut ports);
             }
         }
-        for (name, (bridge, spec)) in runtime {
+        for (bridge, spec) in runtime.values() {
             if *bridge == b.name {
-                if links.contains(name) {
-                    ports.push(spec.clone());
-                } else {
-                    waiting.push(name.clone());
-                }
+                exact(spec, &mut ports);
             }
         }
         b.ports = ports;
@@ -79,6 +142,7 @@ pub fn resolve(cfg: &Config, links: &BTreeSet<String>, runtime: &RuntimePorts) -
     Resolved {
         config: out,
         waiting,
+        refused,
     }
 }
 
@@ -133,6 +197,24 @@ interface = "vif*.1"
 access = 10
 "#;
 
+    /// Ethernet interfaces of these names (`lo` is a loopback).
+    fn links(names: &[&str]) -> Links {
+        names
+            .iter()
+            .map(|n| {
+                let kind = if *n == "lo" {
+                    LinkType {
+                        code: 772,
+                        name: "LOOPBACK".into(),
+                    }
+                } else {
+                    LinkType::ethernet()
+                };
+                ((*n).to_string(), kind)
+            })
+            .collect()
+    }
+
     fn names(c: &Config, bridge: usize) -> Vec<&str> {
         c.bridges[bridge]
             .ports
@@ -144,7 +226,7 @@ access = 10
     #[test]
     fn exact_names_rules_runtime_and_waiting() {
         let cfg = Config::parse(CFG, "t.toml").unwrap();
-        let links: BTreeSet<String> = [
+        let links = links(&[
             "lo",
             "eth1",
             "vif1.0",
@@ -153,10 +235,7 @@ access = 10
             "vif3.0",
             "vifmgmt",
             "xnh-trunk",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+        ]);
         let mut runtime = RuntimePorts::new();
         runtime.insert(
             "vif3.0".into(),
@@ -210,10 +289,52 @@ access = 10
     #[test]
     fn missing_exact_ports_wait() {
         let cfg = Config::parse(CFG, "t.toml").unwrap();
-        let links: BTreeSet<String> = ["vif5.1"].iter().map(ToString::to_string).collect();
+        let links = links(&["vif5.1"]);
         let r = resolve(&cfg, &links, &RuntimePorts::new());
         assert_eq!(r.waiting, ["eth1", "vif1.0"]);
         assert_eq!(names(&r.config, 0), ["vif5.1"]);
+    }
+
+    #[test]
+    fn interfaces_that_are_not_ethernet_never_become_ports() {
+        let cfg = Config::parse(CFG, "t.toml").unwrap();
+        let mut links = links(&["eth1", "vif2.0", "vif7.0"]);
+        let tun = LinkType {
+            code: 65534,
+            name: "NONE".into(),
+        };
+        // The exact port eth1 and a run-time port are tun devices; so is vif7.0, which the
+        // rule "vif*" matches.
+        links.insert("eth1".into(), tun.clone());
+        links.insert("vif7.0".into(), tun.clone());
+        links.insert("vif8.0".into(), tun);
+        let mut runtime = RuntimePorts::new();
+        runtime.insert(
+            "vif8.0".into(),
+            (
+                "trunk".into(),
+                PortSpec {
+                    interface: "vif8.0".into(),
+                    mode: PortMode::Access { vlan: 4093 },
+                    attach: AttachMode::Tc,
+                    macs: vec![],
+                    mac_limit: 5,
+                },
+            ),
+        );
+        let r = resolve(&cfg, &links, &runtime);
+        assert_eq!(names(&r.config, 0), ["vif2.0"], "only the Ethernet match");
+        assert_eq!(r.waiting, ["vif1.0"]);
+        assert_eq!(
+            r.refused,
+            [
+                "interface \"eth1\" is not an Ethernet device (link type NONE = 65534); a port \
+                 must be an Ethernet interface",
+                "interface \"vif8.0\" is not an Ethernet device (link type NONE = 65534); a \
+                 port must be an Ethernet interface",
+            ]
+        );
+        assert_eq!(ethernet_only("x", &LinkType::ethernet()), Ok(()));
     }
 
     fn request(interface: &str, bridge: &str, macs: &[&str]) -> PortAdd {

@@ -21,14 +21,16 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 pub use syntax::{is_pattern, parse_cidr};
 pub use types::{
     AttachMode, BridgeSpec, Config, DEFAULT_FDB_AGING_SECS, DEFAULT_FDB_MAX_ENTRIES,
     DEFAULT_MAC_LIMIT_ACCESS, DEFAULT_MAC_LIMIT_TRUNK, DEFAULT_PIN_DIR, DEFAULT_SOCKET,
-    HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_FDB_AGING_SECS, MAX_FDB_MAX_ENTRIES,
-    MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MacAddr, PortMode, PortSpec,
+    HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_CONFIG_BYTES, MAX_FDB_AGING_SECS,
+    MAX_FDB_MAX_ENTRIES, MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MacAddr,
+    PortMode, PortSpec,
 };
 pub use validate::port_add::check_port_add;
 
@@ -44,6 +46,15 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    /// Not a regular file (a device, a FIFO, a directory…): it could be endless.
+    #[error("cannot read config {path}: it is {kind}, not a regular file")]
+    NotRegular { path: String, kind: &'static str },
+    /// Larger than [`MAX_CONFIG_BYTES`].
+    #[error(
+        "cannot read config {path}: it is larger than {MAX_CONFIG_BYTES} bytes (1 MiB), the \
+         most a configuration file may have"
+    )]
+    TooLarge { path: String },
     /// Every problem found, each formatted `{file}:{line}:{col}: {message}`.
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),
@@ -85,16 +96,74 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Read`] if the file cannot be read as UTF-8 text, otherwise
-    /// as [`Config::parse`].
+    /// [`ConfigError::NotRegular`] unless `path` is (or links to) a regular file,
+    /// [`ConfigError::TooLarge`] if it holds more than [`MAX_CONFIG_BYTES`],
+    /// [`ConfigError::Read`] if it cannot be read as UTF-8 text, otherwise as
+    /// [`Config::parse`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, &origin),
-            Err(source) => Err(ConfigError::Read {
-                path: origin,
-                source,
-            }),
+        let text = read_bounded(path).map_err(|e| e.named(&origin))?;
+        Self::parse(&text, &origin)
+    }
+}
+
+/// Why a file could not be read, before the path is known to the message.
+enum ReadError {
+    Io(std::io::Error),
+    NotRegular(&'static str),
+    TooLarge,
+}
+
+impl ReadError {
+    fn named(self, path: &str) -> ConfigError {
+        let path = report::cut(path).into_owned();
+        match self {
+            ReadError::Io(source) => ConfigError::Read { path, source },
+            ReadError::NotRegular(kind) => ConfigError::NotRegular { path, kind },
+            ReadError::TooLarge => ConfigError::TooLarge { path },
         }
     }
+}
+
+/// The text of the regular file `path`, of at most [`MAX_CONFIG_BYTES`]. The bound holds
+/// even if the file grows while it is read.
+fn read_bounded(path: &Path) -> Result<String, ReadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::FileTypeExt as _;
+
+    // Open without blocking (a FIFO would wait for a writer), then look at what was opened.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular(if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        }));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if u64::try_from(bytes.len()).map_or(true, |n| n > MAX_CONFIG_BYTES) {
+        return Err(ReadError::TooLarge);
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

@@ -1,6 +1,15 @@
-//! Problems found in the file, and their formatting as `file:line:col: message`.
+//! Problems found in the file, and their formatting as `file:line:col: message`: in file order,
+//! at most [`MAX_REPORTED`] of them, every quoted value cut to [`VALUE_CHARS`] characters.
+
+use std::borrow::Cow;
 
 use super::ConfigError;
+
+/// Most problems reported for one text; the rest are counted in a last line.
+pub(super) const MAX_REPORTED: usize = 100;
+/// Longest value (in characters) a message quotes (a socket path, 107 bytes, fits); a longer one
+/// is cut, ending in "…".
+pub(super) const VALUE_CHARS: usize = 128;
 
 /// One problem: byte offset into the text, and the message without location.
 pub(super) struct Problem {
@@ -12,23 +21,31 @@ impl Problem {
     pub(super) fn from_toml(e: &toml::de::Error) -> Self {
         Self {
             at: e.span().map_or(0, |span| span.start),
-            message: e.message().trim().to_owned(),
+            message: cut_values(e.message().trim().to_owned()),
         }
     }
 }
 
-/// Sort problems into file order and format them as `file:line:col: message`.
+/// Sort problems into file order and format them as `file:line:col: message`; past
+/// [`MAX_REPORTED`], one last line says how many more there are.
 pub(super) fn report(text: &str, origin: &str, mut problems: Vec<Problem>) -> ConfigError {
     problems.sort_by_key(|p| p.at);
-    ConfigError::Invalid(
-        problems
-            .into_iter()
-            .map(|p| {
-                let (line, col) = line_col(text, p.at);
-                format!("{origin}:{line}:{col}: {}", p.message)
-            })
-            .collect(),
-    )
+    let more = problems.len().saturating_sub(MAX_REPORTED);
+    problems.truncate(MAX_REPORTED);
+    let origin = cut(origin);
+    let mut lines: Vec<String> = problems
+        .into_iter()
+        .map(|p| {
+            let (line, col) = line_col(text, p.at);
+            format!("{origin}:{line}:{col}: {}", p.message)
+        })
+        .collect();
+    if more > 0 {
+        lines.push(format!(
+            "{origin}: … and {more} more problems (only the first {MAX_REPORTED} are shown)"
+        ));
+    }
+    ConfigError::Invalid(lines)
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -46,4 +63,72 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .count()
         + 1;
     (line, col)
+}
+
+/// Where each line of a text starts, to find the line of many offsets in O(log lines) each.
+pub(super) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(super) fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Self { starts }
+    }
+
+    /// 1-based line of byte `offset`.
+    pub(super) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|start| *start <= offset)
+    }
+}
+
+/// `value`, cut to its first [`VALUE_CHARS`] characters followed by "…" if it is longer.
+pub(super) fn cut(value: &str) -> Cow<'_, str> {
+    match value.char_indices().nth(VALUE_CHARS) {
+        None => Cow::Borrowed(value),
+        Some((end, _)) => Cow::Owned(format!("{}…", &value[..end])),
+    }
+}
+
+/// `message` with every value quoted in it (between `"…"` or `` `…` ``) cut by [`cut`]: the
+/// messages quote what the file or a request gave, which may be megabytes long.
+pub(super) fn cut_values(message: String) -> String {
+    if message.len() <= VALUE_CHARS {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message.as_str();
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&rest[..=open]);
+        let inner = &rest[open + 1..];
+        // The closing quote: the next one not escaped by a backslash ({:?} escapes).
+        let mut close = None;
+        let mut escaped = false;
+        for (i, b) in inner.bytes().enumerate() {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' && quote == b'"' {
+                escaped = true;
+            } else if b == quote {
+                close = Some(i);
+                break;
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(&cut(inner));
+            return out;
+        };
+        out.push_str(&cut(&inner[..close]));
+        out.push(char::from(quote));
+        rest = &inner[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }

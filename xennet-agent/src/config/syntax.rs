@@ -55,7 +55,12 @@ pub(super) fn parse_vlan_text(text: &str) -> Result<u16, String> {
     text.parse::<u16>()
         .ok()
         .filter(|vlan| (VLAN_MIN..=VLAN_MAX).contains(vlan))
-        .ok_or_else(|| format!("{text} is not a VLAN id ({VLAN_MIN}-{VLAN_MAX})"))
+        .ok_or_else(|| {
+            format!(
+                "{} is not a VLAN id ({VLAN_MIN}-{VLAN_MAX})",
+                super::report::cut(text)
+            )
+        })
 }
 
 /// An inclusive range "A-B" (spaces around A and B allowed).
@@ -168,6 +173,45 @@ pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
         Some(kind) => Err(format!("{ip} is {kind}, not an interface address")),
         None => Ok((ip, length)),
     }
+}
+
+/// The loopback device's name: never a port (it is not Ethernet).
+pub(super) const LOOPBACK: &str = "lo";
+
+/// The first range of a `[…]` set of glob `pattern` that is empty (`z-a`: its start comes after
+/// its end), as (start, end). `glob` accepts such a range, and it matches no character.
+pub(super) fn empty_glob_range(pattern: &str) -> Option<(char, char)> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '[' {
+            i += 1;
+            continue;
+        }
+        // A set: `[!…]` negates; a `]` first in the set is literal.
+        let mut j = i + 1;
+        if chars.get(j) == Some(&'!') {
+            j += 1;
+        }
+        let first = j;
+        while j < chars.len() && (chars[j] != ']' || j == first) {
+            j += 1;
+        }
+        let set = &chars[first..j.min(chars.len())];
+        let mut k = 0;
+        while k < set.len() {
+            if k + 2 < set.len() && set[k + 1] == '-' {
+                if set[k] > set[k + 2] {
+                    return Some((set[k], set[k + 2]));
+                }
+                k += 3;
+            } else {
+                k += 1;
+            }
+        }
+        i = j + 1;
+    }
+    None
 }
 
 /// Whether a port's `interface` is a glob pattern (`*`, `?`, `[…]`) rather than a name.

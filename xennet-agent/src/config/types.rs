@@ -37,6 +37,9 @@ pub const HOST_PEER_PREFIX: &str = "xnh-";
 pub const MAX_PORTS: usize = xennet_common::maps::MAX_PORTS as usize;
 /// Most bridges the configuration may have.
 pub const MAX_BRIDGES: usize = 256;
+/// Largest configuration file the agent reads, in bytes (1 MiB): far above any real dom0's
+/// (4096 ports take about 200 KiB), and small enough that parsing it stays quick.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// An Ethernet MAC address.
 ///

@@ -10,7 +10,7 @@ use xennet_agent::{
     control::{PortAdd, Request, Response},
     datapath::{Changes, Datapath, Port},
     netlink::Netlink,
-    resolve::{RuntimePorts, resolve, runtime_port},
+    resolve::{RuntimePorts, ethernet_only, resolve, runtime_port},
 };
 
 /// The running agent: its datapath, config, run-time ports and netlink handle.
@@ -106,10 +106,16 @@ impl Agent {
     /// problem fails the whole operation. Otherwise (hot-plug): a port that cannot join —
     /// MTU mismatch, attach failure — is left out and logged, and the others go on.
     async fn converge(&mut self, cfg: &Config, strict: bool) -> anyhow::Result<Changes> {
-        let links = self.nl.link_names().await?;
+        let links = self.nl.links().await?;
         // A run-time port whose interface is gone (guest stopped) is forgotten.
-        self.runtime.retain(|name, _| links.contains(name));
+        self.runtime.retain(|name, _| links.contains_key(name));
         let mut resolved = resolve(cfg, &links, &self.runtime);
+        if !resolved.refused.is_empty() {
+            if strict {
+                anyhow::bail!("{}", resolved.refused.join("; "));
+            }
+            warn!(problems = ?resolved.refused, "ports left out");
+        }
         if resolved.waiting != self.waiting {
             if !resolved.waiting.is_empty() {
                 info!(interfaces = ?resolved.waiting, "waiting for interfaces to appear");
@@ -215,8 +221,9 @@ impl Agent {
 
     async fn port_add(&mut self, req: &PortAdd) -> anyhow::Result<Changes> {
         let (bridge, spec) = runtime_port(&self.cfg, &self.runtime, req)?;
-        if self.nl.index(&req.interface).await?.is_none() {
-            anyhow::bail!("interface {:?} does not exist", req.interface);
+        match self.nl.link_type(&req.interface).await? {
+            None => anyhow::bail!("interface {:?} does not exist", req.interface),
+            Some(link) => ethernet_only(&req.interface, &link).map_err(anyhow::Error::msg)?,
         }
         let previous = self
             .runtime

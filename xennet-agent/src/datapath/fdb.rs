@@ -1,14 +1,15 @@
-//! The FDB: flushing a port's entries, keeping the static entries to the configuration,
-//! listing the entries, aging learned ones out.
+//! The FDB: flushing a port's entries, keeping the static entries to the configuration (the
+//! ports' `macs` and dom0's MAC on its host port), listing the entries, aging learned ones out.
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use aya::maps::{HashMap, MapData};
+use tracing::warn;
 use xennet_common::maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB};
 
 use super::{Datapath, FdbEntry, fmt_mac, monotonic_ns, plan};
-use crate::config::Config;
+use crate::config::{Config, HostSpec};
 
 impl Datapath {
     /// Delete every FDB entry matching `pred`; returns how many learned entries went.
@@ -39,9 +40,12 @@ impl Datapath {
             .iter()
             .map(|(name, (id, _))| (name.clone(), *id))
             .collect();
-        let want = plan::wanted_statics(cfg, &ids, |name| {
-            self.ports.get(name).map(|s| s.public.ifindex)
-        });
+        let want = plan::wanted_statics(
+            cfg,
+            &ids,
+            |name| self.ports.get(name).map(|s| s.public.ifindex),
+            dom0_mac,
+        );
         let todo = plan::statics_plan(&self.statics, &want);
         let slot_of = self.slots();
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
@@ -152,4 +156,57 @@ impl Datapath {
         }
         Ok(gone.len())
     }
+}
+
+/// dom0's MAC on host port `host`: what its interface actually has (the kernel's choice, or the
+/// configured `mac` the agent set); the configured `mac` if the interface cannot be read.
+fn dom0_mac(host: &HostSpec) -> Option<[u8; 6]> {
+    match link_mac(&host.interface) {
+        Ok(mac) => Some(mac),
+        Err(e) => {
+            warn!(interface = %host.interface, error = %format!("{e:#}"), "reading dom0's MAC");
+            host.mac.map(|m| m.0)
+        }
+    }
+}
+
+/// The MAC address of interface `name` in the calling thread's network namespace
+/// (`SIOCGIFHWADDR`).
+fn link_mac(name: &str) -> anyhow::Result<[u8; 6]> {
+    // SAFETY: an all-zero `ifreq` is valid (a name of NULs and a zeroed union).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        bail!("{name:?} is not an interface name");
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    // SAFETY: plain socket call; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("opening a socket for SIOCGIFHWADDR");
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: `req` is a valid `ifreq` for the duration of the call; the kernel writes only
+    // into it.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SIOCGIFHWADDR,
+            &raw mut req,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("reading the MAC of {name}"));
+    }
+    // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member of the union.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (dst, src) in mac.iter_mut().zip(data) {
+        *dst = src.to_ne_bytes()[0];
+    }
+    Ok(mac)
 }

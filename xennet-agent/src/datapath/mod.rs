@@ -207,13 +207,15 @@ fn fmt_mac(m: [u8; 6]) -> String {
     MacAddr(m).to_string()
 }
 
-/// The bridge side of a bridge's host port, as a port of that bridge.
+/// The bridge side of a bridge's host port, as a port of that bridge. It is always attached
+/// in TC: dom0's frames are skbs whose TCP/UDP checksums may still be `CHECKSUM_PARTIAL`, which
+/// an XDP redirect would lose (docs/attach-modes.md, "dom0's checksums").
 #[must_use]
 pub fn host_port_spec(host: &HostSpec) -> PortSpec {
     PortSpec {
         interface: host.peer.clone(),
         mode: host.mode.clone(),
-        attach: AttachMode::Auto,
+        attach: AttachMode::Tc,
         macs: Vec::new(),
         mac_limit: host.mac_limit,
     }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use xennet_common::maps::{FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP, PortConf};
 
 use super::{Attached, host_port_spec, port_conf};
-use crate::config::{AttachMode, BridgeSpec, Config, PortSpec};
+use crate::config::{AttachMode, BridgeSpec, Config, HostSpec, PortMode, PortSpec};
 
 /// Stable bridge ids: a bridge of `names` keeps its id from `old`; a new one takes the lowest
 /// id held neither by a bridge of `old` nor by one already placed. `None` when out of ids.
@@ -123,33 +123,53 @@ pub fn member_writes(
 }
 
 /// The static FDB entries `cfg` asks for (key → ifindex), for the ports `ifindex_of` knows
-/// (the attached ones) in the bridges `ids` numbers.
+/// (the attached ones) in the bridges `ids` numbers: each port's `macs`, and dom0's MAC on
+/// every VLAN of its bridge's host port, pointing at the host port's bridge side. `host_mac`
+/// gives dom0's MAC (the configured `mac`, or the one the kernel chose, read back); a host
+/// port whose MAC is unknown has no entry. dom0's entry wins over a port's claim of the same
+/// MAC and VLAN, so a guest can never take dom0's traffic.
 #[must_use]
 pub fn wanted_statics(
     cfg: &Config,
     ids: &BTreeMap<String, u32>,
     ifindex_of: impl Fn(&str) -> Option<u32>,
+    host_mac: impl Fn(&HostSpec) -> Option<[u8; 6]>,
 ) -> BTreeMap<FdbKey, u32> {
     let mut want = BTreeMap::new();
     for b in &cfg.bridges {
         let Some(bid) = ids.get(&b.name) else {
             continue;
         };
+        let key = |mac: [u8; 6], vlan: u16| FdbKey {
+            mac,
+            vlan,
+            bridge: *bid,
+        };
         for p in &b.ports {
             let Some(idx) = ifindex_of(&p.interface) else {
                 continue;
             };
             for (mac, vlan) in &p.macs {
-                let key = FdbKey {
-                    mac: mac.0,
-                    vlan: *vlan,
-                    bridge: *bid,
-                };
-                want.insert(key, idx);
+                want.insert(key(mac.0, *vlan), idx);
             }
+        }
+        let Some(h) = &b.host else { continue };
+        let (Some(idx), Some(mac)) = (ifindex_of(&h.peer), host_mac(h)) else {
+            continue;
+        };
+        for vlan in carried(&h.mode) {
+            want.insert(key(mac, vlan), idx);
         }
     }
     want
+}
+
+/// Every VLAN a port of `mode` carries.
+fn carried(mode: &PortMode) -> Vec<u16> {
+    match mode {
+        PortMode::Access { vlan } => vec![*vlan],
+        PortMode::Trunk { vlans, .. } => vlans.iter().copied().collect(),
+    }
 }
 
 /// What to do to the static FDB entries.

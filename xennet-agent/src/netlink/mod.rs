@@ -1,4 +1,4 @@
-//! Netlink: link lookups and MTUs; the link watch for hot-plug (`watch`) and host ports
+//! Netlink: link lookups (names, link-layer types) and MTUs; the link watch for hot-plug (`watch`) and host ports
 //! (`host`) in their own files.
 
 mod host;
@@ -10,6 +10,15 @@ use rtnetlink::{Handle, LinkUnspec};
 use tracing::info;
 
 pub use self::watch::LinkWatch;
+
+/// The link-layer type in a link message's header.
+fn link_type(msg: &rtnetlink::packet_route::link::LinkMessage) -> crate::resolve::LinkType {
+    let kind = msg.header.link_layer_type;
+    crate::resolve::LinkType {
+        code: u16::from(kind),
+        name: kind.to_string(),
+    }
+}
 
 /// A netlink connection for link and address changes.
 pub struct Netlink {
@@ -37,6 +46,27 @@ impl Netlink {
             }
         }
         Ok(names)
+    }
+
+    /// Every interface of this network namespace, with its link-layer type.
+    pub async fn links(&self) -> anyhow::Result<crate::resolve::Links> {
+        use rtnetlink::packet_route::link::LinkAttribute;
+        let mut links = self.handle.link().get().execute();
+        let mut out = crate::resolve::Links::new();
+        while let Some(msg) = links.try_next().await.context("listing interfaces")? {
+            let kind = link_type(&msg);
+            for a in msg.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    out.insert(n, kind.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The link-layer type of `name`, if the interface exists.
+    pub async fn link_type(&self, name: &str) -> anyhow::Result<Option<crate::resolve::LinkType>> {
+        Ok(self.link(name).await?.as_ref().map(link_type))
     }
 
     /// The link message of `name`, if the interface exists.

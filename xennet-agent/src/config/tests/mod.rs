@@ -1,6 +1,7 @@
 //! Unit tests of the configuration: one file per topic, with the shared helpers here.
 
 mod agent_bridge;
+mod bounds;
 mod errors;
 mod examples;
 mod host;

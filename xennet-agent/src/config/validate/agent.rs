@@ -27,6 +27,14 @@ impl Validator<'_> {
                     dir.get_ref()
                 ),
             );
+        } else if dir.get_ref().contains('\0') {
+            self.error(
+                &dir.span(),
+                format!(
+                    "[agent]: `pin_dir` = {:?} contains a NUL character",
+                    dir.get_ref()
+                ),
+            );
         }
         path
     }

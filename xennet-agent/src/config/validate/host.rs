@@ -5,10 +5,11 @@ use std::net::IpAddr;
 
 use toml::Spanned;
 
+use super::port::loopback_refused;
 use super::{BridgeMacs, Origin, Validator};
 use crate::config::raw::HostTable;
 use crate::config::syntax::{
-    DefaultPeer, check_ifname, default_peer, non_unicast_kind, parse_cidr,
+    DefaultPeer, LOOPBACK, check_ifname, default_peer, non_unicast_kind, parse_cidr,
 };
 use crate::config::types::{HOST_PEER_PREFIX, HostSpec, MacAddr, PortMode};
 
@@ -33,6 +34,11 @@ impl Validator<'_> {
                      Linux interface name: {why}"
                 ),
             );
+        } else if interface == LOOPBACK {
+            self.error(
+                &raw.interface.span(),
+                format!("{ctx}: {}", loopback_refused("interface")),
+            );
         }
         let peer = match &raw.peer {
             Some(peer) => {
@@ -44,6 +50,8 @@ impl Validator<'_> {
                             peer.get_ref()
                         ),
                     );
+                } else if peer.get_ref() == LOOPBACK {
+                    self.error(&peer.span(), format!("{ctx}: {}", loopback_refused("peer")));
                 }
                 Some(peer.get_ref().clone())
             }

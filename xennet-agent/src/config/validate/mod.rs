@@ -17,7 +17,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::raw::RawConfig;
-use super::report::{Problem, line_col};
+use super::report::{LineIndex, Problem, cut_values};
 use super::types::{Config, MAX_BRIDGES, MAX_PORTS, MacAddr};
 
 /// Bridge names already seen: name → offset of its first definition.
@@ -43,6 +43,8 @@ type BridgeMacs = HashMap<(MacAddr, u16), (Origin, String)>;
 /// Records the problems of one text (a file, or a `port add` request).
 pub(super) struct Validator<'a> {
     text: &'a str,
+    /// Line starts of `text`, built at the first use.
+    lines: std::cell::OnceCell<LineIndex>,
     /// Checking a `port add` request: spans mean nothing.
     request: bool,
     problems: Vec<Problem>,
@@ -53,6 +55,7 @@ impl<'a> Validator<'a> {
     pub(super) const fn new(text: &'a str) -> Self {
         Self {
             text,
+            lines: std::cell::OnceCell::new(),
             request: false,
             problems: Vec::new(),
         }
@@ -62,6 +65,7 @@ impl<'a> Validator<'a> {
     const fn request() -> Self {
         Self {
             text: "",
+            lines: std::cell::OnceCell::new(),
             request: true,
             problems: Vec::new(),
         }
@@ -72,15 +76,18 @@ impl<'a> Validator<'a> {
         self.problems
     }
 
+    /// Record a problem at `span`; every value the message quotes is cut to a readable length.
     fn error(&mut self, span: &Range<usize>, message: String) {
         self.problems.push(Problem {
             at: span.start,
-            message,
+            message: cut_values(message),
         });
     }
 
     fn line(&self, offset: usize) -> usize {
-        line_col(self.text, offset).0
+        self.lines
+            .get_or_init(|| LineIndex::new(self.text))
+            .line(offset)
     }
 
     /// Where a value at `span` of the text being validated was given.

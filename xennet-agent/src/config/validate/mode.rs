@@ -1,7 +1,7 @@
 //! The VLANs of a port or host port: `access`, `trunk` (ids and ranges) and `native_vlan`.
 
 use std::collections::BTreeSet;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use toml::Spanned;
 use xennet_common::VLAN_MAX;
@@ -96,19 +96,20 @@ impl Validator<'_> {
         vlan
     }
 
-    /// The VLANs listed in `trunk`; `None` if any item is invalid.
+    /// The VLANs listed in `trunk`; `None` if any item is invalid. Linear in the items: each
+    /// sets its bits of a 4096-bit map, a range a whole word at a time.
     pub(super) fn trunk_list(
         &mut self,
         ctx: &str,
         trunk: &Spanned<Vec<Spanned<TrunkItem>>>,
     ) -> Option<BTreeSet<u16>> {
-        let mut vlans = BTreeSet::new();
+        let mut vlans = VlanBits::default();
         let mut valid = true;
         for item in trunk.get_ref() {
             match item.get_ref() {
                 TrunkItem::Id(value) => {
                     if let Some(vlan) = vlan_id(*value) {
-                        vlans.insert(vlan);
+                        vlans.set(vlan..=vlan);
                     } else {
                         self.error(
                             &item.span(),
@@ -121,7 +122,7 @@ impl Validator<'_> {
                     }
                 }
                 TrunkItem::Range(text) => match parse_range(text) {
-                    Ok(range) => vlans.extend(range),
+                    Ok(range) => vlans.set(range),
                     Err(why) => {
                         self.error(
                             &item.span(),
@@ -132,6 +133,61 @@ impl Validator<'_> {
                 },
             }
         }
-        valid.then_some(vlans)
+        valid.then(|| vlans.ids())
+    }
+}
+
+/// A set of VLAN ids as a 4096-bit map.
+struct VlanBits([u64; 64]);
+
+impl Default for VlanBits {
+    fn default() -> Self {
+        Self([0; 64])
+    }
+}
+
+impl VlanBits {
+    /// Add every id of `range` (ids are below 4096): O(words touched).
+    fn set(&mut self, range: RangeInclusive<u16>) {
+        let (start, end) = (usize::from(*range.start()), usize::from(*range.end()));
+        if start > end {
+            return;
+        }
+        for word in start / 64..=end / 64 {
+            let lo = if word == start / 64 { start % 64 } else { 0 };
+            let hi = if word == end / 64 { end % 64 } else { 63 };
+            // Bits lo..=hi of the word.
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            self.0[word] |= mask;
+        }
+    }
+
+    /// The ids, in order.
+    fn ids(&self) -> BTreeSet<u16> {
+        (0..4096u16)
+            .filter(|id| self.0[usize::from(*id) / 64] & (1 << (id % 64)) != 0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VlanBits;
+
+    #[test]
+    fn vlan_bits_set_exactly_the_ranges() {
+        let mut b = VlanBits::default();
+        b.set(1..=1);
+        b.set(63..=65);
+        b.set(100..=300);
+        b.set(4094..=4094);
+        b.set(std::ops::RangeInclusive::new(5, 4));
+        let mut want: Vec<u16> = vec![1, 63, 64, 65];
+        want.extend(100..=300);
+        want.push(4094);
+        assert_eq!(b.ids().into_iter().collect::<Vec<_>>(), want);
+        let mut all = VlanBits::default();
+        all.set(0..=4095);
+        assert_eq!(all.ids().len(), 4096);
     }
 }

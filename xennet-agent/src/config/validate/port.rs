@@ -5,7 +5,7 @@ use toml::Spanned;
 
 use super::{BridgeMacs, Validator};
 use crate::config::raw::RawPort;
-use crate::config::syntax::{check_ifname, is_pattern};
+use crate::config::syntax::{LOOPBACK, check_ifname, empty_glob_range, is_pattern};
 use crate::config::types::{AttachMode, MAX_MAC_LIMIT, PortMode, PortSpec};
 
 impl Validator<'_> {
@@ -29,11 +29,25 @@ impl Validator<'_> {
                      interface name: {why}"
                 ),
             );
+        } else if interface == LOOPBACK {
+            self.error(
+                &raw.interface.span(),
+                format!("{ctx}: {}", loopback_refused("interface")),
+            );
         } else if is_pattern(interface) {
             if let Err(e) = glob::Pattern::new(interface) {
                 self.error(
                     &raw.interface.span(),
                     format!("{ctx}: `interface` = {interface:?} is not a valid pattern: {e}"),
+                );
+            } else if let Some((start, end)) = empty_glob_range(interface) {
+                self.error(
+                    &raw.interface.span(),
+                    format!(
+                        "{ctx}: `interface` = {interface:?} has the empty range `{start}-{end}` \
+                         ({start} comes after {end}), which matches no character; write \
+                         `{end}-{start}`"
+                    ),
                 );
             }
             if let Some(first) = raw.macs.first() {
@@ -102,4 +116,12 @@ impl Validator<'_> {
         }
         number
     }
+}
+
+/// Why `key` = "lo" is refused: the same words for a port, a host port and `port add`.
+pub(super) fn loopback_refused(key: &str) -> String {
+    format!(
+        "`{key}` = \"{LOOPBACK}\" is the loopback device, not an Ethernet interface; a port \
+         must be an Ethernet interface"
+    )
 }

@@ -6,6 +6,7 @@ use toml::Spanned;
 use super::{BridgeMacs, Origin, Validator};
 use crate::config::ConfigError;
 use crate::config::raw::{RawPort, TrunkItem};
+use crate::config::report::cut_values;
 use crate::config::syntax::is_pattern;
 use crate::config::types::{BridgeSpec, Config, PortMode, PortSpec};
 use crate::control::PortAdd;
@@ -31,7 +32,7 @@ pub fn check_port_add<'a>(
     others: impl IntoIterator<Item = (&'a str, &'a PortSpec)>,
     req: &PortAdd,
 ) -> Result<(String, PortSpec), ConfigError> {
-    let refuse = |message: String| ConfigError::PortAdd(vec![message]);
+    let refuse = |message: String| ConfigError::PortAdd(vec![cut_values(message)]);
     let bridge = cfg
         .bridges
         .iter()

@@ -311,7 +311,7 @@ fn wanted_statics_cover_attached_ports_only() {
         "p2" => Some(12),
         _ => None,
     };
-    let want = wanted_statics(&cfg, &ids(&[("a", 1), ("b", 7)]), idx);
+    let want = wanted_statics(&cfg, &ids(&[("a", 1), ("b", 7)]), idx, |_| None);
     let expect: BTreeMap<FdbKey, u32> = [
         (key(1, 10, 1), 11),
         (key(2, 10, 7), 12),
@@ -319,6 +319,61 @@ fn wanted_statics_cover_attached_ports_only() {
     ]
     .into();
     assert_eq!(want, expect);
+}
+
+#[test]
+fn dom0s_mac_is_static_on_every_vlan_of_the_host_port() {
+    let dom0 = [2, 0, 0, 0, 0, 0xd0];
+    let host = |mode: PortMode| HostSpec {
+        interface: "mgmt0".into(),
+        peer: "xnh-a".into(),
+        mode,
+        addresses: Vec::new(),
+        mac: None,
+        mac_limit: 0,
+    };
+    let mut guest = access("vif1", 10);
+    // A port claiming dom0's MAC loses to dom0.
+    guest.macs = vec![(MacAddr(dom0), 10)];
+    let mut b = bridge("a", 0x8100, vec![guest]);
+    b.host = Some(host(PortMode::Trunk {
+        vlans: [10, 20, 30].into(),
+        native: Some(30),
+    }));
+    let cfg = config(vec![b.clone()]);
+    let idx = |n: &str| match n {
+        "vif1" => Some(5),
+        "xnh-a" => Some(9),
+        _ => None,
+    };
+    let mac_of = |h: &HostSpec| (h.interface == "mgmt0").then_some(dom0);
+    let want = wanted_statics(&cfg, &ids(&[("a", 3)]), idx, mac_of);
+    let dom0_key = |vlan| FdbKey {
+        mac: dom0,
+        vlan,
+        bridge: 3,
+    };
+    let expect: BTreeMap<FdbKey, u32> =
+        [(dom0_key(10), 9), (dom0_key(20), 9), (dom0_key(30), 9)].into();
+    assert_eq!(want, expect);
+
+    // The host port's VLANs change on reload: the entries follow.
+    b.host = Some(host(PortMode::Access { vlan: 20 }));
+    b.ports.clear();
+    let now = wanted_statics(&config(vec![b.clone()]), &ids(&[("a", 3)]), idx, mac_of);
+    assert_eq!(now, [(dom0_key(20), 9)].into());
+    let plan = statics_plan(&want, &now);
+    assert_eq!(plan.remove, [dom0_key(10), dom0_key(30)]);
+    assert!(plan.write.is_empty(), "VLAN 20 is already right");
+
+    // The host port goes (or its bridge side is not attached, or dom0's MAC is unknown): no
+    // entry, and the old ones are removed.
+    b.host = None;
+    assert!(wanted_statics(&config(vec![b.clone()]), &ids(&[("a", 3)]), idx, mac_of).is_empty());
+    b.host = Some(host(PortMode::Access { vlan: 20 }));
+    let cfg = config(vec![b]);
+    assert!(wanted_statics(&cfg, &ids(&[("a", 3)]), |_| None, mac_of).is_empty());
+    assert!(wanted_statics(&cfg, &ids(&[("a", 3)]), idx, |_| None).is_empty());
 }
 
 // ---- reload diff ------------------------------------------------------------------------
@@ -487,6 +542,10 @@ fn the_host_port_bridge_side_is_a_wanted_port() {
     let peer = &want["xnp-a"];
     assert!(peer.host);
     assert_eq!(peer.spec.mac_limit, 7);
-    assert_eq!(peer.spec.attach, AttachMode::Auto);
+    assert_eq!(
+        peer.spec.attach,
+        AttachMode::Tc,
+        "dom0's frames keep their checksum state"
+    );
     assert!(!want.contains_key("xn-a"), "dom0's side is not a port");
 }
