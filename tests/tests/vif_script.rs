@@ -1358,7 +1358,8 @@ fn real_mtu_against_the_bridge_rule() {
         .xs("mtu", "9000");
     let out = r.online(PV);
     assert_failed(&out);
-    let says = "accepted the port on bridge trunk but did not attach it";
+    // The agent refuses the port with its reason, which the script passes on.
+    let says = "port \"vif7.0\": MTU 9000 differs from the bridge's 1500";
     assert!(out.log.contains(says), "{}", show(&out));
     assert!(
         r.agent
