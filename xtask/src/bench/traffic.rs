@@ -133,6 +133,16 @@ pub struct Window {
     /// CPUs' worth of time used by everything but the benchmark (other processes on the
     /// machine) during the window.
     pub foreign_cpu: f64,
+    /// Run time of the DUT's ingress NAPI thread during the window, seconds per second: the
+    /// device under test's own CPU time (all of its work runs there), unlike `cpu_busy`, which
+    /// also counts whatever else shares the CPU.
+    pub dut_busy: f64,
+    /// Frames per second dropped on the way into the DUT (its ingress queue full: the DUT is
+    /// the bottleneck).
+    pub lost_in_pps: f64,
+    /// Frames per second dropped on the way out of the DUT into the sinks (their queues full:
+    /// the sinks are the bottleneck).
+    pub lost_out_pps: f64,
 }
 
 /// Loaded copies of the objects: the bench object (its own maps) and the datapath object
@@ -374,6 +384,8 @@ impl BenchObj {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 let (p0, b0, s0) = read()?;
+                let (i0, e0) = t.drops();
+                let d0 = t.dut_runtime_ns();
                 let c0 = topo::cpu_times()?;
                 let o0 = t.own_ticks();
                 let t0 = Instant::now();
@@ -382,6 +394,8 @@ impl BenchObj {
                 let c1 = topo::cpu_times()?;
                 let o1 = t.own_ticks();
                 let dt = t0.elapsed().as_secs_f64();
+                let d1 = t.dut_runtime_ns();
+                let (i1, e1) = t.drops();
                 #[expect(clippy::cast_precision_loss, reason = "counters")]
                 Ok(Window {
                     pps: (p1 - p0) as f64 / dt,
@@ -389,6 +403,9 @@ impl BenchObj {
                     offered_pps: (s1 - s0) as f64 / dt,
                     cpu_busy: topo::cpu_busy(&c0, &c1),
                     foreign_cpu: topo::foreign(&c0, &c1, o1 - o0),
+                    dut_busy: d1.saturating_sub(d0) as f64 / 1e9 / dt,
+                    lost_in_pps: i1.saturating_sub(i0) as f64 / dt,
+                    lost_out_pps: e1.saturating_sub(e0) as f64 / dt,
                 })
             })();
             stop.store(true, Ordering::SeqCst);
