@@ -30,10 +30,6 @@ pub const PROG_CEIL: &str = "xnb_ceil";
 pub const PROG_CEIL_BC: &str = "xnb_ceil_bc";
 /// Ladder step 1: VLAN-aware lookup only.
 pub const PROG_L1_LOOKUP: &str = "xnb_l1_lookup";
-/// Ladder step 2: `decide()` with learning, frozen clock.
-pub const PROG_L2_LEARN: &str = "xnb_l2_learn";
-/// Ladder step 3: `decide()` with the clock, no counters.
-pub const PROG_L3_CLOCK: &str = "xnb_l3_clock";
 
 /// Prefix of every program of the bench object.
 pub const PROG_PREFIX: &str = "xnb_";

@@ -55,6 +55,13 @@ pub enum Put {
 pub trait Tables {
     /// The port whose ifindex is `ifindex`.
     fn port(&self, ifindex: u32) -> Option<&PortConf>;
+    /// The `XN_SLOTS` entry of stats slot `slot` (an array read; the caller checks its
+    /// `ifindex`). Tables without a slot array return `None` and every port is found by
+    /// ifindex.
+    fn port_at(&self, slot: u32) -> Option<&PortConf> {
+        let _ = slot;
+        None
+    }
     /// The FDB entry for `key` (a copy).
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal>;
     /// Write an FDB entry; false when the map refused (full, or `put` not satisfied).
@@ -413,8 +420,14 @@ fn forward<T: Tables>(
     if egress == ingress {
         return Decision::new(Drop, Stat::DropHairpin, slot, vlan);
     }
-    let Some(out) = t.port(egress) else {
-        return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan);
+    // The egress port through the entry's slot (an array read), checked against the
+    // entry's ifindex; by ifindex (a hash lookup) when the slot does not hold it.
+    let out = match t.port_at(u32::from(entry.slot)) {
+        Some(p) if p.ifindex == egress => p,
+        _ => match t.port(egress) {
+            Some(p) => p,
+            None => return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan),
+        },
     };
     if out.bridge != port.bridge {
         return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan);
@@ -476,6 +489,7 @@ pub fn learn<T: Tables>(
     let fresh = |now| FdbVal {
         ifindex: ingress,
         flags: 0,
+        slot: FdbVal::slot_of(port.slot),
         last_seen_ns: now,
     };
     match t.fdb(&key) {

@@ -7,9 +7,11 @@
 //! * `xnb_sink`: attached behind the device under test; counts frames and bytes, drops them.
 //! * `xnb_ceil` / `xnb_ceil_bc`: the ceiling, a bare devmap redirect with no parsing at all
 //!   (unicast: by ingress ifindex; flood: broadcast to every other port).
-//! * `xnb_l1_lookup`, `xnb_l2_learn`, `xnb_l3_clock`: a ladder between the ceiling and
-//!   `xennet_xdp` (which adds the counters on top of `xnb_l3_clock`), to attribute the per-frame
-//!   cost; run without live frames, for the program's own run time.
+//! * `xnb_l1_lookup`: a ladder step between the ceiling and `xennet_xdp` (which adds the
+//!   learning lookup, the clock and the counters), to attribute the per-frame cost; run
+//!   without live frames, for the program's own run time. (The steps that ran `decide()`
+//!   without `account()` are gone: compiled alone, `decide()` came out with a speculated read
+//!   of an absent tag's undefined bytes that the verifier refused.)
 //!
 //! They make the object `xennet-bench` (see `bench_main.rs`), which the agent never loads.
 //! Map and program names start with `XNB_` / `xnb_` (the names and [`GenConf`] are in
@@ -24,9 +26,8 @@ use aya_ebpf::{
 };
 use xennet_common::{
     bench::{GenConf, SINK_BYTES, SINK_FRAMES},
-    fwd::{self, Put, Tables, TagOp, Verdict},
-    maps::{FdbKey, FdbVal, PortConf},
-    stats::PortStats,
+    fwd::{self, Tables},
+    maps::FdbKey,
 };
 
 use crate::{
@@ -154,69 +155,4 @@ pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
         return XDP_DROP;
     }
     XN_TX.redirect(e.ifindex, 0).unwrap_or(XDP_DROP)
-}
-
-/// The maps with a frozen clock: `learn()` without reading the clock. Only meaningful for
-/// sources whose entries are static (a learned entry would be refreshed on every frame).
-struct NoClock;
-
-impl Tables for NoClock {
-    #[inline(always)]
-    fn port(&self, ifindex: u32) -> Option<&PortConf> {
-        Maps.port(ifindex)
-    }
-    #[inline(always)]
-    fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
-        Maps.fdb(key)
-    }
-    #[inline(always)]
-    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
-        Maps.fdb_put(key, val, put)
-    }
-    #[inline(always)]
-    fn learned(&self, slot: u32) -> u32 {
-        Maps.learned(slot)
-    }
-    #[inline(always)]
-    fn learned_add(&self, slot: u32, delta: i32) {
-        Maps.learned_add(slot, delta);
-    }
-    #[inline(always)]
-    fn now(&self) -> u64 {
-        0
-    }
-    #[inline(always)]
-    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
-        Maps.with_stats(slot, f);
-    }
-}
-
-/// `decide()` and the redirect, no counters; tag operations other than `Keep` are dropped.
-#[inline(always)]
-fn decide_redirect<T: Tables>(ctx: &XdpContext, t: &T) -> u32 {
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "ifindex is a u32 in xdp_md"
-    )]
-    let ingress = ctx.ingress_ifindex() as u32;
-    let d = fwd::decide(&Bytes(ctx), t, ingress);
-    match d.verdict {
-        Verdict::Forward if d.tag == TagOp::Keep => XN_TX.redirect(d.egress, 0).unwrap_or(XDP_DROP),
-        Verdict::Pass => XDP_PASS,
-        _ => XDP_DROP,
-    }
-}
-
-/// Ladder step 2: step 1 + the learning lookup of the source (the real `decide()`), with a
-/// frozen clock.
-#[xdp]
-pub fn xnb_l2_learn(ctx: XdpContext) -> u32 {
-    decide_redirect(&ctx, &NoClock)
-}
-
-/// Ladder step 3: the real `decide()` (learning with the real clock read), no counters.
-/// `xennet_xdp` is this plus `account()`.
-#[xdp]
-pub fn xnb_l3_clock(ctx: XdpContext) -> u32 {
-    decide_redirect(&ctx, &Maps)
 }

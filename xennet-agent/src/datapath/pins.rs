@@ -6,7 +6,7 @@ use std::{ffi::CString, fs, path::Path};
 use anyhow::{Context as _, anyhow, bail};
 use tracing::{info, warn};
 use xennet_common::maps::{
-    MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_STATS, MAP_TX,
+    MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS, MAP_TX,
 };
 
 use super::Datapath;
@@ -20,6 +20,7 @@ impl Datapath {
             .with_context(|| format!("creating pin directory {}", self.pin_dir.display()))?;
         for name in [
             MAP_PORTS,
+            MAP_SLOTS,
             MAP_FDB,
             MAP_STATS,
             MAP_TX,

@@ -51,6 +51,7 @@ fn world() -> World {
     let st = |ifindex| FdbVal {
         ifindex,
         flags: FDB_STATIC,
+        slot: 0,
         last_seen_ns: 0,
     };
     fdb.insert((1, 4094, UP), st(TRUNK));
@@ -209,6 +210,7 @@ fn native_vlan_frames() {
         FdbVal {
             ifindex: 30,
             flags: FDB_STATIC,
+            slot: 0,
             last_seen_ns: 0,
         },
     );
@@ -305,6 +307,7 @@ fn learning_new_refresh_move_and_static() {
         Some(FdbVal {
             ifindex: VIF1,
             flags: 0,
+            slot: 2,
             last_seen_ns: t0
         })
     );
@@ -504,4 +507,39 @@ fn flood_round_trip_matches_unicast_tagging() {
             assert_eq!(got, want, "{ingress} → {egress}");
         }
     }
+}
+
+#[test]
+fn egress_through_the_fdb_slot_is_checked_against_the_ifindex() {
+    let w = world();
+    let put = |mac, ifindex, slot| {
+        w.fdb.borrow_mut().insert(
+            (1, 4094, mac),
+            FdbVal {
+                ifindex,
+                flags: FDB_STATIC,
+                slot,
+                last_seen_ns: 0,
+            },
+        );
+    };
+    // The slot holds the entry's port: forwarded there.
+    put(L2, VIF2, 3);
+    let d = w.run(VIF1, eth(L2, G1, &[]));
+    assert_eq!(
+        (d.verdict, d.egress, d.out_slot),
+        (Verdict::Forward, VIF2, 3)
+    );
+    // A slot now holding another port (VIF3, VLAN 4093, which would drop the frame): the
+    // port is found by ifindex instead.
+    put(L3, VIF2, 4);
+    let d = w.run(VIF1, eth(L3, G1, &[]));
+    assert_eq!(
+        (d.verdict, d.egress, d.out_slot),
+        (Verdict::Forward, VIF2, 3)
+    );
+    // A slot that holds no port and an ifindex that is none: stale.
+    put(STALE, 77, 7);
+    let d = w.run(VIF1, eth(STALE, G1, &[]));
+    assert_eq!((d.verdict, d.stat), (Verdict::Drop, Stat::DropStaleFdb));
 }

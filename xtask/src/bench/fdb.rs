@@ -32,9 +32,7 @@ pub fn load_objects(
         args.fdb_entries
     ));
     let mut obj = BenchObj::load(
-        &[
-            GEN, SINK, CEIL, CEIL_BC, LADDER[1], LADDER[2], LADDER[3], PROG_XDP,
-        ],
+        &[GEN, SINK, CEIL, CEIL_BC, LADDER[1], PROG_XDP],
         Some(fdb_cap),
     )?;
     obj.fill_xennet(fdb_dut, args.flows, args.fdb_hot, args.fdb_hot)?;

@@ -55,7 +55,7 @@ pub fn in_situ(
     obj: &mut BenchObj,
     d: &Dut,
     small: &Traffic,
-) -> Result<(Vec<(String, String, f64, u64)>, Vec<String>)> {
+) -> Result<InSitu> {
     log("in-situ program run time (kernel.bpf_stats_enabled)");
     let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
     obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
@@ -107,10 +107,7 @@ pub fn in_situ(
 }
 
 /// The ladder and the in-situ results as text (`--ladder-only`).
-pub fn render(
-    ladder: &[(String, f64, f64, f64)],
-    situ: &(Vec<(String, String, f64, u64)>, Vec<String>),
-) -> String {
+pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
     use std::fmt::Write as _;
     let mut o =
         String::from("Program run time per frame (BPF_PROG_TEST_RUN, not live), median ns:\n");
@@ -132,6 +129,9 @@ pub fn render(
     }
     o
 }
+
+/// In-situ results: (label, program, ns per run, runs), and one line per window.
+pub type InSitu = (Vec<(String, String, f64, u64)>, Vec<String>);
 
 /// `kernel.bpf_stats_enabled = 1` while alive; restores the previous value on drop.
 struct BpfStats {

@@ -200,10 +200,8 @@ pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
         let _ = writeln!(o, "|---|---|---:|---:|---:|");
         let adds = [
             "bare devmap redirect (the ceiling)",
-            "port lookup, parse, classify, FDB lookup of dst, egress checks",
-            "learning lookup of src (`fwd::learn`), clock frozen",
-            "`bpf_ktime_get_ns()` (the real `decide()`)",
-            "counters (`fwd::account`): the full datapath",
+            "port lookup, parse, classify, FDB lookup of dst, egress port, redirect",
+            "learning lookup of src, coarse clock, counters: the full datapath",
         ];
         let mut prev: Option<f64> = None;
         for (i, (p, med, lo, hi)) in rep.ladder.iter().enumerate() {
