@@ -62,6 +62,22 @@ pub trait Tables {
         let _ = slot;
         None
     }
+    /// The stats slot `XN_IFSLOTS` holds for `ifindex` (an array read; 0 or `None`: unknown).
+    fn slot_of(&self, ifindex: u32) -> Option<u32> {
+        let _ = ifindex;
+        None
+    }
+    /// The port whose ifindex is `ifindex`: through its slot when [`Tables::slot_of`] knows
+    /// it (two array reads, checked against the ifindex), else [`Tables::port`].
+    #[inline(always)]
+    fn port_fast(&self, ifindex: u32) -> Option<&PortConf> {
+        if let Some(p) = self.slot_of(ifindex).and_then(|s| self.port_at(s)) {
+            if p.ifindex == ifindex {
+                return Some(p);
+            }
+        }
+        self.port(ifindex)
+    }
     /// The FDB entry for `key` (a copy).
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal>;
     /// Write an FDB entry; false when the map refused (full, or `put` not satisfied).
@@ -290,7 +306,7 @@ pub fn decide_with_port<'t, F: Frame, T: Tables>(
     t: &'t T,
     ingress: u32,
 ) -> (Decision, Option<&'t PortConf>) {
-    let Some(port) = t.port(ingress) else {
+    let Some(port) = t.port_fast(ingress) else {
         return (Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0), None);
     };
     (decide_on(f, t, port, ingress), Some(port))
@@ -551,8 +567,8 @@ pub fn flood_egress<F: Frame, T: Tables>(
     ingress: u32,
     egress: u32,
 ) -> Option<(TagOp, u32)> {
-    let out = t.port(egress)?;
-    let inp = t.port(ingress)?;
+    let out = t.port_fast(egress)?;
+    let inp = t.port_fast(ingress)?;
     let tag = match parse(f) {
         Ok(EthHdr {
             outer: Some(tag), ..

@@ -12,6 +12,12 @@ pub const MAP_PORTS: &str = "XN_PORTS";
 /// [`PortConf::ifindex`] set; a free slot is zeroed). Array: the egress port of a known
 /// unicast frame is found through [`FdbVal::slot`] without a hash lookup.
 pub const MAP_SLOTS: &str = "XN_SLOTS";
+/// Stats slot by ifindex (`u32` → `u32`, 0 = not a port) for ifindices below
+/// [`IFSLOT_ENTRIES`]. Array: with `XN_SLOTS`, the ingress port without a hash lookup;
+/// larger ifindices are looked up in `XN_PORTS`.
+pub const MAP_IFSLOTS: &str = "XN_IFSLOTS";
+/// Entries of `XN_IFSLOTS` (256 KiB).
+pub const IFSLOT_ENTRIES: u32 = 1 << 16;
 /// FDB: [`FdbKey`] → [`FdbVal`]. Hash map.
 pub const MAP_FDB: &str = "XN_FDB";
 /// Egress devices for redirects: ifindex → ifindex. Devmap (hash).

@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use xennet_common::{
     fwd::{Put, Tables},
-    maps::{FDB_MAX_ENTRIES, FdbKey, FdbVal, MAX_PORTS, MemberKey, PortConf, STATS_SLOTS},
+    maps::{
+        FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
+        STATS_SLOTS,
+    },
     stats::PortStats,
 };
 
@@ -28,6 +31,11 @@ static XN_PORTS: HashMap<u32, PortConf> = HashMap::with_max_entries(MAX_PORTS, 0
 /// through its FDB entry's slot, without a hash lookup.
 #[map]
 static XN_SLOTS: Array<PortConf> = Array::with_max_entries(STATS_SLOTS, 0);
+
+/// Stats slot by ifindex (below `IFSLOT_ENTRIES`): with `XN_SLOTS`, the ingress port
+/// without a hash lookup.
+#[map]
+static XN_IFSLOTS: Array<u32> = Array::with_max_entries(IFSLOT_ENTRIES, 0);
 
 /// The FDB: {MAC, VLAN, bridge} → egress ifindex, slot and flags.
 #[map]
@@ -66,6 +74,11 @@ impl Tables for Maps {
     #[inline(always)]
     fn port_at(&self, slot: u32) -> Option<&PortConf> {
         XN_SLOTS.get(slot)
+    }
+
+    #[inline(always)]
+    fn slot_of(&self, ifindex: u32) -> Option<u32> {
+        XN_IFSLOTS.get(ifindex).copied()
     }
 
     #[inline(always)]

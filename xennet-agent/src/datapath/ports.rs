@@ -7,7 +7,10 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues};
 use tracing::info;
 use xennet_common::{
-    maps::{FDB_STATIC, MAP_FLOOD, MAP_PORTS, MAP_SLOTS, MAP_STATS, MAP_TX, MAX_PORTS, PortConf},
+    maps::{
+        FDB_STATIC, IFSLOT_ENTRIES, MAP_FLOOD, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
+        MAP_TX, MAX_PORTS, PortConf,
+    },
     stats::PortStats,
 };
 
@@ -177,8 +180,8 @@ impl Datapath {
         Ok(())
     }
 
-    /// Write port `idx`'s entry: in `XN_PORTS` by ifindex, and in `XN_SLOTS` by its slot with
-    /// its ifindex (what FDB entries reach through their slot).
+    /// Write port `idx`'s entry: in `XN_PORTS` by ifindex, in `XN_SLOTS` by its slot with its
+    /// ifindex (what FDB entries reach through their slot), and its slot in `XN_IFSLOTS`.
     pub(super) fn write_port(&mut self, idx: u32, conf: &PortConf) -> anyhow::Result<()> {
         let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
         ports
@@ -189,10 +192,17 @@ impl Datapath {
         at.ifindex = idx;
         slots
             .set(conf.slot, at, 0)
-            .with_context(|| format!("writing slot {} to {MAP_SLOTS}", conf.slot))
+            .with_context(|| format!("writing slot {} to {MAP_SLOTS}", conf.slot))?;
+        if idx < IFSLOT_ENTRIES {
+            let mut ifslots: Array<&mut MapData, u32> = self.map_mut(MAP_IFSLOTS)?;
+            ifslots
+                .set(idx, conf.slot, 0)
+                .with_context(|| format!("writing ifindex {idx} to {MAP_IFSLOTS}"))?;
+        }
+        Ok(())
     }
 
-    /// Remove a port's entries from the port, slot and redirect maps.
+    /// Remove a port's entries from the port, slot, ifindex-slot and redirect maps.
     pub(super) fn unmap_port(&mut self, idx: u32) -> anyhow::Result<()> {
         let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
         let _ = flood.remove(idx);
@@ -201,6 +211,12 @@ impl Datapath {
         let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
         let slot = ports.get(&idx, 0).ok().map(|c| c.slot);
         let _ = ports.remove(&idx);
+        if idx < IFSLOT_ENTRIES {
+            let mut ifslots: Array<&mut MapData, u32> = self.map_mut(MAP_IFSLOTS)?;
+            ifslots
+                .set(idx, 0, 0)
+                .with_context(|| format!("clearing ifindex {idx} of {MAP_IFSLOTS}"))?;
+        }
         if let Some(slot) = slot {
             let mut slots: Array<&mut MapData, PortConf> = self.map_mut(MAP_SLOTS)?;
             // Only if it still holds this port (a zeroed slot holds none).

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use xennet_common::{
     bench,
     maps::{
-        MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS, MAP_TX,
-        PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
+        MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
+        MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
     },
 };
 
@@ -41,6 +41,7 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
     let want_maps = [
         MAP_PORTS,
         MAP_SLOTS,
+        MAP_IFSLOTS,
         MAP_FDB,
         MAP_TX,
         MAP_STATS,
@@ -83,6 +84,7 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
         // The ladder's own copy of the datapath maps it reads.
         MAP_PORTS,
         MAP_SLOTS,
+        MAP_IFSLOTS,
         MAP_FDB,
         MAP_TX,
     ] {

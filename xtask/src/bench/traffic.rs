@@ -28,8 +28,8 @@ pub use xennet_common::bench::GenConf;
 use xennet_common::{
     bench::{self, add16},
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_PORTS, MAP_SLOTS, MAP_TX, PORT_ACCESS, PORT_TRUNK,
-        PROG_XDP, PortConf,
+        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_TX,
+        PORT_ACCESS, PORT_TRUNK, PROG_XDP, PortConf,
     },
 };
 use xennet_tests::{Netns, frame::Mac};
@@ -492,6 +492,11 @@ fn fill_xennet(ebpf: &mut Ebpf, t: &Dut, flows: u16, hot: u32, fdb_entries: u32)
         for (idx, mut conf) in [(xb0, trunk), (xb1, access)] {
             conf.ifindex = idx;
             slots.set(conf.slot, conf, 0).context("XN_SLOTS set")?;
+        }
+        let mut ifslots: Array<&mut MapData, u32> =
+            Array::try_from(ebpf.map_mut(MAP_IFSLOTS).context("XN_IFSLOTS")?)?;
+        for (idx, conf) in [(xb0, trunk), (xb1, access)] {
+            ifslots.set(idx, conf.slot, 0).context("XN_IFSLOTS set")?;
         }
         let mut tx: DevMapHash<&mut MapData> =
             DevMapHash::try_from(ebpf.map_mut(MAP_TX).context("XN_TX")?)?;
