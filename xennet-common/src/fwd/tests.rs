@@ -543,3 +543,56 @@ fn egress_through_the_fdb_slot_is_checked_against_the_ifindex() {
     let d = w.run(VIF1, eth(STALE, G1, &[]));
     assert_eq!((d.verdict, d.stat), (Verdict::Drop, Stat::DropStaleFdb));
 }
+
+/// A world whose `XN_IFSLOTS` is stale: every ifindex maps to slot 3 (VIF2's).
+struct StaleIfslots(World);
+
+impl Tables for StaleIfslots {
+    fn port(&self, ifindex: u32) -> Option<&PortConf> {
+        self.0.port(ifindex)
+    }
+    fn port_at(&self, slot: u32) -> Option<&PortConf> {
+        self.0.port_at(slot)
+    }
+    fn slot_of(&self, _ifindex: u32) -> Option<u32> {
+        Some(3)
+    }
+    fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
+        self.0.fdb(key)
+    }
+    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
+        self.0.fdb_put(key, val, put)
+    }
+    fn learned(&self, slot: u32) -> u32 {
+        self.0.learned(slot)
+    }
+    fn learned_add(&self, slot: u32, delta: i32) {
+        self.0.learned_add(slot, delta);
+    }
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
+        self.0.with_stats(slot, f);
+    }
+}
+
+#[test]
+fn ingress_through_a_stale_ifindex_slot_falls_back_to_the_port_map() {
+    let w = StaleIfslots(world());
+    // From VIF1 (slot 2): the stale slot 3 holds VIF2, so VIF1 is found by ifindex.
+    let d = decide(&Pkt(eth(G2, G1, &[])), &w, VIF1);
+    assert_eq!(
+        (d.verdict, d.in_slot, d.egress),
+        (Verdict::Forward, 2, VIF2)
+    );
+    // From VIF2 the slot is right.
+    let d = decide(&Pkt(eth(G1, G2, &[])), &w, VIF2);
+    assert_eq!(
+        (d.verdict, d.in_slot, d.egress),
+        (Verdict::Forward, 3, VIF1)
+    );
+    // An interface that is no port at all stays one.
+    let d = decide(&Pkt(eth(G1, G2, &[])), &w, NOT_PORT);
+    assert_eq!(d.stat, Stat::PassNotPort);
+}
