@@ -7,6 +7,7 @@
 //! * `xnb_sink`: attached behind the device under test; counts frames and bytes, drops them.
 //! * `xnb_ceil` / `xnb_ceil_bc`: the ceiling, a bare devmap redirect with no parsing at all
 //!   (unicast: by ingress ifindex; flood: broadcast to every other port).
+//! * `xnb_tc_ceil`: the TC ceiling, a bare `bpf_redirect` (for the ladder's TC part).
 //! * `xnb_l1_lookup`: a ladder step between the ceiling and `xennet_xdp` (which adds the
 //!   learning lookup, the clock and the counters), to attribute the per-frame cost; run
 //!   without live frames, for the program's own run time. (The steps that ran `decide()`
@@ -19,10 +20,14 @@
 //! datapath maps (`XN_*`), which the bench fills like the agent would.
 
 use aya_ebpf::{
-    bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
-    macros::{map, xdp},
+    bindings::{
+        TC_ACT_SHOT,
+        xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
+    },
+    helpers::bpf_redirect,
+    macros::{classifier, map, xdp},
     maps::{Array, DevMapHash, PerCpuArray},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use xennet_common::{
     bench::{GenConf, SINK_BYTES, SINK_FRAMES},
@@ -54,6 +59,10 @@ static XNB_TX: DevMapHash = DevMapHash::with_max_entries(64, 0);
 /// Ceiling, flood: every port.
 #[map]
 static XNB_ALL: DevMapHash = DevMapHash::with_max_entries(64, 0);
+
+/// TC ceiling: the egress ifindex (one entry).
+#[map]
+static XNB_TC_TX: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Generator: rewrite the header, send the frame back out of its device.
 #[xdp]
@@ -112,6 +121,18 @@ pub fn xnb_ceil(ctx: XdpContext) -> u32 {
     )]
     let ingress = ctx.ingress_ifindex() as u32;
     XNB_TX.redirect(ingress, 0).unwrap_or(XDP_DROP)
+}
+
+/// TC ceiling: `bpf_redirect` to the configured port, nothing else (the bare tcx redirect
+/// xennet's TC program is measured against).
+#[classifier]
+pub fn xnb_tc_ceil(_ctx: TcContext) -> i32 {
+    match XNB_TC_TX.get(0) {
+        // SAFETY: no preconditions.
+        #[expect(clippy::cast_possible_truncation, reason = "TC_ACT_REDIRECT is 7")]
+        Some(to) => unsafe { bpf_redirect(*to, 0) as i32 },
+        None => TC_ACT_SHOT as i32,
+    }
 }
 
 /// Ceiling, flood: a copy to every other port, nothing else.

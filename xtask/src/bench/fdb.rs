@@ -14,7 +14,7 @@ use super::{
     report::{Sample, Unit},
     scenarios::{SCN_FDB_BIG, SCN_FDB_SMALL, Traffic, sample},
     topo::{Dut, Topo},
-    traffic::{BenchObj, CEIL, CEIL_BC, GEN, LADDER, SINK},
+    traffic::{BenchObj, CEIL, CEIL_BC, GEN, LADDER, LADDER_TC, SINK},
 };
 
 /// The bench object (generator, sinks, ceiling, ladder) with a copy of the datapath object
@@ -32,7 +32,16 @@ pub fn load_objects(
         args.fdb_entries
     ));
     let mut obj = BenchObj::load(
-        &[GEN, SINK, CEIL, CEIL_BC, LADDER[1], PROG_XDP],
+        &[
+            GEN,
+            SINK,
+            CEIL,
+            CEIL_BC,
+            LADDER[1],
+            PROG_XDP,
+            LADDER_TC[0],
+            LADDER_TC[1],
+        ],
         Some(fdb_cap),
     )?;
     obj.fill_xennet(fdb_dut, args.flows, args.fdb_hot, args.fdb_hot)?;

@@ -11,7 +11,7 @@ use xennet_common::{
     },
 };
 
-use super::traffic::{CEIL_BC, GEN, LADDER, SINK};
+use super::traffic::{CEIL_BC, GEN, LADDER, LADDER_TC, SINK};
 
 /// (program names, map names) of `object`, or `None` when it is empty (built without the eBPF
 /// toolchain; then `XENNET_REQUIRE_EBPF=1`, as `cargo xtask test` sets, makes that a failure).
@@ -68,7 +68,11 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
     let Some((progs, maps)) = names("bench", xennet_agent::ebpf::BENCH_OBJECT) else {
         return;
     };
-    for p in [GEN, SINK, CEIL_BC].iter().chain(&LADDER[..2]) {
+    for p in [GEN, SINK, CEIL_BC]
+        .iter()
+        .chain(&LADDER[..2])
+        .chain(&LADDER_TC[..1])
+    {
         assert!(progs.contains(*p), "bench object lacks {p}: {progs:?}");
     }
     // Every program is the bench's own: the datapath's come from the datapath object.
@@ -81,6 +85,7 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
         bench::MAP_SINK,
         bench::MAP_CEIL_TX,
         bench::MAP_CEIL_ALL,
+        bench::MAP_TC_TX,
         // The ladder's own copy of the datapath maps it reads.
         MAP_PORTS,
         MAP_SLOTS,

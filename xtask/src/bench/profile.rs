@@ -11,7 +11,7 @@ use super::{
     report::median,
     scenarios::Traffic,
     topo::{Dut, Topo},
-    traffic::{BenchObj, CEIL, GEN, LADDER, SINK},
+    traffic::{BenchObj, CEIL, GEN, LADDER, LADDER_TC, SINK},
 };
 
 /// Program run time per frame of every ladder step on `d`'s maps: (program, median ns, min,
@@ -33,9 +33,14 @@ pub fn ladder(
             let ns = obj.prog_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
             ladder_samples.entry(prog).or_default().push(ns);
         }
+        for prog in LADDER_TC {
+            let ns = obj.tc_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
+            ladder_samples.entry(prog).or_default().push(ns);
+        }
     }
     Ok(LADDER
         .iter()
+        .chain(&LADDER_TC)
         .map(|prog| {
             let mut v = ladder_samples.remove(prog).unwrap_or_default();
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -113,6 +118,9 @@ pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
         String::from("Program run time per frame (BPF_PROG_TEST_RUN, not live), median ns:\n");
     let mut prev: Option<f64> = None;
     for (p, m, lo, hi) in ladder {
+        if p == LADDER_TC[0] {
+            prev = None;
+        }
         let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
         let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
         prev = Some(*m);

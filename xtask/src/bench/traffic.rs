@@ -19,7 +19,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
-        Xdp, XdpMode,
+        Program, SchedClassifier, Xdp, XdpMode,
         xdp::XdpLinkId,
         {TestRun as _, TestRunAttrs, TestRunOptions},
     },
@@ -29,7 +29,7 @@ use xennet_common::{
     bench::{self, add16},
     maps::{
         FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_TX,
-        PORT_ACCESS, PORT_TRUNK, PROG_XDP, PortConf,
+        PORT_ACCESS, PORT_TRUNK, PROG_TC, PROG_XDP, PortConf,
     },
 };
 use xennet_tests::{Netns, frame::Mac};
@@ -43,6 +43,11 @@ pub const CEIL: &str = bench::PROG_CEIL;
 pub const CEIL_BC: &str = bench::PROG_CEIL_BC;
 /// The ladder from the ceiling to `xennet_xdp`, in order.
 pub const LADDER: [&str; 3] = [CEIL, bench::PROG_L1_LOOKUP, PROG_XDP];
+/// The TC part of the ladder: the TC ceiling, then `xennet_tc`.
+pub const LADDER_TC: [&str; 2] = [bench::PROG_TC_CEIL, PROG_TC];
+
+/// `TC_ACT_REDIRECT`.
+const TC_ACT_REDIRECT: u32 = 7;
 
 /// `XDP_REDIRECT`.
 const XDP_REDIRECT: u32 = 4;
@@ -218,9 +223,11 @@ fn load_object(what: &str, object: &[u8], programs: &[&str], fdb_max: Option<u32
         .load(object)
         .with_context(|| format!("loading the {what} eBPF object"))?;
     for p in programs {
-        xdp_mut(&mut ebpf, p)?
-            .load()
-            .with_context(|| format!("verifying {p}"))?;
+        match ebpf.program_mut(p) {
+            Some(Program::SchedClassifier(c)) => c.load(),
+            _ => xdp_mut(&mut ebpf, p)?.load(),
+        }
+        .with_context(|| format!("verifying {p}"))?;
     }
     Ok(ebpf)
 }
@@ -459,6 +466,46 @@ impl BenchObj {
         if r.return_value != XDP_REDIRECT {
             bail!(
                 "{prog} returned {} instead of XDP_REDIRECT on the ladder frame",
+                r.return_value
+            );
+        }
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds")]
+        Ok(r.duration.as_nanos() as f64)
+    }
+
+    /// Run the TC program `prog` `repeat` times on `frame` (not live) with ingress xb0, the TC
+    /// ceiling redirecting to xb1; returns ns per run. Fails unless it returns
+    /// `TC_ACT_REDIRECT`.
+    pub fn tc_ns(&mut self, t: &Dut, prog: &str, frame: &[u8], repeat: u32) -> Result<f64> {
+        let (xb0, xb1) = (t.idx("xb0")?, t.idx("xb1")?);
+        if is_bench(prog) {
+            let mut to: Array<&mut MapData, u32> = Array::try_from(
+                self.bench_mut()?
+                    .map_mut(bench::MAP_TC_TX)
+                    .context(bench::MAP_TC_TX)?,
+            )?;
+            to.set(0, xb1, 0).context("writing XNB_TC_TX")?;
+        }
+        let p: &SchedClassifier = self
+            .holder(prog)?
+            .program(prog)
+            .ok_or_else(|| anyhow!("object has no program {prog}"))?
+            .try_into()
+            .with_context(|| format!("{prog} type"))?;
+        // `struct __sk_buff` with only `ifindex` (offset 40) set: the skb arrives on xb0.
+        let mut ctx = [0u8; 192];
+        ctx[40..44].copy_from_slice(&xb0.to_ne_bytes());
+        let r = t.ns.run_in(|| {
+            p.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..TestRunOptions::new()
+            })
+        })??;
+        if r.return_value != TC_ACT_REDIRECT {
+            bail!(
+                "{prog} returned {} instead of TC_ACT_REDIRECT on the ladder frame",
                 r.return_value
             );
         }

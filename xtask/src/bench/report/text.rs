@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{GENERATOR_BOUND, Report, Scenario, Summary, Unit};
+use crate::bench::traffic::LADDER_TC;
 
 /// A value in the scenario's display unit.
 #[must_use]
@@ -121,6 +122,9 @@ pub fn terminal(rep: &Report) -> String {
         );
         let mut prev: Option<f64> = None;
         for (p, m, lo, hi) in &rep.ladder {
+            if p == LADDER_TC[0] {
+                prev = None;
+            }
             let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
             let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
             prev = Some(*m);
@@ -202,9 +206,14 @@ pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
             "bare devmap redirect (the ceiling)",
             "port lookup, parse, classify, FDB lookup of dst, egress port, redirect",
             "learning lookup of src, coarse clock, counters: the full datapath",
+            "bare `bpf_redirect` (the TC ceiling)",
+            "the TC datapath (`xennet_tc`, skb already built)",
         ];
         let mut prev: Option<f64> = None;
         for (i, (p, med, lo, hi)) in rep.ladder.iter().enumerate() {
+            if p == LADDER_TC[0] {
+                prev = None;
+            }
             let d = prev.map_or_else(|| "—".into(), |x| format!("+{:.1}", med - x));
             let _ = writeln!(
                 o,
