@@ -548,6 +548,7 @@ fn write_raw_entries(
         let val = FdbVal {
             ifindex: target,
             flags: FDB_STATIC,
+            slot: 0,
             last_seen_ns: 0,
         };
         fdb.insert(key, val, 0)

@@ -28,12 +28,12 @@ pub const PROG_SINK: &str = "xnb_sink";
 pub const PROG_CEIL: &str = "xnb_ceil";
 /// The ceiling, flood: a devmap broadcast to every other port.
 pub const PROG_CEIL_BC: &str = "xnb_ceil_bc";
+/// The TC ceiling: a bare `bpf_redirect` to the port in [`MAP_TC_TX`].
+pub const PROG_TC_CEIL: &str = "xnb_tc_ceil";
+/// The TC ceiling's egress ifindex (one `u32`). Array.
+pub const MAP_TC_TX: &str = "XNB_TC_TX";
 /// Ladder step 1: VLAN-aware lookup only.
 pub const PROG_L1_LOOKUP: &str = "xnb_l1_lookup";
-/// Ladder step 2: `decide()` with learning, frozen clock.
-pub const PROG_L2_LEARN: &str = "xnb_l2_learn";
-/// Ladder step 3: `decide()` with the clock, no counters.
-pub const PROG_L3_CLOCK: &str = "xnb_l3_clock";
 
 /// Prefix of every program of the bench object.
 pub const PROG_PREFIX: &str = "xnb_";

@@ -55,6 +55,29 @@ pub enum Put {
 pub trait Tables {
     /// The port whose ifindex is `ifindex`.
     fn port(&self, ifindex: u32) -> Option<&PortConf>;
+    /// The `XN_SLOTS` entry of stats slot `slot` (an array read; the caller checks its
+    /// `ifindex`). Tables without a slot array return `None` and every port is found by
+    /// ifindex.
+    fn port_at(&self, slot: u32) -> Option<&PortConf> {
+        let _ = slot;
+        None
+    }
+    /// The stats slot `XN_IFSLOTS` holds for `ifindex` (an array read; 0 or `None`: unknown).
+    fn slot_of(&self, ifindex: u32) -> Option<u32> {
+        let _ = ifindex;
+        None
+    }
+    /// The port whose ifindex is `ifindex`: through its slot when [`Tables::slot_of`] knows
+    /// it (two array reads, checked against the ifindex), else [`Tables::port`].
+    #[inline(always)]
+    fn port_fast(&self, ifindex: u32) -> Option<&PortConf> {
+        if let Some(p) = self.slot_of(ifindex).and_then(|s| self.port_at(s)) {
+            if p.ifindex == ifindex {
+                return Some(p);
+            }
+        }
+        self.port(ifindex)
+    }
     /// The FDB entry for `key` (a copy).
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal>;
     /// Write an FDB entry; false when the map refused (full, or `put` not satisfied).
@@ -283,7 +306,7 @@ pub fn decide_with_port<'t, F: Frame, T: Tables>(
     t: &'t T,
     ingress: u32,
 ) -> (Decision, Option<&'t PortConf>) {
-    let Some(port) = t.port(ingress) else {
+    let Some(port) = t.port_fast(ingress) else {
         return (Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0), None);
     };
     (decide_on(f, t, port, ingress), Some(port))
@@ -420,8 +443,14 @@ fn forward<T: Tables>(
     if egress == ingress {
         return Decision::new(Drop, Stat::DropHairpin, slot, vlan);
     }
-    let Some(out) = t.port(egress) else {
-        return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan);
+    // The egress port through the entry's slot (an array read), checked against the
+    // entry's ifindex; by ifindex (a hash lookup) when the slot does not hold it.
+    let out = match t.port_at(u32::from(entry.slot)) {
+        Some(p) if p.ifindex == egress => p,
+        _ => match t.port(egress) {
+            Some(p) => p,
+            None => return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan),
+        },
     };
     if out.bridge != port.bridge {
         return Decision::new(Drop, Stat::DropStaleFdb, slot, vlan);
@@ -483,6 +512,7 @@ pub fn learn<T: Tables>(
     let fresh = |now| FdbVal {
         ifindex: ingress,
         flags: 0,
+        slot: FdbVal::slot_of(port.slot),
         last_seen_ns: now,
     };
     match t.fdb(&key) {
@@ -544,8 +574,8 @@ pub fn flood_egress<F: Frame, T: Tables>(
     ingress: u32,
     egress: u32,
 ) -> Option<(TagOp, u32)> {
-    let out = t.port(egress)?;
-    let inp = t.port(ingress)?;
+    let out = t.port_fast(egress)?;
+    let inp = t.port_fast(ingress)?;
     let tag = match parse(f) {
         Ok(EthHdr {
             outer: Some(tag), ..

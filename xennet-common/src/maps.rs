@@ -8,6 +8,16 @@ use crate::VLAN_VID_MASK;
 
 /// Ports: ifindex (`u32`) → [`PortConf`]. Hash map.
 pub const MAP_PORTS: &str = "XN_PORTS";
+/// Ports by stats slot: slot (`u32`) → [`PortConf`] (the same entries as `XN_PORTS`, with
+/// [`PortConf::ifindex`] set; a free slot is zeroed). Array: the egress port of a known
+/// unicast frame is found through [`FdbVal::slot`] without a hash lookup.
+pub const MAP_SLOTS: &str = "XN_SLOTS";
+/// Stats slot by ifindex (`u32` → `u32`, 0 = not a port) for ifindices below
+/// [`IFSLOT_ENTRIES`]. Array: with `XN_SLOTS`, the ingress port without a hash lookup;
+/// larger ifindices are looked up in `XN_PORTS`.
+pub const MAP_IFSLOTS: &str = "XN_IFSLOTS";
+/// Entries of `XN_IFSLOTS` (256 KiB).
+pub const IFSLOT_ENTRIES: u32 = 1 << 16;
 /// FDB: [`FdbKey`] → [`FdbVal`]. Hash map.
 pub const MAP_FDB: &str = "XN_FDB";
 /// Egress devices for redirects: ifindex → ifindex. Devmap (hash).
@@ -43,6 +53,7 @@ pub const PROG_PASS: &str = "xennet_pass";
 pub const MAX_PORTS: u32 = 4096;
 /// Stats slots: slot 0 counts frames on interfaces that are not configured ports.
 pub const STATS_SLOTS: u32 = MAX_PORTS + 1;
+const _: () = assert!(STATS_SLOTS <= 1 << 16, "FdbVal::slot is a u16");
 /// Default capacity of the FDB.
 pub const FDB_MAX_ENTRIES: u32 = 1 << 18;
 
@@ -93,6 +104,9 @@ pub struct PortConf {
     pub pad: u16,
     /// Most MACs the datapath learns on this port; 0 = no limit.
     pub max_learned: u32,
+    /// The port's ifindex in `XN_SLOTS` entries (0 in `XN_PORTS` and in a free slot): what an
+    /// [`FdbVal`] reached through its `slot` checks, so that a reused slot never misdirects.
+    pub ifindex: u32,
     /// Bit `v` set = the port carries VLAN `v` (the pvid included).
     pub vlans: [u8; VLAN_BITMAP_BYTES],
 }
@@ -110,6 +124,7 @@ impl PortConf {
             tpid,
             pad: 0,
             max_learned: 0,
+            ifindex: 0,
             vlans: [0; VLAN_BITMAP_BYTES],
         };
         if pvid != 0 {
@@ -152,7 +167,7 @@ pub struct FdbKey {
 }
 
 /// Entry configured by the operator; never replaced by learning, never aged.
-pub const FDB_STATIC: u32 = 1;
+pub const FDB_STATIC: u16 = 1;
 
 /// FDB value: where the station is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +176,10 @@ pub struct FdbVal {
     /// Egress port ifindex.
     pub ifindex: u32,
     /// `FDB_*` flags.
-    pub flags: u32,
+    pub flags: u16,
+    /// Stats slot of the port `ifindex` (its `XN_SLOTS` index), or 0 when unknown: then the
+    /// datapath looks the port up by ifindex.
+    pub slot: u16,
     /// `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`) of the last frame from this station, refreshed at
     /// most every [`crate::fwd::REFRESH_NS`]; 0 for static entries.
     pub last_seen_ns: u64,
@@ -176,6 +194,18 @@ mod pod {
     unsafe impl aya::Pod for super::MemberKey {}
 }
 
+impl FdbVal {
+    /// A stats slot as [`FdbVal::slot`] holds it (slots are < [`STATS_SLOTS`], which fits).
+    #[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
+    #[inline(always)]
+    #[must_use]
+    pub const fn slot_of(slot: u32) -> u16 {
+        #[expect(clippy::cast_possible_truncation, reason = "STATS_SLOTS fits a u16")]
+        let s = slot as u16;
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +213,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<PortConf>(), 20 + VLAN_BITMAP_BYTES);
+        assert_eq!(size_of::<PortConf>(), 24 + VLAN_BITMAP_BYTES);
         assert_eq!(align_of::<PortConf>(), 4);
         assert_eq!(size_of::<FdbKey>(), 12);
         assert_eq!(size_of::<FdbVal>(), 16);

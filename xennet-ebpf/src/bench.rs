@@ -7,9 +7,12 @@
 //! * `xnb_sink`: attached behind the device under test; counts frames and bytes, drops them.
 //! * `xnb_ceil` / `xnb_ceil_bc`: the ceiling, a bare devmap redirect with no parsing at all
 //!   (unicast: by ingress ifindex; flood: broadcast to every other port).
-//! * `xnb_l1_lookup`, `xnb_l2_learn`, `xnb_l3_clock`: a ladder between the ceiling and
-//!   `xennet_xdp` (which adds the counters on top of `xnb_l3_clock`), to attribute the per-frame
-//!   cost; run without live frames, for the program's own run time.
+//! * `xnb_tc_ceil`: the TC ceiling, a bare `bpf_redirect` (for the ladder's TC part).
+//! * `xnb_l1_lookup`: a ladder step between the ceiling and `xennet_xdp` (which adds the
+//!   learning lookup, the clock and the counters), to attribute the per-frame cost; run
+//!   without live frames, for the program's own run time. (The steps that ran `decide()`
+//!   without `account()` are gone: compiled alone, `decide()` came out with a speculated read
+//!   of an absent tag's undefined bytes that the verifier refused.)
 //!
 //! They make the object `xennet-bench` (see `bench_main.rs`), which the agent never loads.
 //! Map and program names start with `XNB_` / `xnb_` (the names and [`GenConf`] are in
@@ -17,16 +20,19 @@
 //! datapath maps (`XN_*`), which the bench fills like the agent would.
 
 use aya_ebpf::{
-    bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
-    macros::{map, xdp},
+    bindings::{
+        TC_ACT_SHOT,
+        xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
+    },
+    helpers::bpf_redirect,
+    macros::{classifier, map, xdp},
     maps::{Array, DevMapHash, PerCpuArray},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use xennet_common::{
     bench::{GenConf, SINK_BYTES, SINK_FRAMES},
-    fwd::{self, Put, Tables, TagOp, Verdict},
-    maps::{FdbKey, FdbVal, PortConf},
-    stats::PortStats,
+    fwd::{self, Tables},
+    maps::FdbKey,
 };
 
 use crate::{
@@ -53,6 +59,10 @@ static XNB_TX: DevMapHash = DevMapHash::with_max_entries(64, 0);
 /// Ceiling, flood: every port.
 #[map]
 static XNB_ALL: DevMapHash = DevMapHash::with_max_entries(64, 0);
+
+/// TC ceiling: the egress ifindex (one entry).
+#[map]
+static XNB_TC_TX: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Generator: rewrite the header, send the frame back out of its device.
 #[xdp]
@@ -113,6 +123,18 @@ pub fn xnb_ceil(ctx: XdpContext) -> u32 {
     XNB_TX.redirect(ingress, 0).unwrap_or(XDP_DROP)
 }
 
+/// TC ceiling: `bpf_redirect` to the configured port, nothing else (the bare tcx redirect
+/// xennet's TC program is measured against).
+#[classifier]
+pub fn xnb_tc_ceil(_ctx: TcContext) -> i32 {
+    match XNB_TC_TX.get(0) {
+        // SAFETY: no preconditions.
+        #[expect(clippy::cast_possible_truncation, reason = "TC_ACT_REDIRECT is 7")]
+        Some(to) => unsafe { bpf_redirect(*to, 0) as i32 },
+        None => TC_ACT_SHOT as i32,
+    }
+}
+
 /// Ceiling, flood: a copy to every other port, nothing else.
 #[xdp]
 pub fn xnb_ceil_bc(_ctx: XdpContext) -> u32 {
@@ -154,69 +176,4 @@ pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
         return XDP_DROP;
     }
     XN_TX.redirect(e.ifindex, 0).unwrap_or(XDP_DROP)
-}
-
-/// The maps with a frozen clock: `learn()` without reading the clock. Only meaningful for
-/// sources whose entries are static (a learned entry would be refreshed on every frame).
-struct NoClock;
-
-impl Tables for NoClock {
-    #[inline(always)]
-    fn port(&self, ifindex: u32) -> Option<&PortConf> {
-        Maps.port(ifindex)
-    }
-    #[inline(always)]
-    fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
-        Maps.fdb(key)
-    }
-    #[inline(always)]
-    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
-        Maps.fdb_put(key, val, put)
-    }
-    #[inline(always)]
-    fn learned(&self, slot: u32) -> u32 {
-        Maps.learned(slot)
-    }
-    #[inline(always)]
-    fn learned_add(&self, slot: u32, delta: i32) {
-        Maps.learned_add(slot, delta);
-    }
-    #[inline(always)]
-    fn now(&self) -> u64 {
-        0
-    }
-    #[inline(always)]
-    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
-        Maps.with_stats(slot, f);
-    }
-}
-
-/// `decide()` and the redirect, no counters; tag operations other than `Keep` are dropped.
-#[inline(always)]
-fn decide_redirect<T: Tables>(ctx: &XdpContext, t: &T) -> u32 {
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "ifindex is a u32 in xdp_md"
-    )]
-    let ingress = ctx.ingress_ifindex() as u32;
-    let d = fwd::decide(&Bytes(ctx), t, ingress);
-    match d.verdict {
-        Verdict::Forward if d.tag == TagOp::Keep => XN_TX.redirect(d.egress, 0).unwrap_or(XDP_DROP),
-        Verdict::Pass => XDP_PASS,
-        _ => XDP_DROP,
-    }
-}
-
-/// Ladder step 2: step 1 + the learning lookup of the source (the real `decide()`), with a
-/// frozen clock.
-#[xdp]
-pub fn xnb_l2_learn(ctx: XdpContext) -> u32 {
-    decide_redirect(&ctx, &NoClock)
-}
-
-/// Ladder step 3: the real `decide()` (learning with the real clock read), no counters.
-/// `xennet_xdp` is this plus `account()`.
-#[xdp]
-pub fn xnb_l3_clock(ctx: XdpContext) -> u32 {
-    decide_redirect(&ctx, &Maps)
 }

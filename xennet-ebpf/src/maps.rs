@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use xennet_common::{
     fwd::{Put, Tables},
-    maps::{FDB_MAX_ENTRIES, FdbKey, FdbVal, MAX_PORTS, MemberKey, PortConf, STATS_SLOTS},
+    maps::{
+        FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
+        STATS_SLOTS,
+    },
     stats::PortStats,
 };
 
@@ -24,7 +27,17 @@ pub(crate) const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
 #[map]
 static XN_PORTS: HashMap<u32, PortConf> = HashMap::with_max_entries(MAX_PORTS, 0);
 
-/// The FDB: {MAC, VLAN, bridge} → egress ifindex and flags.
+/// Ports by stats slot (each with its ifindex): the egress port of a known unicast frame,
+/// through its FDB entry's slot, without a hash lookup.
+#[map]
+static XN_SLOTS: Array<PortConf> = Array::with_max_entries(STATS_SLOTS, 0);
+
+/// Stats slot by ifindex (below `IFSLOT_ENTRIES`): with `XN_SLOTS`, the ingress port
+/// without a hash lookup.
+#[map]
+static XN_IFSLOTS: Array<u32> = Array::with_max_entries(IFSLOT_ENTRIES, 0);
+
+/// The FDB: {MAC, VLAN, bridge} → egress ifindex, slot and flags.
 #[map]
 static XN_FDB: HashMap<FdbKey, FdbVal> = HashMap::with_max_entries(FDB_MAX_ENTRIES, 0);
 
@@ -56,6 +69,16 @@ impl Tables for Maps {
     fn port(&self, ifindex: u32) -> Option<&PortConf> {
         // SAFETY: the value is only read; the agent replaces entries whole.
         unsafe { XN_PORTS.get(&ifindex) }
+    }
+
+    #[inline(always)]
+    fn port_at(&self, slot: u32) -> Option<&PortConf> {
+        XN_SLOTS.get(slot)
+    }
+
+    #[inline(always)]
+    fn slot_of(&self, ifindex: u32) -> Option<u32> {
+        XN_IFSLOTS.get(ifindex).copied()
     }
 
     #[inline(always)]

@@ -14,12 +14,52 @@ use aya_ebpf::{
 };
 use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
-    fwd::{self, Frame, Tables as _, TagOp, Verdict},
-    maps::{MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
-    stats::Stat,
+    fwd::{self, Frame, Put, Tables, TagOp, Verdict},
+    maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
+    stats::{PortStats, Stat},
 };
 
 use crate::maps::{Maps, XN_MEMBERS};
+
+/// The maps as TC's decision reads them: the ingress port always by ifindex (no
+/// `XN_IFSLOTS` shortcut). A port found two ways is two kinds of pointer to the verifier,
+/// which then walks the flood loop once per kind, beyond its budget.
+struct TcMaps;
+
+impl Tables for TcMaps {
+    #[inline(always)]
+    fn port(&self, ifindex: u32) -> Option<&PortConf> {
+        Maps.port(ifindex)
+    }
+    #[inline(always)]
+    fn port_at(&self, slot: u32) -> Option<&PortConf> {
+        Maps.port_at(slot)
+    }
+    #[inline(always)]
+    fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
+        Maps.fdb(key)
+    }
+    #[inline(always)]
+    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
+        Maps.fdb_put(key, val, put)
+    }
+    #[inline(always)]
+    fn learned(&self, slot: u32) -> u32 {
+        Maps.learned(slot)
+    }
+    #[inline(always)]
+    fn learned_add(&self, slot: u32, delta: i32) {
+        Maps.learned_add(slot, delta);
+    }
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        Maps.now()
+    }
+    #[inline(always)]
+    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
+        Maps.with_stats(slot, f);
+    }
+}
 
 /// Bytes the parser may read: Ethernet header and two tags.
 const HDR_MAX: u32 = (ETH_HLEN + 2 * VLAN_HLEN) as u32;
@@ -107,7 +147,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     // SAFETY: reading a field of the program's own context.
     let ingress = unsafe { (*skb).ifindex };
     // The one lookup of the ingress port: the decision's, handed back for the actions.
-    let (mut d, port) = fwd::decide_with_port(&frame, &Maps, ingress);
+    let (mut d, port) = fwd::decide_with_port(&frame, &TcMaps, ingress);
     let Some(port) = port else {
         fwd::account(&Maps, &d, len);
         return TC_ACT_OK as i32;

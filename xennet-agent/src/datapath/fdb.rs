@@ -65,6 +65,7 @@ impl Datapath {
             let val = FdbVal {
                 ifindex: *idx,
                 flags: FDB_STATIC,
+                slot: slot_of.get(idx).map_or(0, |s| FdbVal::slot_of(*s)),
                 last_seen_ns: 0,
             };
             fdb.insert(k, val, 0)

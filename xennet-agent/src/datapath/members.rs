@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context as _;
 use aya::maps::{DevMapHash, HashMap, MapData};
 use xennet_common::maps::{
-    MAP_FLOOD, MAP_MEMBERS, MAP_PORTS, MAP_TX, MEMBER_COUNT, MemberKey, PORT_F_TC_ONLY, PortConf,
+    MAP_FLOOD, MAP_MEMBERS, MAP_TX, MEMBER_COUNT, MemberKey, PORT_F_TC_ONLY,
 };
 
 use super::{
@@ -33,10 +33,8 @@ impl Datapath {
         let prog = self.flood_prog.try_clone().context("flood program fd")?;
         for (name, idx, conf, changed) in writes {
             if changed {
-                let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
-                ports
-                    .insert(idx, conf, 0)
-                    .with_context(|| format!("updating {name} in {MAP_PORTS}"))?;
+                self.write_port(idx, &conf)
+                    .with_context(|| format!("updating {name}"))?;
             }
             let xdp_target = conf.flags & PORT_F_TC_ONLY == 0;
             let in_maps = self.ports.get(&name).is_some_and(|p| p.in_xdp_maps);

@@ -6,7 +6,8 @@ use std::{ffi::CString, fs, path::Path};
 use anyhow::{Context as _, anyhow, bail};
 use tracing::{info, warn};
 use xennet_common::maps::{
-    MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_STATS, MAP_TX,
+    MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
+    MAP_TX,
 };
 
 use super::Datapath;
@@ -20,6 +21,8 @@ impl Datapath {
             .with_context(|| format!("creating pin directory {}", self.pin_dir.display()))?;
         for name in [
             MAP_PORTS,
+            MAP_SLOTS,
+            MAP_IFSLOTS,
             MAP_FDB,
             MAP_STATS,
             MAP_TX,

@@ -4,10 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, anyhow, bail};
-use aya::maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues};
 use tracing::info;
 use xennet_common::{
-    maps::{FDB_STATIC, MAP_FLOOD, MAP_PORTS, MAP_STATS, MAP_TX, MAX_PORTS, PortConf},
+    maps::{
+        FDB_STATIC, IFSLOT_ENTRIES, MAP_FLOOD, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
+        MAP_TX, MAX_PORTS, PortConf,
+    },
     stats::PortStats,
 };
 
@@ -138,10 +141,10 @@ impl Datapath {
         self.zero_slot(slot)?;
         self.learned.reset(slot);
         let conf = port_conf(bid, tpid, slot, spec);
-        let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
-        ports
-            .insert(idx, conf, 0)
-            .with_context(|| format!("adding {} to {MAP_PORTS}", spec.interface))?;
+        if let Err(e) = self.write_port(idx, &conf) {
+            let _ = self.unmap_port(idx);
+            return Err(e.context(format!("adding {}", spec.interface)));
+        }
         let (attached, links) = match self.attach(&spec.interface, idx, spec.attach) {
             Ok(a) => a,
             Err(e) => {
@@ -180,10 +183,8 @@ impl Datapath {
         };
         let (idx, slot) = (st.public.ifindex, st.public.slot);
         let Update { conf, reattach } = *update;
-        let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
-        ports
-            .insert(idx, conf, 0)
-            .with_context(|| format!("updating {name} in {MAP_PORTS}"))?;
+        self.write_port(idx, &conf)
+            .with_context(|| format!("updating {name}"))?;
         // Learned entries in VLANs the port no longer carries would forward into them.
         let flushed = self.flush_fdb(|k, v| {
             v.ifindex == idx && v.flags & FDB_STATIC == 0 && !conf.carries(k.vlan)
@@ -216,14 +217,52 @@ impl Datapath {
         Ok(())
     }
 
-    /// Remove a port's entries from the port and redirect maps.
+    /// Write port `idx`'s entry: in `XN_PORTS` by ifindex, in `XN_SLOTS` by its slot with its
+    /// ifindex (what FDB entries reach through their slot), and its slot in `XN_IFSLOTS`.
+    pub(super) fn write_port(&mut self, idx: u32, conf: &PortConf) -> anyhow::Result<()> {
+        let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
+        ports
+            .insert(idx, conf, 0)
+            .with_context(|| format!("writing ifindex {idx} to {MAP_PORTS}"))?;
+        let mut slots: Array<&mut MapData, PortConf> = self.map_mut(MAP_SLOTS)?;
+        let mut at = *conf;
+        at.ifindex = idx;
+        slots
+            .set(conf.slot, at, 0)
+            .with_context(|| format!("writing slot {} to {MAP_SLOTS}", conf.slot))?;
+        if idx < IFSLOT_ENTRIES {
+            let mut ifslots: Array<&mut MapData, u32> = self.map_mut(MAP_IFSLOTS)?;
+            ifslots
+                .set(idx, conf.slot, 0)
+                .with_context(|| format!("writing ifindex {idx} to {MAP_IFSLOTS}"))?;
+        }
+        Ok(())
+    }
+
+    /// Remove a port's entries from the port, slot, ifindex-slot and redirect maps.
     pub(super) fn unmap_port(&mut self, idx: u32) -> anyhow::Result<()> {
         let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
         let _ = flood.remove(idx);
         let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
         let _ = tx.remove(idx);
         let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
+        let slot = ports.get(&idx, 0).ok().map(|c| c.slot);
         let _ = ports.remove(&idx);
+        if idx < IFSLOT_ENTRIES {
+            let mut ifslots: Array<&mut MapData, u32> = self.map_mut(MAP_IFSLOTS)?;
+            ifslots
+                .set(idx, 0, 0)
+                .with_context(|| format!("clearing ifindex {idx} of {MAP_IFSLOTS}"))?;
+        }
+        if let Some(slot) = slot {
+            let mut slots: Array<&mut MapData, PortConf> = self.map_mut(MAP_SLOTS)?;
+            // Only if it still holds this port (a zeroed slot holds none).
+            if slots.get(&slot, 0).is_ok_and(|c| c.ifindex == idx) {
+                slots
+                    .set(slot, PortConf::new(0, 0, 0, 0, 0), 0)
+                    .with_context(|| format!("clearing slot {slot} of {MAP_SLOTS}"))?;
+            }
+        }
         Ok(())
     }
 

@@ -51,6 +51,7 @@ fn world() -> World {
     let st = |ifindex| FdbVal {
         ifindex,
         flags: FDB_STATIC,
+        slot: 0,
         last_seen_ns: 0,
     };
     fdb.insert((1, 4094, UP), st(TRUNK));
@@ -270,6 +271,7 @@ fn native_vlan_frames() {
         FdbVal {
             ifindex: 30,
             flags: FDB_STATIC,
+            slot: 0,
             last_seen_ns: 0,
         },
     );
@@ -388,6 +390,7 @@ fn learning_new_refresh_move_and_static() {
         Some(FdbVal {
             ifindex: VIF1,
             flags: 0,
+            slot: 2,
             last_seen_ns: t0
         })
     );
@@ -587,4 +590,92 @@ fn flood_round_trip_matches_unicast_tagging() {
             assert_eq!(got, want, "{ingress} → {egress}");
         }
     }
+}
+
+#[test]
+fn egress_through_the_fdb_slot_is_checked_against_the_ifindex() {
+    let w = world();
+    let put = |mac, ifindex, slot| {
+        w.fdb.borrow_mut().insert(
+            (1, 4094, mac),
+            FdbVal {
+                ifindex,
+                flags: FDB_STATIC,
+                slot,
+                last_seen_ns: 0,
+            },
+        );
+    };
+    // The slot holds the entry's port: forwarded there.
+    put(L2, VIF2, 3);
+    let d = w.run(VIF1, eth(L2, G1, &[]));
+    assert_eq!(
+        (d.verdict, d.egress, d.out_slot),
+        (Verdict::Forward, VIF2, 3)
+    );
+    // A slot now holding another port (VIF3, VLAN 4093, which would drop the frame): the
+    // port is found by ifindex instead.
+    put(L3, VIF2, 4);
+    let d = w.run(VIF1, eth(L3, G1, &[]));
+    assert_eq!(
+        (d.verdict, d.egress, d.out_slot),
+        (Verdict::Forward, VIF2, 3)
+    );
+    // A slot that holds no port and an ifindex that is none: stale.
+    put(STALE, 77, 7);
+    let d = w.run(VIF1, eth(STALE, G1, &[]));
+    assert_eq!((d.verdict, d.stat), (Verdict::Drop, Stat::DropStaleFdb));
+}
+
+/// A world whose `XN_IFSLOTS` is stale: every ifindex maps to slot 3 (VIF2's).
+struct StaleIfslots(World);
+
+impl Tables for StaleIfslots {
+    fn port(&self, ifindex: u32) -> Option<&PortConf> {
+        self.0.port(ifindex)
+    }
+    fn port_at(&self, slot: u32) -> Option<&PortConf> {
+        self.0.port_at(slot)
+    }
+    fn slot_of(&self, _ifindex: u32) -> Option<u32> {
+        Some(3)
+    }
+    fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
+        self.0.fdb(key)
+    }
+    fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
+        self.0.fdb_put(key, val, put)
+    }
+    fn learned(&self, slot: u32) -> u32 {
+        self.0.learned(slot)
+    }
+    fn learned_add(&self, slot: u32, delta: i32) {
+        self.0.learned_add(slot, delta);
+    }
+    fn now(&self) -> u64 {
+        self.0.now()
+    }
+    fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
+        self.0.with_stats(slot, f);
+    }
+}
+
+#[test]
+fn ingress_through_a_stale_ifindex_slot_falls_back_to_the_port_map() {
+    let w = StaleIfslots(world());
+    // From VIF1 (slot 2): the stale slot 3 holds VIF2, so VIF1 is found by ifindex.
+    let d = decide(&Pkt(eth(G2, G1, &[])), &w, VIF1);
+    assert_eq!(
+        (d.verdict, d.in_slot, d.egress),
+        (Verdict::Forward, 2, VIF2)
+    );
+    // From VIF2 the slot is right.
+    let d = decide(&Pkt(eth(G1, G2, &[])), &w, VIF2);
+    assert_eq!(
+        (d.verdict, d.in_slot, d.egress),
+        (Verdict::Forward, 3, VIF1)
+    );
+    // An interface that is no port at all stays one.
+    let d = decide(&Pkt(eth(G1, G2, &[])), &w, NOT_PORT);
+    assert_eq!(d.stat, Stat::PassNotPort);
 }

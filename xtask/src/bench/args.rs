@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// Frames per live-frame batch of the generator (1..=256).
     #[arg(long, default_value_t = 256)]
     pub gen_batch: u32,
+    /// Only the program-cost measurements (the `BPF_PROG_TEST_RUN` ladder and the in-situ
+    /// `bpf_stats` windows) on one DUT, printed; seconds instead of minutes, no report files.
+    #[arg(long)]
+    pub ladder_only: bool,
     /// Use this xennet-agent binary instead of building one.
     #[arg(long)]
     pub agent: Option<PathBuf>,

@@ -14,7 +14,7 @@ use super::{
     report::{Sample, Unit},
     scenarios::{SCN_FDB_BIG, SCN_FDB_SMALL, Traffic, sample},
     topo::{Dut, Topo},
-    traffic::{BenchObj, CEIL, CEIL_BC, GEN, LADDER, SINK},
+    traffic::{BenchObj, CEIL, CEIL_BC, GEN, LADDER, LADDER_TC, SINK},
 };
 
 /// The bench object (generator, sinks, ceiling, ladder) with a copy of the datapath object
@@ -33,7 +33,14 @@ pub fn load_objects(
     ));
     let mut obj = BenchObj::load(
         &[
-            GEN, SINK, CEIL, CEIL_BC, LADDER[1], LADDER[2], LADDER[3], PROG_XDP,
+            GEN,
+            SINK,
+            CEIL,
+            CEIL_BC,
+            LADDER[1],
+            PROG_XDP,
+            LADDER_TC[0],
+            LADDER_TC[1],
         ],
         Some(fdb_cap),
     )?;

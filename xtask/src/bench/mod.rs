@@ -15,6 +15,7 @@
 mod args;
 mod docs;
 mod fdb;
+mod ladder_only;
 #[cfg(test)]
 mod objects;
 mod paths;
@@ -103,6 +104,9 @@ pub fn run(args: &BenchArgs, agent: &Path, root: &Path) -> Result<()> {
     let p = Params::new(args);
     args.check()?;
     catch_signals();
+    if args.ladder_only {
+        return ladder_only::run(args);
+    }
     topo::remove_stale();
     let machine = topo::Machine::probe();
     let (gen_cpu, dut_cpu) = if machine.cpus < 2 {
@@ -295,6 +299,7 @@ struct Measured {
     samples: Vec<Sample>,
     ladder: Vec<(String, f64, f64, f64)>,
     profile: Vec<(String, String, f64, u64)>,
+    situ_notes: Vec<String>,
     tcp_broken: BTreeMap<String, String>,
 }
 
@@ -330,11 +335,12 @@ fn measure_all(
     let guests = tcp::rounds(cfg, t, &path_ks)?;
     samples.extend(guests.samples);
     // In-situ program cost, on the FDB DUT.
-    let profile = profile::in_situ(cfg, t, obj, &t.duts[fdb_k], &tr.small)?;
+    let (profile, situ_notes) = profile::in_situ(cfg, t, obj, &t.duts[fdb_k], &tr.small)?;
     Ok(Measured {
         samples,
         ladder,
         profile,
+        situ_notes,
         tcp_broken: guests.tcp_broken,
     })
 }
@@ -357,6 +363,12 @@ fn build_report(
     if !cfg.args.scenarios.is_empty() || !cfg.args.paths.is_empty() {
         notes.push("A partial run (--scenarios/--paths).".into());
     }
+    notes.extend(m.situ_notes.iter().map(|n| {
+        let mut c = n.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect::<String>() + ".")
+            .unwrap_or_default()
+    }));
     Report {
         machine,
         command: args::command_line(),

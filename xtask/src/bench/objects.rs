@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use xennet_common::{
     bench,
     maps::{
-        MAP_FDB, MAP_FLOOD, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_STATS, MAP_TX, PROG_FLOOD_OUT,
-        PROG_PASS, PROG_TC, PROG_XDP,
+        MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
+        MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
     },
 };
 
-use super::traffic::{CEIL_BC, GEN, LADDER, SINK};
+use super::traffic::{CEIL_BC, GEN, LADDER, LADDER_TC, SINK};
 
 /// (program names, map names) of `object`, or `None` when it is empty (built without the eBPF
 /// toolchain; then `XENNET_REQUIRE_EBPF=1`, as `cargo xtask test` sets, makes that a failure).
@@ -40,6 +40,8 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
     let want_progs = [PROG_XDP, PROG_TC, PROG_FLOOD_OUT, PROG_PASS];
     let want_maps = [
         MAP_PORTS,
+        MAP_SLOTS,
+        MAP_IFSLOTS,
         MAP_FDB,
         MAP_TX,
         MAP_STATS,
@@ -66,7 +68,11 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
     let Some((progs, maps)) = names("bench", xennet_agent::ebpf::BENCH_OBJECT) else {
         return;
     };
-    for p in [GEN, SINK, CEIL_BC].iter().chain(&LADDER[..4]) {
+    for p in [GEN, SINK, CEIL_BC]
+        .iter()
+        .chain(&LADDER[..2])
+        .chain(&LADDER_TC[..1])
+    {
         assert!(progs.contains(*p), "bench object lacks {p}: {progs:?}");
     }
     // Every program is the bench's own: the datapath's come from the datapath object.
@@ -79,8 +85,11 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
         bench::MAP_SINK,
         bench::MAP_CEIL_TX,
         bench::MAP_CEIL_ALL,
+        bench::MAP_TC_TX,
         // The ladder's own copy of the datapath maps it reads.
         MAP_PORTS,
+        MAP_SLOTS,
+        MAP_IFSLOTS,
         MAP_FDB,
         MAP_TX,
     ] {

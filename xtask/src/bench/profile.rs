@@ -11,7 +11,7 @@ use super::{
     report::median,
     scenarios::Traffic,
     topo::{Dut, Topo},
-    traffic::{BenchObj, CEIL, GEN, LADDER, SINK},
+    traffic::{BenchObj, CEIL, GEN, LADDER, LADDER_TC, SINK},
 };
 
 /// Program run time per frame of every ladder step on `d`'s maps: (program, median ns, min,
@@ -33,9 +33,14 @@ pub fn ladder(
             let ns = obj.prog_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
             ladder_samples.entry(prog).or_default().push(ns);
         }
+        for prog in LADDER_TC {
+            let ns = obj.tc_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
+            ladder_samples.entry(prog).or_default().push(ns);
+        }
     }
     Ok(LADDER
         .iter()
+        .chain(&LADDER_TC)
         .map(|prog| {
             let mut v = ladder_samples.remove(prog).unwrap_or_default();
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -47,19 +52,21 @@ pub fn ladder(
 
 /// In-situ program cost: one 64 B unicast window each for the ceiling and the bench-loaded
 /// `xennet_xdp` on `d` with `bpf_stats` on: (label, program, ns per run, runs) of the forwarding
-/// program, the generator and the sink.
+/// program, the generator and the sink; and one line per window with its rate and the DUT's
+/// CPU time per frame.
 pub fn in_situ(
     cfg: &Setting,
     t: &Topo,
     obj: &mut BenchObj,
     d: &Dut,
     small: &Traffic,
-) -> Result<Vec<(String, String, f64, u64)>> {
+) -> Result<InSitu> {
     log("in-situ program run time (kernel.bpf_stats_enabled)");
     let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
     obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
     let _stats = BpfStats::enable()?;
     let mut prof = Vec::new();
+    let mut lines = Vec::new();
     for (label, prog) in [
         ("xdp-ceiling", CEIL),
         ("xennet-xdp (bench-loaded)", PROG_XDP),
@@ -78,7 +85,17 @@ pub fn in_situ(
             .map(|q| obj.prog_stats(q))
             .collect::<Result<_>>()?;
         obj.detach(link)?;
-        w?;
+        let w = w?;
+        lines.push(format!(
+            "in-situ window, {label}: {:.2} Mpps of {:.2} offered, DUT thread {:.0} % busy = \
+             {:.0} ns/frame, lost entering the DUT {:.2} Mpps, toward the sinks {:.2} Mpps",
+            w.pps / 1e6,
+            w.offered_pps / 1e6,
+            w.dut_busy * 100.0,
+            w.dut_busy * 1e9 / w.pps,
+            w.lost_in_pps / 1e6,
+            w.lost_out_pps / 1e6,
+        ));
         for (i, q) in progs.iter().enumerate() {
             let n = after[i].0 - before[i].0;
             let ns = after[i].1 - before[i].1;
@@ -91,8 +108,38 @@ pub fn in_situ(
             prof.push((label.to_string(), (*q).to_string(), per, n));
         }
     }
-    Ok(prof)
+    Ok((prof, lines))
 }
+
+/// The ladder and the in-situ results as text (`--ladder-only`).
+pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
+    use std::fmt::Write as _;
+    let mut o =
+        String::from("Program run time per frame (BPF_PROG_TEST_RUN, not live), median ns:\n");
+    let mut prev: Option<f64> = None;
+    for (p, m, lo, hi) in ladder {
+        if p == LADDER_TC[0] {
+            prev = None;
+        }
+        let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
+        let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
+        prev = Some(*m);
+    }
+    let _ = writeln!(
+        o,
+        "In-situ run time per frame (kernel.bpf_stats_enabled, 64 B unicast):"
+    );
+    for (path, p, ns, n) in &situ.0 {
+        let _ = writeln!(o, "  {path:<26} {p:<14} {ns:>7.1} ns  ({n} runs)");
+    }
+    for l in &situ.1 {
+        let _ = writeln!(o, "  {l}");
+    }
+    o
+}
+
+/// In-situ results: (label, program, ns per run, runs), and one line per window.
+pub type InSitu = (Vec<(String, String, f64, u64)>, Vec<String>);
 
 /// `kernel.bpf_stats_enabled = 1` while alive; restores the previous value on drop.
 struct BpfStats {

@@ -160,12 +160,21 @@ pub fn sample(
     if w.offered_pps > 0.0 {
         extra.insert("delivered_share".into(), w.pps / w.offered_pps);
     }
-    if let Some(b) = w.cpu_busy.get(dut_cpu) {
-        if w.pps > 0.0 {
-            // DUT CPU time per forwarded frame (flood: per delivered copy).
+    if w.pps > 0.0 {
+        // DUT CPU time per forwarded frame (flood: per delivered copy): the DUT's NAPI
+        // thread's run time when known, else the busy share of its CPU.
+        let busy = if w.dut_busy > 0.0 {
+            Some(w.dut_busy)
+        } else {
+            w.cpu_busy.get(dut_cpu).copied()
+        };
+        if let Some(b) = busy {
             extra.insert("dut_ns".into(), b * 1e9 / w.pps);
         }
     }
+    extra.insert("dut_busy".into(), w.dut_busy);
+    extra.insert("lost_in_mpps".into(), w.lost_in_pps / 1e6);
+    extra.insert("lost_out_mpps".into(), w.lost_out_pps / 1e6);
     if scenario == SCN_LARGE {
         extra.insert("gbps".into(), w.bps / 1e9);
     }

@@ -87,6 +87,8 @@ pub struct Topo {
     pub ports: usize,
     /// The pinned NAPI threads.
     pub napi: std::sync::Mutex<Vec<i32>>,
+    /// The DUTs' ingress NAPI threads (a subset of `napi`): where the DUT's work runs.
+    pub dut_napi: std::sync::Mutex<Vec<i32>>,
 }
 
 impl Topo {
@@ -155,6 +157,7 @@ impl Topo {
             duts: v,
             ports,
             napi: std::sync::Mutex::new(Vec::new()),
+            dut_napi: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -181,7 +184,12 @@ impl Topo {
         for d in &self.duts {
             set_threaded(&d.ns, "xb0", true)?;
         }
-        pids.extend(pin_napi("xb0", dut_cpu, self.duts.len())?);
+        let dut = pin_napi("xb0", dut_cpu, self.duts.len())?;
+        pids.extend(&dut);
+        *self
+            .dut_napi
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = dut;
         for s in self.sinks() {
             set_threaded(&self.sink, &s, false)?;
             pids.extend(pin_napi(&s, gen_cpu, 1)?);
@@ -202,6 +210,57 @@ impl Topo {
             .clone();
         proc_ticks("self") + napi.iter().map(|p| proc_ticks(&p.to_string())).sum::<u64>()
     }
+}
+
+impl Topo {
+    /// Nanoseconds the DUTs' ingress NAPI threads have run so far (`/proc/PID/schedstat`):
+    /// the device under test's own CPU time, whatever else runs on its CPU.
+    pub fn dut_runtime_ns(&self) -> u64 {
+        let pids = self
+            .dut_napi
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        pids.iter().map(|p| schedstat_ns(*p)).sum()
+    }
+
+    /// Frames dropped so far on the way into the DUTs (the generator veths' `tx_dropped`)
+    /// and on the way out of them into the sinks (the DUT ports' `tx_dropped`).
+    pub fn drops(&self) -> (u64, u64) {
+        let into = self.genns.run_in(|| tx_dropped("gen")).unwrap_or(0);
+        let out = self
+            .duts
+            .iter()
+            .map(|d| d.ns.run_in(|| tx_dropped("xb")).unwrap_or(0))
+            .sum();
+        (into, out)
+    }
+}
+
+/// Run time of thread `pid` in ns (first field of `/proc/PID/schedstat`), 0 when gone.
+fn schedstat_ns(pid: i32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Sum of `tx_dropped` of the interfaces whose name starts with `prefix`, in this thread's
+/// network namespace.
+fn tx_dropped(prefix: &str) -> u64 {
+    let Ok(s) = fs::read_to_string("/proc/thread-self/net/dev") else {
+        return 0;
+    };
+    s.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.trim().starts_with(prefix))
+        // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs drop
+        .filter_map(|(_, v)| {
+            v.split_whitespace()
+                .nth(11)
+                .and_then(|x| x.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Remove what an interrupted earlier run left behind: its namespaces (`xn-b{gen,dut,sink,

@@ -19,7 +19,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
-        Xdp, XdpMode,
+        Program, SchedClassifier, Xdp, XdpMode,
         xdp::XdpLinkId,
         {TestRun as _, TestRunAttrs, TestRunOptions},
     },
@@ -28,8 +28,8 @@ pub use xennet_common::bench::GenConf;
 use xennet_common::{
     bench::{self, add16},
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_PORTS, MAP_TX, PORT_ACCESS, PORT_TRUNK, PROG_XDP,
-        PortConf,
+        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_TX,
+        PORT_ACCESS, PORT_TRUNK, PROG_TC, PROG_XDP, PortConf,
     },
 };
 use xennet_tests::{Netns, frame::Mac};
@@ -42,13 +42,12 @@ pub const SINK: &str = bench::PROG_SINK;
 pub const CEIL: &str = bench::PROG_CEIL;
 pub const CEIL_BC: &str = bench::PROG_CEIL_BC;
 /// The ladder from the ceiling to `xennet_xdp`, in order.
-pub const LADDER: [&str; 5] = [
-    CEIL,
-    bench::PROG_L1_LOOKUP,
-    bench::PROG_L2_LEARN,
-    bench::PROG_L3_CLOCK,
-    PROG_XDP,
-];
+pub const LADDER: [&str; 3] = [CEIL, bench::PROG_L1_LOOKUP, PROG_XDP];
+/// The TC part of the ladder: the TC ceiling, then `xennet_tc`.
+pub const LADDER_TC: [&str; 2] = [bench::PROG_TC_CEIL, PROG_TC];
+
+/// `TC_ACT_REDIRECT`.
+const TC_ACT_REDIRECT: u32 = 7;
 
 /// `XDP_REDIRECT`.
 const XDP_REDIRECT: u32 = 4;
@@ -133,6 +132,58 @@ pub struct Window {
     /// CPUs' worth of time used by everything but the benchmark (other processes on the
     /// machine) during the window.
     pub foreign_cpu: f64,
+    /// Run time of the DUT's ingress NAPI thread during the window, seconds per second: the
+    /// device under test's own CPU time (all of its work runs there), unlike `cpu_busy`, which
+    /// also counts whatever else shares the CPU.
+    pub dut_busy: f64,
+    /// Frames per second dropped on the way into the DUT (its ingress queue full: the DUT is
+    /// the bottleneck).
+    pub lost_in_pps: f64,
+    /// Frames per second dropped on the way out of the DUT into the sinks (their queues full:
+    /// the sinks are the bottleneck).
+    pub lost_out_pps: f64,
+}
+
+/// The counters a window is measured between.
+struct Mark {
+    at: Instant,
+    /// Sink frames, sink bytes, generated frames.
+    counts: (u64, u64, u64),
+    /// Drops entering the DUT and toward the sinks.
+    drops: (u64, u64),
+    dut_ns: u64,
+    cpu: Vec<(u64, u64)>,
+    own_ticks: u64,
+}
+
+impl Mark {
+    fn take(t: &Topo, read: &dyn Fn() -> Result<(u64, u64, u64)>) -> Result<Mark> {
+        Ok(Mark {
+            counts: read()?,
+            drops: t.drops(),
+            dut_ns: t.dut_runtime_ns(),
+            cpu: topo::cpu_times()?,
+            own_ticks: t.own_ticks(),
+            at: Instant::now(),
+        })
+    }
+
+    /// The window from `a` to this mark.
+    #[expect(clippy::cast_precision_loss, reason = "counters")]
+    fn window_since(&self, a: &Mark) -> Window {
+        let dt = self.at.duration_since(a.at).as_secs_f64();
+        let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
+        Window {
+            pps: per_s(a.counts.0, self.counts.0),
+            bps: per_s(a.counts.1, self.counts.1) * 8.0,
+            offered_pps: per_s(a.counts.2, self.counts.2),
+            cpu_busy: topo::cpu_busy(&a.cpu, &self.cpu),
+            foreign_cpu: topo::foreign(&a.cpu, &self.cpu, self.own_ticks - a.own_ticks),
+            dut_busy: per_s(a.dut_ns, self.dut_ns) / 1e9,
+            lost_in_pps: per_s(a.drops.0, self.drops.0),
+            lost_out_pps: per_s(a.drops.1, self.drops.1),
+        }
+    }
 }
 
 /// Loaded copies of the objects: the bench object (its own maps) and the datapath object
@@ -172,9 +223,11 @@ fn load_object(what: &str, object: &[u8], programs: &[&str], fdb_max: Option<u32
         .load(object)
         .with_context(|| format!("loading the {what} eBPF object"))?;
     for p in programs {
-        xdp_mut(&mut ebpf, p)?
-            .load()
-            .with_context(|| format!("verifying {p}"))?;
+        match ebpf.program_mut(p) {
+            Some(Program::SchedClassifier(c)) => c.load(),
+            _ => xdp_mut(&mut ebpf, p)?.load(),
+        }
+        .with_context(|| format!("verifying {p}"))?;
     }
     Ok(ebpf)
 }
@@ -373,23 +426,9 @@ impl BenchObj {
                 while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                let (p0, b0, s0) = read()?;
-                let c0 = topo::cpu_times()?;
-                let o0 = t.own_ticks();
-                let t0 = Instant::now();
+                let m0 = Mark::take(t, &read)?;
                 std::thread::sleep(window);
-                let (p1, b1, s1) = read()?;
-                let c1 = topo::cpu_times()?;
-                let o1 = t.own_ticks();
-                let dt = t0.elapsed().as_secs_f64();
-                #[expect(clippy::cast_precision_loss, reason = "counters")]
-                Ok(Window {
-                    pps: (p1 - p0) as f64 / dt,
-                    bps: (b1 - b0) as f64 * 8.0 / dt,
-                    offered_pps: (s1 - s0) as f64 / dt,
-                    cpu_busy: topo::cpu_busy(&c0, &c1),
-                    foreign_cpu: topo::foreign(&c0, &c1, o1 - o0),
-                })
+                Ok(Mark::take(t, &read)?.window_since(&m0))
             })();
             stop.store(true, Ordering::SeqCst);
             // One test_run call runs for the whole window (its setup and teardown wait for
@@ -434,6 +473,46 @@ impl BenchObj {
         Ok(r.duration.as_nanos() as f64)
     }
 
+    /// Run the TC program `prog` `repeat` times on `frame` (not live) with ingress xb0, the TC
+    /// ceiling redirecting to xb1; returns ns per run. Fails unless it returns
+    /// `TC_ACT_REDIRECT`.
+    pub fn tc_ns(&mut self, t: &Dut, prog: &str, frame: &[u8], repeat: u32) -> Result<f64> {
+        let (xb0, xb1) = (t.idx("xb0")?, t.idx("xb1")?);
+        if is_bench(prog) {
+            let mut to: Array<&mut MapData, u32> = Array::try_from(
+                self.bench_mut()?
+                    .map_mut(bench::MAP_TC_TX)
+                    .context(bench::MAP_TC_TX)?,
+            )?;
+            to.set(0, xb1, 0).context("writing XNB_TC_TX")?;
+        }
+        let p: &SchedClassifier = self
+            .holder(prog)?
+            .program(prog)
+            .ok_or_else(|| anyhow!("object has no program {prog}"))?
+            .try_into()
+            .with_context(|| format!("{prog} type"))?;
+        // `struct __sk_buff` with only `ifindex` (offset 40) set: the skb arrives on xb0.
+        let mut ctx = [0u8; 192];
+        ctx[40..44].copy_from_slice(&xb0.to_ne_bytes());
+        let r = t.ns.run_in(|| {
+            p.test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..TestRunOptions::new()
+            })
+        })??;
+        if r.return_value != TC_ACT_REDIRECT {
+            bail!(
+                "{prog} returned {} instead of TC_ACT_REDIRECT on the ladder frame",
+                r.return_value
+            );
+        }
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds")]
+        Ok(r.duration.as_nanos() as f64)
+    }
+
     /// (run count, run time ns) of `prog` (`kernel.bpf_stats_enabled` must be on).
     pub fn prog_stats(&self, prog: &str) -> Result<(u64, u64)> {
         let info = xdp(self.holder(prog)?, prog)?.info()?;
@@ -451,15 +530,27 @@ fn fill_xennet(ebpf: &mut Ebpf, t: &Dut, flows: u16, hot: u32, fdb_entries: u32)
             HashMap::try_from(ebpf.map_mut(MAP_PORTS).context("XN_PORTS")?)?;
         let mut trunk = PortConf::new(1, 1, PORT_TRUNK, 1, 0x8100);
         trunk.add_vlan(topo::TAG_VLAN);
+        let access = PortConf::new(1, 2, PORT_ACCESS, 1, 0x8100);
         ports.insert(xb0, trunk, 0).context("XN_PORTS insert")?;
-        ports
-            .insert(xb1, PortConf::new(1, 2, PORT_ACCESS, 1, 0x8100), 0)
-            .context("XN_PORTS insert")?;
+        ports.insert(xb1, access, 0).context("XN_PORTS insert")?;
+        // As the agent writes them: by slot, with the ifindex.
+        let mut slots: Array<&mut MapData, PortConf> =
+            Array::try_from(ebpf.map_mut(MAP_SLOTS).context("XN_SLOTS")?)?;
+        for (idx, mut conf) in [(xb0, trunk), (xb1, access)] {
+            conf.ifindex = idx;
+            slots.set(conf.slot, conf, 0).context("XN_SLOTS set")?;
+        }
+        let mut ifslots: Array<&mut MapData, u32> =
+            Array::try_from(ebpf.map_mut(MAP_IFSLOTS).context("XN_IFSLOTS")?)?;
+        for (idx, conf) in [(xb0, trunk), (xb1, access)] {
+            ifslots.set(idx, conf.slot, 0).context("XN_IFSLOTS set")?;
+        }
         let mut tx: DevMapHash<&mut MapData> =
             DevMapHash::try_from(ebpf.map_mut(MAP_TX).context("XN_TX")?)?;
         tx.insert(xb1, xb1, None, 0).context("XN_TX insert")?;
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> =
             HashMap::try_from(ebpf.map_mut(MAP_FDB).context("XN_FDB")?)?;
+        let slot = |port| if port == xb0 { 1 } else { 2 };
         let put = |fdb: &mut HashMap<&mut MapData, FdbKey, FdbVal>, mac: Mac, port| {
             fdb.insert(
                 FdbKey {
@@ -470,6 +561,7 @@ fn fill_xennet(ebpf: &mut Ebpf, t: &Dut, flows: u16, hot: u32, fdb_entries: u32)
                 FdbVal {
                     ifindex: port,
                     flags: FDB_STATIC,
+                    slot: slot(port),
                     last_seen_ns: 0,
                 },
                 0,

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{GENERATOR_BOUND, Report, Scenario, Summary, Unit};
+use crate::bench::traffic::LADDER_TC;
 
 /// A value in the scenario's display unit.
 #[must_use]
@@ -30,6 +31,24 @@ fn ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "—".into(), |x| format!("{x:.2}×"))
 }
 
+/// What limited a frame-rate row, as a note suffix: frames lost entering the DUT (its
+/// ingress queue overflowed: the DUT), lost leaving it (the sinks' queues overflowed: the
+/// sinks), or neither while the DUT forwarded most of what was offered (the generator).
+fn limit(r: &Summary) -> &'static str {
+    let get = |k: &str| r.extra.get(k).copied().unwrap_or(0.0);
+    let (lost_in, lost_out) = (get("lost_in_mpps"), get("lost_out_mpps"));
+    let offered = get("offered_mpps");
+    if lost_out > lost_in && lost_out > 0.05 * offered {
+        " (limited by the sinks: a lower bound)"
+    } else if lost_in > 0.05 * offered {
+        " (limited by the DUT)"
+    } else if get("delivered_share") >= GENERATOR_BOUND {
+        " (limited by the generator: a lower bound)"
+    } else {
+        ""
+    }
+}
+
 /// The columns of one summary row: value, range, ×bridge, ×ceiling, notes.
 fn row_cells(s: &Scenario, r: &Summary) -> [String; 5] {
     if let Some(why) = &r.na {
@@ -45,21 +64,11 @@ fn row_cells(s: &Scenario, r: &Summary) -> [String; 5] {
     if let Some(g) = r.extra.get("gbps") {
         notes.push(format!("{g:.2} Gbit/s"));
     }
+    if let Some(ns) = r.extra.get("dut_ns") {
+        notes.push(format!("DUT {ns:.0} ns/frame"));
+    }
     if let Some(o) = r.extra.get("offered_mpps") {
-        // A DUT that forwards most of what the generator offers is probably waiting for the
-        // generator: its rate is a lower bound.
-        let bound = r
-            .extra
-            .get("delivered_share")
-            .is_some_and(|s| *s >= GENERATOR_BOUND);
-        notes.push(format!(
-            "offered {o:.2} Mpps{}",
-            if bound {
-                " (near the generator's limit: a lower bound)"
-            } else {
-                ""
-            }
-        ));
+        notes.push(format!("offered {o:.2} Mpps{}", limit(r)));
     }
     let busy: Vec<String> = (0..8)
         .filter_map(|i| r.extra.get(&format!("cpu{i}_busy")).map(|b| (i, b)))
@@ -113,6 +122,9 @@ pub fn terminal(rep: &Report) -> String {
         );
         let mut prev: Option<f64> = None;
         for (p, m, lo, hi) in &rep.ladder {
+            if p == LADDER_TC[0] {
+                prev = None;
+            }
             let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
             let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
             prev = Some(*m);
@@ -192,13 +204,16 @@ pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
         let _ = writeln!(o, "|---|---|---:|---:|---:|");
         let adds = [
             "bare devmap redirect (the ceiling)",
-            "port lookup, parse, classify, FDB lookup of dst, egress checks",
-            "learning lookup of src (`fwd::learn`), clock frozen",
-            "`bpf_ktime_get_ns()` (the real `decide()`)",
-            "counters (`fwd::account`): the full datapath",
+            "port lookup, parse, classify, FDB lookup of dst, egress port, redirect",
+            "learning lookup of src, coarse clock, counters: the full datapath",
+            "bare `bpf_redirect` (the TC ceiling)",
+            "the TC datapath (`xennet_tc`, skb already built)",
         ];
         let mut prev: Option<f64> = None;
         for (i, (p, med, lo, hi)) in rep.ladder.iter().enumerate() {
+            if p == LADDER_TC[0] {
+                prev = None;
+            }
             let d = prev.map_or_else(|| "—".into(), |x| format!("+{:.1}", med - x));
             let _ = writeln!(
                 o,

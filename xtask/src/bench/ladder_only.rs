@@ -1,0 +1,48 @@
+//! `cargo xtask bench --ladder-only`: the program-cost part of the bench alone, in seconds —
+//! the `BPF_PROG_TEST_RUN` ladder and the in-situ (`bpf_stats`) windows on one DUT, no paths,
+//! no agent — for iterating on the datapath's per-frame cost.
+
+use anyhow::{Context as _, Result};
+
+use super::{
+    Setting, args::BenchArgs, args::Params, fdb, log, profile, scenarios::Traffics, topo,
+    topo::Topo,
+};
+
+/// Run the ladder and the in-situ windows and print them.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    topo::remove_stale();
+    let machine = topo::Machine::probe();
+    let (gen_cpu, dut_cpu) = if machine.cpus < 2 {
+        (0, 0)
+    } else {
+        (args.gen_cpu, args.dut_cpu)
+    };
+    let cfg = Setting {
+        args,
+        p: Params::new(args),
+        gen_cpu,
+        dut_cpu,
+    };
+    let t = Topo::new(&[false], args.flood_ports).context("building the namespaces")?;
+    let d = &t.duts[0];
+    let (mut obj, _big) = fdb::load_objects(args, d, false)?;
+    let mut sinks = Vec::new();
+    for sink in t.sinks() {
+        sinks.push(obj.attach(&t.sink, super::traffic::SINK, &sink)?);
+    }
+    let tr = Traffics::new(args);
+    let result = (|| -> Result<String> {
+        cfg.place_napi(&t)?;
+        let ladder = profile::ladder(&cfg, &mut obj, d, &tr.small)?;
+        let situ = profile::in_situ(&cfg, &t, &mut obj, d, &tr.small)?;
+        Ok(profile::render(&ladder, &situ))
+    })();
+    for s in sinks {
+        let _ = obj.detach(s);
+    }
+    let text = result?;
+    log(&format!("load average: {}", machine.loadavg_before));
+    println!("{text}");
+    Ok(())
+}
