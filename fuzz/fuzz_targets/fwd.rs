@@ -80,6 +80,9 @@ struct EntryIn {
     mac: MacIn,
     /// Ifindex `0..=MAX_PORTS + 1`: ports, and interfaces that are not (stale entries).
     ifindex: u8,
+    /// The port slot the entry claims (`XN_SLOTS` index): right, wrong or 0 (unknown); the
+    /// datapath must check it against the ifindex.
+    slot: u8,
     is_static: bool,
     last_seen_ns: u64,
 }
@@ -207,6 +210,7 @@ fn world(inp: &Input) -> World {
         let val = FdbVal {
             ifindex: u32::from(e.ifindex) % (u32::from(MAX_PORTS) + 2),
             flags: if e.is_static { FDB_STATIC } else { 0 },
+            slot: u16::from(e.slot) % (u16::from(MAX_PORTS) + 2),
             last_seen_ns: e.last_seen_ns,
         };
         fdb.insert((u32::from(e.bridge % 3) + 1, vid(e.vlan), e.mac.mac()), val);
