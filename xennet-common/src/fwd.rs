@@ -12,7 +12,7 @@
 #![expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
 
 use crate::{
-    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, VLAN_MAX, VLAN_VID_MASK,
+    VLAN_MAX, VLAN_VID_MASK,
     maps::{
         FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PortConf,
     },
@@ -97,101 +97,8 @@ pub trait Tables {
 /// station does not rewrite its FDB entry on every frame.
 pub const REFRESH_NS: u64 = 1_000_000_000;
 
-/// A VLAN tag as it appears on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tag {
-    /// Tag protocol identifier (0x8100 or 0x88a8).
-    pub tpid: u16,
-    /// Tag control information: PCP (3 bits), DEI (1 bit), VID (12 bits).
-    pub tci: u16,
-}
-
-impl Tag {
-    /// The VLAN id.
-    #[must_use]
-    pub const fn vid(self) -> u16 {
-        self.tci & VLAN_VID_MASK
-    }
-}
-
-/// The Ethernet header of a frame, parsed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EthHdr {
-    /// Destination MAC.
-    pub dst: [u8; 6],
-    /// Source MAC.
-    pub src: [u8; 6],
-    /// Outer tag (from the bytes, or from metadata when offloaded).
-    pub outer: Option<Tag>,
-    /// Inner tag (`QinQ`), if any.
-    pub inner: Option<Tag>,
-    /// Ethertype after the tags.
-    pub proto: u16,
-    /// Whether `outer` lives in metadata rather than in the bytes.
-    pub outer_offloaded: bool,
-}
-
-/// Why a frame could not be parsed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParseError {
-    /// Shorter than an Ethernet header.
-    Runt,
-    /// Ends inside a VLAN tag.
-    Truncated,
-}
-
-const fn is_vlan_tpid(t: u16) -> bool {
-    t == ETH_P_8021Q || t == ETH_P_8021AD
-}
-
-/// Parse the Ethernet header and up to two VLAN tags (802.1Q or 802.1ad).
-#[inline(always)]
-pub fn parse<F: Frame>(f: &F) -> Result<EthHdr, ParseError> {
-    let Some(h) = f.load::<ETH_HLEN>(0) else {
-        return Err(ParseError::Runt);
-    };
-    let mut hdr = EthHdr {
-        dst: [h[0], h[1], h[2], h[3], h[4], h[5]],
-        src: [h[6], h[7], h[8], h[9], h[10], h[11]],
-        outer: None,
-        inner: None,
-        proto: u16::from_be_bytes([h[12], h[13]]),
-        outer_offloaded: false,
-    };
-    // Where the first in-band tag would sit.
-    let mut off = 12;
-    if let Some((tpid, tci)) = f.offloaded_tag() {
-        hdr.outer = Some(Tag { tpid, tci });
-        hdr.outer_offloaded = true;
-    } else if is_vlan_tpid(hdr.proto) {
-        let Some(t) = f.load::<4>(14) else {
-            return Err(ParseError::Truncated);
-        };
-        hdr.outer = Some(Tag {
-            tpid: hdr.proto,
-            tci: u16::from_be_bytes([t[0], t[1]]),
-        });
-        hdr.proto = u16::from_be_bytes([t[2], t[3]]);
-        off = 16;
-    }
-    if hdr.outer.is_some() && is_vlan_tpid(hdr.proto) {
-        // Constant offsets for both cases keep the verifier's bounds simple.
-        let t = if off == 12 {
-            f.load::<4>(14)
-        } else {
-            f.load::<4>(18)
-        };
-        let Some(t) = t else {
-            return Err(ParseError::Truncated);
-        };
-        hdr.inner = Some(Tag {
-            tpid: hdr.proto,
-            tci: u16::from_be_bytes([t[0], t[1]]),
-        });
-        hdr.proto = u16::from_be_bytes([t[2], t[3]]);
-    }
-    Ok(hdr)
-}
+mod parse;
+pub use parse::{EthHdr, ParseError, Tag, parse};
 
 /// What happens to the outer tag on the way out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,10 @@ use super::{
     fixtures::host::{Offloaded, Pkt, World, apply},
     *,
 };
-use crate::maps::{FDB_STATIC, PORT_TRUNK};
+use crate::{
+    ETH_P_8021AD, ETH_P_8021Q,
+    maps::{FDB_STATIC, PORT_TRUNK},
+};
 use std::{collections::BTreeMap, vec, vec::Vec};
 
 const TRUNK: u32 = 10;
