@@ -30,11 +30,24 @@ impl Agent {
     /// Load the datapath and open netlink for the configuration file `config_path`; nothing
     /// is attached until [`Agent::apply`]. Pin directory, socket and FDB size come from `cfg`.
     pub(super) fn new(config_path: &Path, cfg: &Config) -> anyhow::Result<Self> {
+        let dp = Datapath::open_adopting(&cfg.pin_dir, cfg.fdb_max_entries)?;
+        // Run-time ports an earlier agent recorded, checked against this configuration.
+        let mut runtime = RuntimePorts::new();
+        for req in dp.port_adds() {
+            match runtime_port(cfg, &runtime, &req) {
+                Ok(p) => {
+                    runtime.insert(req.interface.clone(), p);
+                }
+                Err(e) => {
+                    warn!(port = %req.interface, error = %format!("{e:#}"), "recorded run-time port dropped")
+                }
+            }
+        }
         Ok(Agent {
             config_path: config_path.to_path_buf(),
-            dp: Datapath::load_sized(&cfg.pin_dir, cfg.fdb_max_entries)?,
+            dp,
             nl: Netlink::new()?,
-            runtime: RuntimePorts::new(),
+            runtime,
             waiting: Vec::new(),
             cfg: Config {
                 pin_dir: cfg.pin_dir.clone(),
@@ -48,7 +61,9 @@ impl Agent {
     /// Create/adopt host ports for `cfg`, then converge on it.
     pub(super) async fn apply(&mut self, cfg: Config) -> anyhow::Result<Changes> {
         for h in cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
-            self.nl.ensure_host(h).await?;
+            if self.nl.ensure_host(h).await? {
+                self.dp.host_created(&h.interface);
+            }
             self.dp.attach_pass(&h.interface)?;
         }
         let changes = self.converge(&cfg, true).await?;
@@ -149,7 +164,10 @@ impl Agent {
         }
         let previous = self.runtime.insert(req.interface.clone(), (bridge, spec));
         match self.relink().await {
-            Ok(c) => Ok(c),
+            Ok(c) => {
+                self.dp.remember_port_add(req);
+                Ok(c)
+            }
             Err(e) => {
                 // Leave the run-time ports as they were.
                 match previous {
@@ -166,6 +184,7 @@ impl Agent {
         if self.runtime.remove(interface).is_none() {
             anyhow::bail!("{interface} is not a port added with `port add`");
         }
+        self.dp.forget_port_add(interface);
         self.relink().await
     }
 

@@ -15,7 +15,12 @@ use tokio::{
     time::{Interval, MissedTickBehavior},
 };
 use tracing::{info, warn};
-use xennet_agent::{config::Config, control, datapath::monotonic_ns, netlink::LinkWatch};
+use xennet_agent::{
+    config::Config,
+    control,
+    datapath::{monotonic_ns, state::Lock},
+    netlink::LinkWatch,
+};
 
 use self::agent::Agent;
 
@@ -67,8 +72,12 @@ pub fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> 
     rt.block_on(serve(config, cfg))
 }
 
-/// Bind the socket, load and attach, say "ready", then run the event loop.
+/// Take the pin directory's lock, bind the socket, load (adopting what is pinned) and
+/// attach, say "ready", then run the event loop. The datapath outlives the process.
 async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
+    // One agent per pin_dir, for the whole life of the process (first: a second agent must
+    // not touch the first one's socket).
+    let _lock = Lock::acquire(&cfg.pin_dir)?;
     let listener = control::bind(&cfg.socket)?;
     // Removed however `run` ends, start-up failures included.
     let _socket_file = SocketFile(cfg.socket.clone());
@@ -78,7 +87,6 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     let mut agent = Agent::new(config, &cfg)?;
     let bridges = cfg.bridges.len();
     agent.apply(cfg).await?;
-    agent.dp.pin()?;
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
     // A line on stdout that scripts and tests wait for.
