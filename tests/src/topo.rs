@@ -287,13 +287,22 @@ impl Agent {
     /// Start the agent in `dom0` on `config`, pinning under `pin_dir`, and wait until it
     /// reports that every port is attached.
     pub fn start(dom0: &Netns, config: &Path, pin_dir: &Path) -> Result<Agent> {
+        Agent::start_on(dom0, config, pin_dir, &Agent::socket_for(dom0))
+    }
+
+    /// As [`Agent::start`], with the control socket at `socket`.
+    pub fn start_on(dom0: &Netns, config: &Path, pin_dir: &Path, socket: &Path) -> Result<Agent> {
         let bin = agent_bin()?;
-        let log = std::env::temp_dir().join(format!("xennet-agent-{}.log", dom0.name()));
+        let sock_name = socket
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let log =
+            std::env::temp_dir().join(format!("xennet-agent-{}-{sock_name}.log", dom0.name()));
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let cfg = config.to_string_lossy().into_owned();
         let pins = pin_dir.to_string_lossy().into_owned();
-        let socket = Agent::socket_for(dom0);
+        let socket = socket.to_path_buf();
         let sock = socket.to_string_lossy().into_owned();
         let mut child = agent_command(
             &bin,

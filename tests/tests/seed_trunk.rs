@@ -400,8 +400,8 @@ fn sigterm_leaves_the_datapath_forwarding_and_down_removes_it() {
             .success()
     };
     // SIGTERM: the agent goes, the datapath stays (pinned links and maps).
-    let pins = fs.pin_dir();
-    let second = Agent::start(&sim.dom0, &cfg, &pins);
+    let pin_dir = fs.pin_dir();
+    let second = Agent::start(&sim.dom0, &cfg, &pin_dir);
     assert!(
         second
             .as_ref()
@@ -419,7 +419,7 @@ fn sigterm_leaves_the_datapath_forwarding_and_down_removes_it() {
         assert!(xdp_on(p), "{p} must stay attached after SIGTERM");
     }
     assert!(
-        pins.join("XN_STATS").exists(),
+        pin_dir.join("XN_STATS").exists(),
         "pins must stay after SIGTERM"
     );
     assert!(ping(), "the datapath must forward with the agent gone");
@@ -430,7 +430,7 @@ fn sigterm_leaves_the_datapath_forwarding_and_down_removes_it() {
         &[
             "down",
             "--pin-dir",
-            &pins.to_string_lossy(),
+            &pin_dir.to_string_lossy(),
             "--socket",
             "/nonexistent/x.sock",
         ],
@@ -445,6 +445,6 @@ fn sigterm_leaves_the_datapath_forwarding_and_down_removes_it() {
     for p in ports {
         assert!(!xdp_on(p), "{p} must be detached after down");
     }
-    assert!(!pins.exists(), "pins must be removed by down");
+    assert!(!pin_dir.exists(), "pins must be removed by down");
     assert!(!ping(), "after down nothing forwards");
 }

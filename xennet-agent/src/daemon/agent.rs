@@ -39,7 +39,7 @@ impl Agent {
                     runtime.insert(req.interface.clone(), p);
                 }
                 Err(e) => {
-                    warn!(port = %req.interface, error = %format!("{e:#}"), "recorded run-time port dropped")
+                    warn!(port = %req.interface, error = %format!("{e:#}"), "recorded run-time port dropped");
                 }
             }
         }

@@ -74,7 +74,7 @@ impl Datapath {
             let name = ifname(idx);
             let tc = links.remove(&(LinkKind::Tc, idx));
             let xdp = links.remove(&(LinkKind::Xdp, idx));
-            match self.adopt_port(&name, idx, conf, tc, xdp, state, &names) {
+            match self.adopt_port(&name, idx, &conf, tc, xdp, state, &names) {
                 Ok(()) => found.ports.push(name),
                 Err(e) => {
                     warn!(port = %name, ifindex = idx, error = %format!("{e:#}"), "pinned port not adoptable: removed");
@@ -95,7 +95,7 @@ impl Datapath {
                         continue;
                     }
                     Err(e) => {
-                        warn!(interface = %name, error = %format!("{e:#}"), "pinned pass link dropped")
+                        warn!(interface = %name, error = %format!("{e:#}"), "pinned pass link dropped");
                     }
                 }
             }
@@ -113,7 +113,7 @@ impl Datapath {
         &mut self,
         name: &str,
         idx: u32,
-        conf: PortConf,
+        conf: &PortConf,
         tc: Option<std::path::PathBuf>,
         xdp: Option<std::path::PathBuf>,
         state: &State,
@@ -162,7 +162,7 @@ impl Datapath {
                 bridge_id: conf.bridge,
                 attach,
                 links: Links { tc, xdp },
-                conf,
+                conf: *conf,
                 // Rewritten by the next refresh, with this build's flood program.
                 in_xdp_maps: false,
             },

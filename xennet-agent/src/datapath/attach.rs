@@ -1,5 +1,5 @@
 //! Attaching and detaching programs: a port's TC and XDP links, the pass program of host
-//! interfaces. Every attachment is a bpf_link this datapath owns; a persistent datapath pins
+//! interfaces. Every attachment is a `bpf_link` this datapath owns; a persistent datapath pins
 //! each one under `pin_dir` (`link_<kind>_<ifindex>`), so it keeps forwarding after the
 //! process exits, and a later agent swaps its own programs into the same links.
 
@@ -60,7 +60,7 @@ impl LinkKind {
     }
 }
 
-/// A bpf_link this datapath owns; pinned when the datapath is persistent. Dropping it only
+/// A `bpf_link` this datapath owns; pinned when the datapath is persistent. Dropping it only
 /// closes the descriptor: a pinned link stays attached until [`OwnedLink::release`].
 #[derive(Debug)]
 pub struct OwnedLink {
@@ -115,7 +115,7 @@ impl Datapath {
         idx: u32,
         mode: AttachMode,
     ) -> anyhow::Result<(Attached, Links)> {
-        self.refuse_foreign(name)?;
+        Self::refuse_foreign(name)?;
         // TC first: it must be in place before XDP starts deferring frames to it.
         let tc = self.attach_tc(name, idx)?;
         let xdp = match mode {
@@ -150,7 +150,7 @@ impl Datapath {
 
     /// Refuse an interface on which another xennet datapath's TC program already runs (a
     /// second agent with another `pin_dir`): its frames would never reach ours.
-    fn refuse_foreign(&self, name: &str) -> anyhow::Result<()> {
+    fn refuse_foreign(name: &str) -> anyhow::Result<()> {
         let Ok((_, progs)) = SchedClassifier::query_tcx(name, TcAttachType::Ingress) else {
             // No tcx on this kernel or no such interface: the attach says why.
             return Ok(());
@@ -166,7 +166,7 @@ impl Datapath {
         Ok(())
     }
 
-    /// The TC program on tcx ingress (kernels ≥ 6.6: a bpf_link that can be pinned).
+    /// The TC program on tcx ingress (kernels ≥ 6.6: a `bpf_link` that can be pinned).
     fn attach_tc(&mut self, name: &str, idx: u32) -> anyhow::Result<OwnedLink> {
         let prog = self.tc_program()?;
         let id = prog
@@ -178,7 +178,7 @@ impl Datapath {
         self.own(fd, LinkKind::Tc, idx)
     }
 
-    /// XDP program `prog` on `idx` in `mode`, as a bpf_link.
+    /// XDP program `prog` on `idx` in `mode`, as a `bpf_link`.
     fn attach_xdp(
         &mut self,
         prog: &str,

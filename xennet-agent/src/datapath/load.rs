@@ -19,6 +19,9 @@ use crate::learned::LearnedCounts;
 /// flags are compared directly).
 pub const MAP_LAYOUT_VERSION: u32 = 1;
 
+/// `BPF_F_RDONLY_PROG`, which the kernel sets on every devmap.
+const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+
 /// The layout stamp of `object`'s maps: version, then each map's type, key and value sizes,
 /// flags and (but for the FDB, whose size is configured) capacity.
 pub fn layout_stamp(object: &[u8]) -> anyhow::Result<String> {
@@ -66,27 +69,31 @@ fn check_pinned(
             .maps
             .get(name)
             .ok_or_else(|| anyhow!("object has no map {name}"))?;
-        let ty = info.map_type().map(|t| t as u32).unwrap_or(u32::MAX);
+        let ty = info.map_type().map_or(u32::MAX, |t| t as u32);
         let max_ok = name == MAP_FDB || info.max_entries() == def.max_entries();
+        // The kernel adds BPF_F_RDONLY_PROG to devmaps itself.
+        let flags = |f: u32| f & !BPF_F_RDONLY_PROG;
         if ty != def.map_type()
             || info.key_size() != def.key_size()
             || info.value_size() != def.value_size()
-            || info.map_flags() != def.map_flags()
+            || flags(info.map_flags()) != flags(def.map_flags())
             || !max_ok
         {
             bail!(
                 "the datapath pinned under {} was made by an incompatible build (map {name}: \
-                 type {ty}, key {} B, value {} B, {} entries; this build: type {}, key {} B, \
-                 value {} B, {} entries); `xennet-agent down` removes it (guests lose the \
-                 network until this agent starts)",
+                 type {ty}, key {} B, value {} B, {} entries, flags {:#x}; this build: type {}, \
+                 key {} B, value {} B, {} entries, flags {:#x}); `xennet-agent down` removes \
+                 it (guests lose the network until this agent starts)",
                 pin_dir.display(),
                 info.key_size(),
                 info.value_size(),
                 info.max_entries(),
+                info.map_flags(),
                 def.map_type(),
                 def.key_size(),
                 def.value_size(),
-                def.max_entries()
+                def.max_entries(),
+                def.map_flags()
             );
         }
         if name == MAP_FDB && info.max_entries() != fdb_max_entries {

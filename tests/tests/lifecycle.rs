@@ -1,0 +1,238 @@
+//! The datapath outlives the agent: kill -9, restart and `down`, with numbered frames flowing
+//! (XDP and TC), and one agent per pin directory and per interface.
+
+use std::{path::Path, time::Duration};
+
+use aya::programs::{SchedClassifier, TcAttachType};
+use xennet_tests::{
+    Netns, RawSocket,
+    counters::get,
+    flow::{Flow, FlowResult},
+    frame::{Mac, format_mac, test_frame},
+    require_root, set_gro, set_mac,
+    topo::{Agent, BpfFs, Mode, SeedDom0, xdp_attached},
+    veth,
+    wait::poll,
+};
+
+/// The run-time port's guest.
+const G9: Mac = [0x00, 0x16, 0x3e, 0x00, 0x00, 0x09];
+
+/// Whether an xennet TC program is on `ifname`'s tcx ingress in `ns`.
+fn tc_attached(ns: &Netns, ifname: &str) -> bool {
+    let name = ifname.to_string();
+    ns.run_in(move || {
+        SchedClassifier::query_tcx(&name, TcAttachType::Ingress)
+            .is_ok_and(|(_, progs)| progs.iter().any(|p| p.name_as_str() == Some("xennet_tc")))
+    })
+    .expect("querying tcx")
+}
+
+fn assert_no_loss(what: &str, r: &FlowResult, min_sent: u32) {
+    assert!(r.sent >= min_sent, "{what}: only {} frames sent", r.sent);
+    assert!(
+        r.missing.is_empty(),
+        "{what}: {} of {} frames lost (first {:?})",
+        r.missing.len(),
+        r.sent,
+        &r.missing[..r.missing.len().min(10)]
+    );
+}
+
+fn state_files(pin_dir: &Path) -> Vec<String> {
+    let stem = pin_dir
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('/', "%2F");
+    ["json", "lock"]
+        .iter()
+        .map(|e| format!("/run/xennet/state/{stem}.{e}"))
+        .filter(|p| Path::new(p).exists())
+        .collect()
+}
+
+/// kill -9 and a restart under a 1 kHz and a 10 kHz flow: no frame lost, the learned entry,
+/// the run-time port and the counters kept; `down` then leaves nothing attached or pinned.
+#[expect(clippy::too_many_lines, reason = "one story, start to finish")]
+fn restart_loses_nothing(tag: &str, mode: Mode) {
+    if !require_root() {
+        return;
+    }
+    let sim = SeedDom0::new(tag).expect("building the simulated dom0");
+    let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
+    let cfg = mode.config(sim.dom0.name(), "").expect("config");
+    let pins = fs.pin_dir();
+    let agent = Agent::start(&sim.dom0, &cfg, &pins).expect("starting the agent");
+    // A run-time port with a guest whose MAC is learned, not configured.
+    let g9 = Netns::new(&format!("{tag}-g9")).expect("guest 9");
+    veth(&sim.dom0, "vif9.0", &g9, "eth0").expect("vif9.0");
+    set_mac(&g9, "eth0", G9).expect("mac");
+    // Receiving native-XDP redirects on a veth needs NAPI (GRO) on the receiving end.
+    set_gro(&g9, "eth0", true).expect("gro");
+    let mut args = vec![
+        "port", "add", "vif9.0", "--bridge", "trunk", "--access", "4094",
+    ];
+    if mode != Mode::Xdp {
+        args.extend(["--attach", "tc"]);
+    }
+    let out = agent.ctl(&args).expect("port add");
+    assert!(out.status.success(), "port add: {out:?}");
+    let g9_sock = RawSocket::open(&g9, "eth0").expect("socket");
+    let g1 = sim.guest("vif1.0").expect("g1").mac;
+    let g2 = sim.guest("vif2.0").expect("g2").mac;
+    g9_sock.send(&test_frame(g1, G9, &[], 1)).expect("send");
+    let learned = |a: &Agent| {
+        a.fdb(Some("trunk")).ok().is_some_and(|rows| {
+            rows.iter().any(|r| {
+                r.mac == format_mac(&G9) && r.vlan == 4094 && r.port == "vif9.0" && !r.is_static
+            })
+        })
+    };
+    let (ok, _) = poll(
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || learned(&agent),
+        |l| *l,
+    );
+    assert!(ok, "g9 learned on vif9.0");
+
+    let slow = Flow::start(
+        sim.guest_socket("vif1.0").expect("socket"),
+        sim.guest_socket("vif2.0").expect("socket"),
+        g2,
+        g1,
+        1000,
+        1_000_000,
+    );
+    let fast = Flow::start(
+        sim.guest_socket("vif1.0").expect("socket"),
+        g9_sock,
+        G9,
+        g1,
+        10_000,
+        5_000_000,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let before = agent.counters().expect("counters");
+
+    agent.kill9().expect("kill -9");
+    std::thread::sleep(Duration::from_millis(300));
+    let probe = Agent::start(&sim.dom0, &cfg, &pins).expect("restart after kill -9");
+    assert!(
+        learned(&probe),
+        "the learned entry survives kill -9 and restart"
+    );
+    let ports = probe.ports().expect("ports");
+    assert!(
+        ports.iter().any(|p| p["interface"] == "vif9.0"),
+        "the run-time port survives: {ports:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(probe.leave_running().expect("SIGTERM"), "agent exits 0");
+    // While it is down, stats and fdb show read the pinned maps and say so.
+    let pins_s = pins.to_string_lossy().into_owned();
+    let out = xennet_tests::topo::agent_command(
+        &xennet_tests::topo::agent_bin().expect("bin"),
+        &sim.dom0,
+        &["stats", "--pin-dir", &pins_s],
+    )
+    .output()
+    .expect("stats");
+    assert!(out.status.success(), "stats while down: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the agent is down"),
+        "stats says the agent is down: {out:?}"
+    );
+    let out = xennet_tests::topo::agent_command(
+        &xennet_tests::topo::agent_bin().expect("bin"),
+        &sim.dom0,
+        &["fdb", "show", "--json", "--pin-dir", &pins_s],
+    )
+    .output()
+    .expect("fdb show");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format_mac(&G9)),
+        "fdb show while down reads the pinned FDB: {out:?}"
+    );
+
+    let agent = Agent::start(&sim.dom0, &cfg, &pins).expect("second restart");
+    std::thread::sleep(Duration::from_millis(200));
+    let r_slow = slow.finish(Duration::from_millis(200)).expect("flow");
+    let r_fast = fast.finish(Duration::from_millis(200)).expect("flow");
+    assert_no_loss("1 kHz flow g1 → g2", &r_slow, 500);
+    assert_no_loss("10 kHz flow g1 → g9", &r_fast, 2000);
+    let after = agent.counters().expect("counters");
+    for (port, counter) in [("vif1.0", "rx_packets"), ("vif9.0", "tx_packets")] {
+        assert!(
+            get(&after, port, counter) > get(&before, port, counter),
+            "{port} {counter} continues: {} then {}",
+            get(&before, port, counter),
+            get(&after, port, counter)
+        );
+    }
+
+    // `down` leaves nothing behind: no program on any port, no pins, no state.
+    assert!(agent.stop().expect("stop"), "agent exits 0");
+    for p in ["eth1", "vif1.0", "vif2.0", "vif3.0", "vif9.0"] {
+        assert!(
+            !tc_attached(&sim.dom0, p),
+            "{p}: TC program left after down"
+        );
+        assert!(
+            !xdp_attached(&sim.dom0, p).expect("ip link"),
+            "{p}: XDP program left after down"
+        );
+    }
+    assert!(!pins.exists(), "pin directory left after down");
+    assert_eq!(
+        state_files(&pins),
+        Vec::<String>::new(),
+        "state left after down"
+    );
+    let _ = std::fs::remove_file(&cfg);
+}
+
+#[test]
+fn restart_loses_nothing_xdp() {
+    restart_loses_nothing("lcx", Mode::Xdp);
+}
+
+#[test]
+fn restart_loses_nothing_tc() {
+    restart_loses_nothing("lct", Mode::AllTc);
+}
+
+/// A second agent: refused on the same pin directory (naming the first's pid), and on
+/// another pin directory refused the interfaces the first one's datapath owns.
+#[test]
+fn one_agent_per_pin_dir_and_per_interface() {
+    if !require_root() {
+        return;
+    }
+    let sim = SeedDom0::new("lc1").expect("building the simulated dom0");
+    let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
+    let cfg = Mode::AllTc.config(sim.dom0.name(), "").expect("config");
+    let first = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("first agent");
+    let other_sock = std::env::temp_dir().join("xennet-lc1-second.sock");
+    let err = Agent::start_on(&sim.dom0, &cfg, &fs.pin_dir(), &other_sock)
+        .expect_err("same pin_dir must be refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&format!("pid {}", first.pid())) && msg.contains("one agent per pin_dir"),
+        "the refusal names the holder: {msg}"
+    );
+    let fs2 = BpfFs::new(&format!("{}-2", sim.dom0.name())).expect("second bpffs");
+    let err = Agent::start_on(&sim.dom0, &cfg, &fs2.pin_dir(), &other_sock)
+        .expect_err("another pin_dir on the same interfaces must be refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("already attached to another xennet datapath"),
+        "the refusal says why: {msg}"
+    );
+    assert!(
+        tc_attached(&sim.dom0, "vif1.0"),
+        "the first agent's ports stay"
+    );
+    drop(first);
+    let _ = std::fs::remove_file(&cfg);
+}
