@@ -1,7 +1,12 @@
 //! The datapath outlives the agent: kill -9, restart and `down`, with numbered frames flowing
 //! (XDP and TC), and one agent per pin directory and per interface.
 
-use std::{path::Path, time::Duration};
+use std::{
+    os::unix::net::UnixDatagram,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use aya::programs::{SchedClassifier, TcAttachType};
 use xennet_tests::{
@@ -10,7 +15,7 @@ use xennet_tests::{
     flow::{Flow, FlowResult},
     frame::{Mac, format_mac, test_frame},
     require_root, set_gro, set_mac,
-    topo::{Agent, BpfFs, Mode, SeedDom0, xdp_attached},
+    topo::{Agent, BpfFs, Mode, SeedDom0, agent_bin, agent_command, workspace_root, xdp_attached},
     veth,
     wait::poll,
 };
@@ -131,8 +136,8 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     assert!(probe.leave_running().expect("SIGTERM"), "agent exits 0");
     // While it is down, stats and fdb show read the pinned maps and say so.
     let pins_s = pins.to_string_lossy().into_owned();
-    let out = xennet_tests::topo::agent_command(
-        &xennet_tests::topo::agent_bin().expect("bin"),
+    let out = agent_command(
+        &agent_bin().expect("bin"),
         &sim.dom0,
         &["stats", "--pin-dir", &pins_s],
     )
@@ -143,8 +148,8 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
         String::from_utf8_lossy(&out.stderr).contains("the agent is down"),
         "stats says the agent is down: {out:?}"
     );
-    let out = xennet_tests::topo::agent_command(
-        &xennet_tests::topo::agent_bin().expect("bin"),
+    let out = agent_command(
+        &agent_bin().expect("bin"),
         &sim.dom0,
         &["fdb", "show", "--json", "--pin-dir", &pins_s],
     )
@@ -235,4 +240,153 @@ fn one_agent_per_pin_dir_and_per_interface() {
     );
     drop(first);
     let _ = std::fs::remove_file(&cfg);
+}
+
+/// The shipped unit file passes `systemd-analyze verify` without a warning (its `ExecStart`
+/// pointed at the agent under test, so that the binary exists).
+#[test]
+fn systemd_unit_verifies() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no systemd-analyze on this machine");
+        return;
+    }
+    let bin = agent_bin().expect("agent binary");
+    let unit = workspace_root().join("dist/systemd/xennet-agent.service");
+    let text = std::fs::read_to_string(&unit).expect("reading the unit");
+    assert!(
+        text.contains("Type=notify")
+            && text.contains("WatchdogSec=")
+            && text.contains("Restart=always"),
+        "the unit is a notify service with a watchdog, always restarted"
+    );
+    assert!(
+        !text.contains("ExecStop="),
+        "stopping must leave the datapath running"
+    );
+    let dir = std::env::temp_dir().join(format!("xennet-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("xennet-agent.service");
+    let text = text.replace("/usr/local/sbin/xennet-agent", &bin.to_string_lossy());
+    std::fs::write(&path, text).expect("writing the unit");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Under a `NOTIFY_SOCKET` (as systemd runs it) the agent sends `READY=1` once every port
+/// is attached, `WATCHDOG=1` every half `WATCHDOG_USEC`, and `STOPPING=1` on SIGTERM.
+#[test]
+fn ready_and_watchdog_reach_the_notify_socket() {
+    if !require_root() {
+        return;
+    }
+    let sim = SeedDom0::new("lcn").expect("building the simulated dom0");
+    let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
+    let cfg = Mode::AllTc.config(sim.dom0.name(), "").expect("config");
+    let dir = std::env::temp_dir().join(format!("xennet-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let notify = dir.join("notify");
+    let rx = UnixDatagram::bind(&notify).expect("binding the notify socket");
+    rx.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let (pins, ctl) = (fs.pin_dir(), dir.join("ctl.sock"));
+    let bin = agent_bin().expect("agent binary");
+    let args = [
+        "run",
+        "--config",
+        &cfg.to_string_lossy(),
+        "--pin-dir",
+        &pins.to_string_lossy(),
+        "--socket",
+        &ctl.to_string_lossy(),
+    ]
+    .map(std::string::ToString::to_string);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = agent_command(&bin, &sim.dom0, &args)
+        .env("NOTIFY_SOCKET", &notify)
+        .env("WATCHDOG_USEC", "200000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the agent");
+    let mut got: Vec<String> = Vec::new();
+    let mut buf = [0u8; 512];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let Ok(n) = rx.recv(&mut buf) else { break };
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        let ready = got.iter().position(|m| m.lines().any(|l| l == "READY=1"));
+        if ready.is_some_and(|i| got[i..].iter().any(|m| m.trim_end() == "WATCHDOG=1")) {
+            break;
+        }
+    }
+    let ports_ok = agent_command(
+        &bin,
+        &sim.dom0,
+        &["ports", "--socket", &ctl.to_string_lossy()],
+    )
+    .output()
+    .is_ok_and(|o| o.status.success());
+    // SAFETY: signalling our own child (nsenter execs the agent).
+    unsafe {
+        libc::kill(
+            libc::pid_t::try_from(child.id()).expect("pid"),
+            libc::SIGTERM,
+        )
+    };
+    let status = child.wait().expect("waiting for the agent");
+    rx.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    while let Ok(n) = rx.recv(&mut buf) {
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let stop = m.lines().any(|l| l == "STOPPING=1");
+        got.push(m);
+        if stop {
+            break;
+        }
+    }
+    let down = agent_command(
+        &bin,
+        &sim.dom0,
+        &[
+            "down",
+            "--pin-dir",
+            &pins.to_string_lossy(),
+            "--socket",
+            &ctl.to_string_lossy(),
+        ],
+    )
+    .output()
+    .expect("down");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&cfg);
+    assert!(status.success(), "agent exit status {status}");
+    assert!(down.status.success(), "down: {down:?}");
+    let ready = got
+        .iter()
+        .position(|m| m.lines().any(|l| l == "READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1 among {got:?}"));
+    assert!(ports_ok, "the control socket answers once READY=1 came");
+    assert!(
+        got[ready..].iter().any(|m| m.trim_end() == "WATCHDOG=1"),
+        "WATCHDOG=1 after READY=1: {got:?}"
+    );
+    assert!(
+        got.iter().any(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "STOPPING=1 on SIGTERM: {got:?}"
+    );
 }

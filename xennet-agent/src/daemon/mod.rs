@@ -1,5 +1,6 @@
-//! The daemon (`xennet-agent run`): start-up, the event loop (signals, aging tick, control
-//! socket, link changes) and shut-down. What each event does is [`agent::Agent`]'s.
+//! The daemon (`xennet-agent run`): start-up (lock, adoption, attach, `READY=1`), the event
+//! loop (signals, aging tick, systemd watchdog, control socket, link changes) and shut-down,
+//! which leaves the datapath running. What each event does is [`agent::Agent`]'s.
 
 mod agent;
 
@@ -9,6 +10,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use sd_notify::NotifyState;
 use tokio::{
     net::UnixListener,
     signal::unix::{SignalKind, signal},
@@ -89,11 +91,31 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     agent.apply(cfg).await?;
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
-    // A line on stdout that scripts and tests wait for.
+    // A line on stdout that scripts and tests wait for, and READY=1 for systemd.
     println!("xennet-agent: ready ({bridges} bridges, {ports} ports)");
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!("forwarding: {bridges} bridges, {ports} ports")),
+    ]);
     event_loop(&mut agent, &listener, &mut watch).await?;
     drop(agent);
     Ok(())
+}
+
+/// Tell systemd (`NOTIFY_SOCKET`, when set) how the agent is; a failure is only logged.
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        warn!(error = %e, "sd_notify");
+    }
+}
+
+/// The watchdog ticker: every half of systemd's `WatchdogSec` when it asks for one (never
+/// fires otherwise).
+fn watchdog_ticker() -> (bool, Interval) {
+    match sd_notify::watchdog_enabled() {
+        Some(d) => (true, ticker((d / 2).max(Duration::from_millis(10)))),
+        None => (false, ticker(Duration::from_secs(86_400))),
+    }
 }
 
 /// Serve events until SIGINT or SIGTERM; an error only when the link watch ends.
@@ -107,6 +129,7 @@ async fn event_loop(
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut period = aging_tick(&agent.cfg);
     let mut tick = ticker(period);
+    let (watchdog, mut wd_tick) = watchdog_ticker();
     loop {
         // A reload (signal or socket) may have changed the aging times.
         if aging_tick(&agent.cfg) != period {
@@ -114,8 +137,19 @@ async fn event_loop(
             tick = ticker(period);
         }
         tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
-            _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
+            _ = term.recv() => {
+                info!("SIGTERM: stopping (the datapath forwards on)");
+                notify(&[NotifyState::Stopping]);
+                return Ok(());
+            }
+            _ = int.recv() => {
+                info!("SIGINT: stopping (the datapath forwards on)");
+                notify(&[NotifyState::Stopping]);
+                return Ok(());
+            }
+            _ = wd_tick.tick() => if watchdog {
+                notify(&[NotifyState::Watchdog]);
+            },
             _ = hup.recv() => {
                 if let Err(e) = agent.reload().await {
                     warn!(error = %format!("{e:#}"), "reload failed");
