@@ -2,13 +2,17 @@
 //! (XDP and TC), and one agent per pin directory and per interface.
 
 use std::{
+    collections::BTreeMap,
     os::unix::net::UnixDatagram,
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::{
+    SchedClassifier, TcAttachType,
+    links::{FdLink, PinnedLink},
+};
 use xennet_tests::{
     Netns, RawSocket,
     counters::get,
@@ -42,6 +46,24 @@ fn assert_no_loss(what: &str, r: &FlowResult, min_sent: u32) {
         r.sent,
         &r.missing[..r.missing.len().min(10)]
     );
+}
+
+/// Every pinned link under `pin_dir`: pin name → (link id, program id).
+fn links(pin_dir: &Path) -> BTreeMap<String, (u32, u32)> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(pin_dir)
+        .expect("reading the pins")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("link_") {
+            continue;
+        }
+        let link = FdLink::from(PinnedLink::from_pin(e.path()).expect("opening a pinned link"));
+        let info = link.info().expect("link info");
+        out.insert(name, (info.id(), info.program_id()));
+    }
+    out
 }
 
 fn state_files(pin_dir: &Path) -> Vec<String> {
@@ -119,6 +141,12 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     );
     std::thread::sleep(Duration::from_millis(200));
     let before = agent.counters().expect("counters");
+    let links_before = links(&pins);
+    assert_eq!(
+        links_before.len(),
+        if mode == Mode::Xdp { 10 } else { 5 },
+        "{links_before:?}"
+    );
 
     agent.kill9().expect("kill -9");
     std::thread::sleep(Duration::from_millis(300));
@@ -167,6 +195,14 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     assert_no_loss("1 kHz flow g1 → g2", &r_slow, 500);
     assert_no_loss("10 kHz flow g1 → g9", &r_fast, 2000);
     let after = agent.counters().expect("counters");
+    // The same links, each now running the restarted agent's programs (swapped in place).
+    let links_after = links(&pins);
+    assert_eq!(links_after.len(), links_before.len(), "{links_after:?}");
+    for (name, (link, prog)) in &links_before {
+        let (link2, prog2) = links_after[name];
+        assert_eq!(link2, *link, "{name}: the link itself is kept");
+        assert_ne!(prog2, *prog, "{name}: the program is replaced");
+    }
     for (port, counter) in [("vif1.0", "rx_packets"), ("vif9.0", "tx_packets")] {
         assert!(
             get(&after, port, counter) > get(&before, port, counter),
