@@ -123,9 +123,15 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     );
     assert!(ok, "g9 learned on vif9.0");
 
+    // Receivers with room for seconds of the flow: on a loaded machine a descheduled test
+    // thread must not lose frames the datapath delivered.
+    let big = |sock: RawSocket| {
+        sock.set_rcvbuf(32 << 20).expect("SO_RCVBUFFORCE");
+        sock
+    };
     let slow = Flow::start(
         sim.guest_socket("vif1.0").expect("socket"),
-        sim.guest_socket("vif2.0").expect("socket"),
+        big(sim.guest_socket("vif2.0").expect("socket")),
         g2,
         g1,
         1000,
@@ -133,7 +139,7 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     );
     let fast = Flow::start(
         sim.guest_socket("vif1.0").expect("socket"),
-        g9_sock,
+        big(g9_sock),
         G9,
         g1,
         10_000,

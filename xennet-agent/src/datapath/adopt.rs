@@ -135,7 +135,11 @@ impl Datapath {
             (Some(_), Some(r)) if r.attached != Attached::Tc => r.attached,
             (Some(_), _) => Attached::Xdp,
         };
+        // An XDP link recorded but not pinned (killed between the TC and the XDP attach):
+        // say "tc", so that the reconcile attaches XDP again as configured.
+        let half = xdp.is_none() && record.is_some_and(|r| r.attached != Attached::Tc);
         let attach = record
+            .filter(|_| !half)
             .and_then(|r| parse_attach(&r.attach))
             .unwrap_or(match attached {
                 Attached::Xdp => AttachMode::Xdp,

@@ -56,7 +56,11 @@ pub fn teardown(pin_dir: &Path) -> anyhow::Result<Teardown> {
     for n in names {
         let path = pin_dir.join(&n);
         if LinkKind::parse_pin_name(&n).is_some() {
+            // Hold the link across the unpin: our close is then the last reference, which
+            // detaches it before `down` returns (the pin's own release is deferred).
+            let held = aya::programs::links::PinnedLink::from_pin(&path).ok();
             fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+            drop(held);
             done.links += 1;
         } else if MAPS.contains(&n.as_str()) {
             fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
