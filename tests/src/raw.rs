@@ -42,6 +42,25 @@ impl RawSocket {
         Ok(RawSocket { fd, ifindex })
     }
 
+    /// Makes the receive buffer `bytes` large (`SO_RCVBUFFORCE`, root), so that a receiver
+    /// descheduled for a while on a loaded machine does not overflow under a fast flow.
+    pub fn set_rcvbuf(&self, bytes: libc::c_int) -> Result<()> {
+        // SAFETY: `bytes` is a live c_int of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const bytes).cast(),
+                socklen::<libc::c_int>(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error()).context("setsockopt(SO_RCVBUFFORCE)");
+        }
+        Ok(())
+    }
+
     /// Sends one complete Ethernet frame (no FCS) out of the interface.
     pub fn send(&self, frame: &[u8]) -> Result<()> {
         ensure!(frame.len() >= 14, "frame too short: {} bytes", frame.len());

@@ -268,10 +268,14 @@ pub fn dom0_and_upstream(tag: &str, upstream_mac: Option<Mac>) -> Result<(Netns,
     Ok((dom0, up))
 }
 
-/// A running `xennet-agent run`, stopped with SIGTERM on drop.
+/// A running `xennet-agent run`. On drop it is stopped with SIGTERM and its datapath (which
+/// outlives it) removed with `xennet-agent down`, unless [`Agent::leave_running`] or
+/// [`Agent::kill9`] handed the datapath on to a next agent.
 #[derive(Debug)]
 pub struct Agent {
     child: Child,
+    /// Run `down` on drop.
+    down_on_drop: bool,
     bin: PathBuf,
     pin_dir: PathBuf,
     socket: PathBuf,
@@ -283,13 +287,22 @@ impl Agent {
     /// Start the agent in `dom0` on `config`, pinning under `pin_dir`, and wait until it
     /// reports that every port is attached.
     pub fn start(dom0: &Netns, config: &Path, pin_dir: &Path) -> Result<Agent> {
+        Agent::start_on(dom0, config, pin_dir, &Agent::socket_for(dom0))
+    }
+
+    /// As [`Agent::start`], with the control socket at `socket`.
+    pub fn start_on(dom0: &Netns, config: &Path, pin_dir: &Path, socket: &Path) -> Result<Agent> {
         let bin = agent_bin()?;
-        let log = std::env::temp_dir().join(format!("xennet-agent-{}.log", dom0.name()));
+        let sock_name = socket
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let log =
+            std::env::temp_dir().join(format!("xennet-agent-{}-{sock_name}.log", dom0.name()));
         let log_file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let cfg = config.to_string_lossy().into_owned();
         let pins = pin_dir.to_string_lossy().into_owned();
-        let socket = Agent::socket_for(dom0);
+        let socket = socket.to_path_buf();
         let sock = socket.to_string_lossy().into_owned();
         let mut child = agent_command(
             &bin,
@@ -323,6 +336,7 @@ impl Agent {
         });
         let mut agent = Agent {
             child,
+            down_on_drop: true,
             bin,
             pin_dir: pin_dir.to_path_buf(),
             socket,
@@ -487,9 +501,42 @@ impl Agent {
         Ok(m)
     }
 
-    /// Stop with SIGTERM and wait; returns whether it exited successfully.
+    /// Stop with SIGTERM, wait, and remove the datapath with `down`; returns whether the
+    /// agent exited successfully (a failing `down` is an error).
     pub fn stop(mut self) -> Result<bool> {
+        let ok = self.terminate()?;
+        self.down_on_drop = false;
+        self.down()?;
+        Ok(ok)
+    }
+
+    /// Stop with SIGTERM and wait, leaving the datapath running for a next agent; returns
+    /// whether the agent exited successfully.
+    pub fn leave_running(mut self) -> Result<bool> {
+        self.down_on_drop = false;
         self.terminate()
+    }
+
+    /// Kill with SIGKILL (no chance to clean anything) and wait, leaving the datapath.
+    pub fn kill9(mut self) -> Result<()> {
+        self.down_on_drop = false;
+        self.child.kill().context("SIGKILL")?;
+        self.child.wait().context("waiting for the killed agent")?;
+        Ok(())
+    }
+
+    /// `xennet-agent down` on this agent's pin directory and socket (the agent stopped).
+    pub fn down(&self) -> Result<String> {
+        let pins = self.pin_dir.to_string_lossy().into_owned();
+        let sock = self.socket.to_string_lossy().into_owned();
+        let out = self.cli(&["down", "--pin-dir", &pins, "--socket", &sock])?;
+        if !out.status.success() {
+            bail!(
+                "xennet-agent down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Stop with SIGTERM (if still running) and wait; returns whether it exited successfully.
@@ -520,6 +567,11 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if let Err(e) = self.terminate() {
             eprintln!("stopping agent: {e:#}");
+        }
+        if self.down_on_drop {
+            if let Err(e) = self.down() {
+                eprintln!("{e:#}");
+            }
         }
         let _ = std::fs::remove_file(&self.log);
     }

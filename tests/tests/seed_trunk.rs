@@ -371,7 +371,7 @@ fn scenario(tag: &str, mode: Mode) {
 }
 
 #[test]
-fn agent_detaches_and_unpins_on_sigterm() {
+fn sigterm_leaves_the_datapath_forwarding_and_down_removes_it() {
     if !require_root() {
         return;
     }
@@ -380,7 +380,8 @@ fn agent_detaches_and_unpins_on_sigterm() {
     let cfg = workspace_root().join(SEED_CONFIG);
     let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
     let xdp_on = |ifname: &str| xdp_attached(&sim.dom0, ifname).expect("ip link");
-    for p in ["eth1", "vif1.0", "vif2.0", "vif3.0"] {
+    let ports = ["eth1", "vif1.0", "vif2.0", "vif3.0"];
+    for p in ports {
         assert!(
             xdp_on(p),
             "{p} must have the XDP program attached while the agent runs"
@@ -390,15 +391,60 @@ fn agent_detaches_and_unpins_on_sigterm() {
         fs.pin_dir().join("XN_STATS").exists(),
         "stats map must be pinned"
     );
-    assert!(agent.stop().expect("stopping"), "agent must exit 0");
-    for p in ["eth1", "vif1.0", "vif2.0", "vif3.0"] {
-        assert!(!xdp_on(p), "{p} must be detached after SIGTERM");
+    let ping = || {
+        sim.guests[0]
+            .ns
+            .exec(&["ping", "-c", "1", "-W", "1", "10.94.0.2"])
+            .expect("ping")
+            .status
+            .success()
+    };
+    // SIGTERM: the agent goes, the datapath stays (pinned links and maps).
+    let pin_dir = fs.pin_dir();
+    let second = Agent::start(&sim.dom0, &cfg, &pin_dir);
+    assert!(
+        second
+            .as_ref()
+            .err()
+            .is_some_and(|e| format!("{e:#}").contains("one agent per pin_dir")),
+        "a second agent on the same pin_dir must be refused: {second:?}"
+    );
+    drop(second);
+    let bin = xennet_tests::topo::agent_bin().expect("agent binary");
+    assert!(
+        agent.leave_running().expect("stopping"),
+        "agent must exit 0"
+    );
+    for p in ports {
+        assert!(xdp_on(p), "{p} must stay attached after SIGTERM");
     }
-    assert!(!fs.pin_dir().exists(), "pins must be removed after SIGTERM");
-    // With the datapath gone, guests no longer reach each other (no bridge behind it).
-    let out = sim.guests[0]
-        .ns
-        .exec(&["ping", "-c", "1", "-W", "1", "10.94.0.2"])
-        .expect("ping");
-    assert!(!out.status.success(), "without the agent nothing forwards");
+    assert!(
+        pin_dir.join("XN_STATS").exists(),
+        "pins must stay after SIGTERM"
+    );
+    assert!(ping(), "the datapath must forward with the agent gone");
+    // `down` removes it all.
+    let out = xennet_tests::topo::agent_command(
+        &bin,
+        &sim.dom0,
+        &[
+            "down",
+            "--pin-dir",
+            &pin_dir.to_string_lossy(),
+            "--socket",
+            "/nonexistent/x.sock",
+        ],
+    )
+    .output()
+    .expect("running down");
+    assert!(
+        out.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in ports {
+        assert!(!xdp_on(p), "{p} must be detached after down");
+    }
+    assert!(!pin_dir.exists(), "pins must be removed by down");
+    assert!(!ping(), "after down nothing forwards");
 }

@@ -31,7 +31,9 @@ impl PortCounters {
     }
 }
 
-fn ifname(ifindex: u32) -> String {
+/// The name of interface `ifindex` in this namespace, or `ifindex N`.
+#[must_use]
+pub fn ifname(ifindex: u32) -> String {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: buf has IF_NAMESIZE bytes as required.
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };

@@ -88,7 +88,8 @@ pub fn run(agent_bin: &Path) -> anyhow::Result<()> {
     let mut failures = forwarding(&sim)?;
     listings(agent_bin, &sim, &fs, &agent)?;
 
-    section("stopping the agent and removing the namespaces");
+    // The datapath outlives the agent; `stop` sends SIGTERM, then `xennet-agent down`.
+    section("stopping the agent, removing the datapath (`xennet-agent down`) and the namespaces");
     if !agent.stop()? {
         failures.push("the agent did not exit cleanly");
     }

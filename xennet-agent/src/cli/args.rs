@@ -25,6 +25,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// The pin directory: `pin_dir` if given, else the configuration's, else the default.
+    pub fn pin_dir(&self, pin_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+        Ok(match (pin_dir, &self.config) {
+            (Some(d), _) => d,
+            (None, Some(c)) => Config::load(c)?.pin_dir,
+            (None, None) => PathBuf::from(DEFAULT_PIN_DIR),
+        })
+    }
+
     pub fn socket(&self) -> anyhow::Result<PathBuf> {
         Ok(match &self.config {
             Some(c) => Config::load(c)?.socket,
@@ -48,13 +57,27 @@ pub enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Remove the datapath the agent leaves running: detach every port, unpin its maps and
+    /// links, delete the host ports it created, remove a stale control socket. Refused while
+    /// an agent runs with this pin directory (stop it first).
+    Down {
+        /// Take the pin directory and socket from this configuration file.
+        #[arg(short, long, conflicts_with_all = ["pin_dir", "socket"])]
+        config: Option<PathBuf>,
+        /// The datapath's pin directory.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// The agent's control socket (removed if no agent listens on it).
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Validate a configuration file without touching the kernel.
     Check {
         /// Configuration file (TOML).
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Print the per-port counters of the running datapath (from its pinned maps).
+    /// Print the per-port counters of the datapath (from its pinned maps, agent running or not).
     Stats {
         /// Read the pin directory named in this configuration file.
         #[arg(short, long, conflicts_with = "pin_dir")]
@@ -131,9 +154,14 @@ pub enum PortCmd {
 #[derive(Subcommand)]
 pub enum FdbCmd {
     /// List the entries (MAC, VLAN, port, static or learned, age), like `bridge fdb show`.
+    /// With the agent down, read from the pinned maps.
     Show {
         #[command(flatten)]
         target: Target,
+        /// Pin directory to read when the agent is down (default: the config's, or
+        /// /sys/fs/bpf/xennet).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// Only this bridge.
         #[arg(long)]
         bridge: Option<String>,

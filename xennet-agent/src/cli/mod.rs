@@ -6,9 +6,15 @@ pub mod print;
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use xennet_agent::{
     config::Config,
     control::{self, PortAdd, Request},
+    datapath::{
+        self,
+        state::{self as dpstate, Lock, State},
+    },
+    netlink::Netlink,
     stats,
 };
 
@@ -23,6 +29,11 @@ pub fn execute(cmd: Cmd) -> anyhow::Result<()> {
             socket,
         } => crate::daemon::run(&config, pin_dir, socket),
         Cmd::Check { config } => check(&config),
+        Cmd::Down {
+            config,
+            pin_dir,
+            socket,
+        } => down(config.as_deref(), pin_dir, socket),
         Cmd::Stats {
             config,
             pin_dir,
@@ -32,13 +43,11 @@ pub fn execute(cmd: Cmd) -> anyhow::Result<()> {
             cmd:
                 FdbCmd::Show {
                     target,
+                    pin_dir,
                     bridge,
                     json,
                 },
-        } => target
-            .socket()
-            .and_then(|s| control::call(&s, &Request::Fdb { bridge }))
-            .and_then(|v| print::print_fdb(v, json)),
+        } => fdb_show(&target, pin_dir, bridge, json),
         Cmd::Ports { target, json } => target
             .socket()
             .and_then(|s| control::call(&s, &Request::Ports))
@@ -66,7 +75,82 @@ fn show_stats(config: Option<&Path>, pin_dir: PathBuf, json: bool) -> anyhow::Re
         None => pin_dir,
     };
     let ports = stats::read(&dir)?;
+    say_if_down(&dir);
     print::print_stats(&ports, json)
+}
+
+/// With no agent holding `pin_dir`, say so on stderr (the output itself stays parseable).
+fn say_if_down(pin_dir: &Path) {
+    if dpstate::holder(pin_dir).is_none() {
+        eprintln!(
+            "xennet-agent: the agent is down; read from the datapath pinned under {}, which \
+             forwards on without it",
+            pin_dir.display()
+        );
+    }
+}
+
+/// `fdb show`: from the agent, or from the pinned maps when it is down.
+fn fdb_show(
+    target: &Target,
+    pin_dir: Option<PathBuf>,
+    bridge: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dir = target.pin_dir(pin_dir)?;
+    let v = if dpstate::holder(&dir).is_none() && dir.exists() {
+        let entries = dpstate::offline_fdb(&dir, bridge.as_deref())?;
+        say_if_down(&dir);
+        serde_json::to_value(entries).context("encoding the FDB")?
+    } else {
+        control::call(&target.socket()?, &Request::Fdb { bridge })?
+    };
+    print::print_fdb(v, json)
+}
+
+/// `down`: remove the datapath pinned under the pin directory, once no agent runs with it.
+fn down(config: Option<&Path>, pin_dir: PathBuf, socket: PathBuf) -> anyhow::Result<()> {
+    let (dir, socket) = match config {
+        Some(c) => {
+            let cfg = Config::load(c)?;
+            (cfg.pin_dir, cfg.socket)
+        }
+        None => (pin_dir, socket),
+    };
+    let lock = Lock::acquire(&dir).context(
+        "stop the agent first (SIGTERM, or `systemctl stop xennet-agent`): it leaves the \
+         datapath running, `down` then removes it",
+    )?;
+    let state = State::load(&dir)?.unwrap_or_default();
+    let done = datapath::teardown(&dir)?;
+    let mut deleted = Vec::new();
+    if !state.host_ports.is_empty() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        rt.block_on(async {
+            let nl = Netlink::new()?;
+            for h in &state.host_ports {
+                if nl.index(h).await?.is_some() {
+                    nl.delete(h).await?;
+                    deleted.push(h.as_str());
+                }
+            }
+            anyhow::Ok(())
+        })?;
+    }
+    let socket_gone = remove_stale_socket(&socket);
+    State::remove(&dir);
+    drop(lock);
+    println!(
+        "xennet-agent: down ({} links detached, {} maps unpinned, host ports deleted: [{}]{})",
+        done.links,
+        done.maps,
+        deleted.join(", "),
+        if socket_gone { ", socket removed" } else { "" }
+    );
+    Ok(())
 }
 
 /// `port add` and `port del`: run-time ports, through the control socket.
@@ -99,4 +183,13 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
         .socket()
         .and_then(|s| control::call(&s, &req))
         .map(|_| ())
+}
+
+/// Remove `path` if it is a socket nobody listens on; whether it did.
+fn remove_stale_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    is_socket
+        && std::os::unix::net::UnixStream::connect(path).is_err()
+        && std::fs::remove_file(path).is_ok()
 }

@@ -33,11 +33,24 @@ impl Agent {
     /// Load the datapath and open netlink for the configuration file `config_path`; nothing
     /// is attached until [`Agent::apply`]. Pin directory, socket and FDB size come from `cfg`.
     pub(super) fn new(config_path: &Path, cfg: &Config) -> anyhow::Result<Self> {
+        let dp = Datapath::open_adopting(&cfg.pin_dir, cfg.fdb_max_entries)?;
+        // Run-time ports an earlier agent recorded, checked against this configuration.
+        let mut runtime = RuntimePorts::new();
+        for req in dp.port_adds() {
+            match runtime_port(cfg, &runtime, &req) {
+                Ok(p) => {
+                    runtime.insert(req.interface.clone(), p);
+                }
+                Err(e) => {
+                    warn!(port = %req.interface, error = %format!("{e:#}"), "recorded run-time port dropped");
+                }
+            }
+        }
         Ok(Agent {
             config_path: config_path.to_path_buf(),
-            dp: Datapath::load_sized(&cfg.pin_dir, cfg.fdb_max_entries)?,
+            dp,
             nl: Netlink::new()?,
-            runtime: RuntimePorts::new(),
+            runtime,
             waiting: Vec::new(),
             cfg: empty(cfg),
             applied: empty(cfg),
@@ -94,6 +107,7 @@ impl Agent {
     ) -> anyhow::Result<()> {
         for h in cfg.bridges.iter().filter_map(|b| b.host.as_ref()) {
             if self.nl.ensure_host(h).await? {
+                self.dp.host_created(&h.interface);
                 created.push(h.interface.clone());
             }
             self.dp.attach_pass(&h.interface)?;
@@ -252,7 +266,10 @@ impl Agent {
             anyhow::bail!("{}", why.join("; "))
         });
         match result {
-            Ok(c) => Ok(c),
+            Ok(c) => {
+                self.dp.remember_port_add(req);
+                Ok(c)
+            }
             Err(e) => {
                 // Leave the run-time ports, and so the datapath, as they were.
                 match previous {
@@ -271,6 +288,7 @@ impl Agent {
         if self.runtime.remove(interface).is_none() {
             anyhow::bail!("{interface} is not a port added with `port add`");
         }
+        self.dp.forget_port_add(interface);
         self.relink().await
     }
 

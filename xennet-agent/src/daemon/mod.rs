@@ -1,5 +1,6 @@
-//! The daemon (`xennet-agent run`): start-up, the event loop (signals, aging tick, control
-//! socket, link changes) and shut-down. What each event does is [`agent::Agent`]'s; control
+//! The daemon (`xennet-agent run`): start-up (lock, adoption, attach, `READY=1`), the event
+//! loop (signals, aging tick, systemd watchdog, control socket, link changes) and shut-down,
+//! which leaves the datapath running. What each event does is [`agent::Agent`]'s; control
 //! clients are read and written in tasks of their own ([`clients`]), so the loop never waits
 //! on one.
 
@@ -12,13 +13,19 @@ use std::{
 };
 
 use anyhow::Context as _;
+use sd_notify::NotifyState;
 use tokio::{
     net::UnixListener,
     signal::unix::{SignalKind, signal},
     time::{Interval, MissedTickBehavior},
 };
 use tracing::{info, warn};
-use xennet_agent::{config::Config, control, datapath::monotonic_ns, netlink::LinkWatch};
+use xennet_agent::{
+    config::Config,
+    control,
+    datapath::{monotonic_ns, state::Lock},
+    netlink::LinkWatch,
+};
 
 use self::{agent::Agent, clients::Clients};
 
@@ -70,8 +77,12 @@ pub fn run(config: &Path, pin_dir: Option<PathBuf>, socket: Option<PathBuf>) -> 
     rt.block_on(serve(config, cfg))
 }
 
-/// Bind the socket, load and attach, say "ready", then run the event loop.
+/// Take the pin directory's lock, bind the socket, load (adopting what is pinned) and
+/// attach, say "ready", then run the event loop. The datapath outlives the process.
 async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
+    // One agent per pin_dir, for the whole life of the process (first: a second agent must
+    // not touch the first one's socket).
+    let _lock = Lock::acquire(&cfg.pin_dir)?;
     let listener = control::bind(&cfg.socket)?;
     // Removed however `run` ends, start-up failures included.
     let _socket_file = SocketFile(cfg.socket.clone());
@@ -81,14 +92,33 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     let mut agent = Agent::new(config, &cfg)?;
     let bridges = cfg.bridges.len();
     agent.apply(cfg).await?;
-    agent.dp.pin()?;
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
-    // A line on stdout that scripts and tests wait for.
+    // A line on stdout that scripts and tests wait for, and READY=1 for systemd.
     println!("xennet-agent: ready ({bridges} bridges, {ports} ports)");
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!("forwarding: {bridges} bridges, {ports} ports")),
+    ]);
     event_loop(&mut agent, &listener, &mut watch).await?;
     drop(agent);
     Ok(())
+}
+
+/// Tell systemd (`NOTIFY_SOCKET`, when set) how the agent is; a failure is only logged.
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        warn!(error = %e, "sd_notify");
+    }
+}
+
+/// The watchdog ticker: every half of systemd's `WatchdogSec` when it asks for one (never
+/// fires otherwise).
+fn watchdog_ticker() -> (bool, Interval) {
+    match sd_notify::watchdog_enabled() {
+        Some(d) => (true, ticker((d / 2).max(Duration::from_millis(10)))),
+        None => (false, ticker(Duration::from_secs(86_400))),
+    }
 }
 
 /// Serve events until SIGINT or SIGTERM; an error only when the link watch ends.
@@ -103,6 +133,7 @@ async fn event_loop(
     let mut period = aging_tick(&agent.cfg);
     let mut tick = ticker(period);
     let (clients, mut jobs) = Clients::new();
+    let (watchdog, mut wd_tick) = watchdog_ticker();
     loop {
         // A reload (signal or socket) may have changed the aging times.
         if aging_tick(&agent.cfg) != period {
@@ -110,8 +141,19 @@ async fn event_loop(
             tick = ticker(period);
         }
         tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: stopping"); return Ok(()); }
-            _ = int.recv() => { info!("SIGINT: stopping"); return Ok(()); }
+            _ = term.recv() => {
+                info!("SIGTERM: stopping (the datapath forwards on)");
+                notify(&[NotifyState::Stopping]);
+                return Ok(());
+            }
+            _ = int.recv() => {
+                info!("SIGINT: stopping (the datapath forwards on)");
+                notify(&[NotifyState::Stopping]);
+                return Ok(());
+            }
+            _ = wd_tick.tick() => if watchdog {
+                notify(&[NotifyState::Watchdog]);
+            },
             _ = hup.recv() => {
                 if let Err(e) = agent.reload().await {
                     warn!(error = %format!("{e:#}"), "reload failed");

@@ -1,15 +1,113 @@
 //! Attaching and detaching programs: a port's TC and XDP links, the pass program of host
-//! interfaces.
+//! interfaces. Every attachment is a `bpf_link` this datapath owns; a persistent datapath pins
+//! each one under `pin_dir` (`link_<kind>_<ifindex>`), so it keeps forwarding after the
+//! process exits, and a later agent swaps its own programs into the same links.
 
-use anyhow::Context as _;
-use aya::programs::{TcAttachType, XdpMode, tc::SchedClassifierLinkId};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use aya::programs::{
+    SchedClassifier, TcAttachType, XdpMode,
+    links::{FdLink, PinnedLink},
+    tc::SchedClassifierLink,
+    xdp::XdpLink,
+};
 use tracing::{info, warn};
-use xennet_common::maps::PROG_PASS;
+use xennet_common::maps::{PROG_PASS, PROG_TC, PROG_XDP};
 
 use super::{Attached, Datapath, Links, ifindex};
 use crate::config::AttachMode;
 
+/// What a link attaches: the port's TC program, its XDP program, or the pass program of a
+/// host interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LinkKind {
+    /// `xennet_tc` on tcx ingress.
+    Tc,
+    /// `xennet_xdp`.
+    Xdp,
+    /// `xennet_pass` (dom0's side of a host port).
+    Pass,
+}
+
+impl LinkKind {
+    const ALL: [LinkKind; 3] = [LinkKind::Tc, LinkKind::Xdp, LinkKind::Pass];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Tc => "tc",
+            LinkKind::Xdp => "xdp",
+            LinkKind::Pass => "pass",
+        }
+    }
+
+    /// The pin file name of this kind of link on interface `ifindex`.
+    #[must_use]
+    pub fn pin_name(self, ifindex: u32) -> String {
+        format!("link_{}_{ifindex}", self.as_str())
+    }
+
+    /// Parse a pin file name made by [`LinkKind::pin_name`].
+    #[must_use]
+    pub fn parse_pin_name(name: &str) -> Option<(LinkKind, u32)> {
+        let rest = name.strip_prefix("link_")?;
+        let (kind, idx) = rest.split_once('_')?;
+        let kind = LinkKind::ALL.into_iter().find(|k| k.as_str() == kind)?;
+        Some((kind, idx.parse().ok()?))
+    }
+}
+
+/// A `bpf_link` this datapath owns; pinned when the datapath is persistent. Dropping it only
+/// closes the descriptor: a pinned link stays attached until [`OwnedLink::release`].
+#[derive(Debug)]
+pub struct OwnedLink {
+    fd: FdLink,
+    pin: Option<PathBuf>,
+}
+
+impl OwnedLink {
+    /// Detach: remove the pin (if any) and close the link.
+    pub fn release(self) -> io::Result<()> {
+        if let Some(p) = &self.pin {
+            match fs::remove_file(p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        drop(self.fd);
+        Ok(())
+    }
+}
+
+/// Remove the pin at `path`, which detaches its link (unless a process holds it open).
+pub fn unpin(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl Datapath {
+    /// Take ownership of a freshly made link: pin it (persistent datapath) as `kind` of `idx`.
+    fn own(&self, fd: FdLink, kind: LinkKind, idx: u32) -> anyhow::Result<OwnedLink> {
+        if !self.persistent {
+            return Ok(OwnedLink { fd, pin: None });
+        }
+        let path = self.pin_dir.join(kind.pin_name(idx));
+        // A pin left by a crash between a detach and its unpin: its link is already dead.
+        unpin(&path).with_context(|| format!("removing stale pin {}", path.display()))?;
+        let pinned = fd
+            .pin(&path)
+            .with_context(|| format!("pinning link {}", path.display()))?;
+        Ok(OwnedLink {
+            fd: FdLink::from(pinned),
+            pin: Some(path),
+        })
+    }
+
     /// Attach the TC program (always) and the XDP program (XDP modes) to a port.
     pub(super) fn attach(
         &mut self,
@@ -17,25 +115,24 @@ impl Datapath {
         idx: u32,
         mode: AttachMode,
     ) -> anyhow::Result<(Attached, Links)> {
+        Self::refuse_foreign(name)?;
         // TC first: it must be in place before XDP starts deferring frames to it.
-        let tc = self.attach_tc(name)?;
+        let tc = self.attach_tc(name, idx)?;
         let xdp = match mode {
             AttachMode::Tc => Ok(None),
             AttachMode::Xdp => self
-                .xdp_program()?
-                .attach_to_if_index(idx, XdpMode::Driver)
+                .attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Driver)
                 .map(|l| Some((Attached::Xdp, l)))
                 .with_context(|| format!("attaching native XDP to {name}")),
             AttachMode::XdpGeneric => self
-                .xdp_program()?
-                .attach_to_if_index(idx, XdpMode::Skb)
+                .attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Skb)
                 .map(|l| Some((Attached::XdpGeneric, l)))
                 .with_context(|| format!("attaching generic XDP to {name}")),
             AttachMode::Auto => {
-                match self.xdp_program()?.attach_to_if_index(idx, XdpMode::Driver) {
+                match self.attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Driver) {
                     Ok(l) => Ok(Some((Attached::Xdp, l))),
                     Err(e) => {
-                        info!(port = %name, reason = %e, "no native XDP: TC only");
+                        info!(port = %name, reason = %format!("{e:#}"), "no native XDP: TC only");
                         Ok(None)
                     }
                 }
@@ -45,43 +142,99 @@ impl Datapath {
             Ok(Some((a, l))) => Ok((a, Links { tc, xdp: Some(l) })),
             Ok(None) => Ok((Attached::Tc, Links { tc, xdp: None })),
             Err(e) => {
-                if let Ok(p) = self.tc_program() {
-                    let _ = p.detach(tc);
-                }
+                let _ = tc.release();
                 Err(e)
             }
         }
     }
 
-    /// tcx on kernels ≥ 6.6 (aya picks it); before that a clsact qdisc and a netlink filter.
-    fn attach_tc(&mut self, name: &str) -> anyhow::Result<SchedClassifierLinkId> {
-        let prog = self.tc_program()?;
-        match prog.attach(name, TcAttachType::Ingress) {
-            Ok(l) => Ok(l),
-            Err(first) => {
-                // Older kernels: the filter needs a clsact qdisc (EEXIST is fine).
-                let _ = aya::programs::tc::qdisc_add_clsact(name);
-                prog.attach(name, TcAttachType::Ingress)
-                    .with_context(|| format!("attaching TC to {name} (first attempt: {first})"))
-            }
+    /// Refuse an interface on which another xennet datapath's TC program already runs (a
+    /// second agent with another `pin_dir`): its frames would never reach ours.
+    fn refuse_foreign(name: &str) -> anyhow::Result<()> {
+        let Ok((_, progs)) = SchedClassifier::query_tcx(name, TcAttachType::Ingress) else {
+            // No tcx on this kernel or no such interface: the attach says why.
+            return Ok(());
+        };
+        if let Some(p) = progs.iter().find(|p| p.name_as_str() == Some(PROG_TC)) {
+            bail!(
+                "interface {name} is already attached to another xennet datapath (program \
+                 {PROG_TC}, id {}): another agent (another pin_dir) owns it; stop that one \
+                 with `xennet-agent down` first",
+                p.id()
+            );
         }
+        Ok(())
+    }
+
+    /// The TC program on tcx ingress (kernels ≥ 6.6: a `bpf_link` that can be pinned).
+    fn attach_tc(&mut self, name: &str, idx: u32) -> anyhow::Result<OwnedLink> {
+        let prog = self.tc_program()?;
+        let id = prog
+            .attach(name, TcAttachType::Ingress)
+            .with_context(|| format!("attaching TC (tcx, Linux ≥ 6.6) to {name}"))?;
+        let link = prog.take_link(id).context("taking the TC link")?;
+        let fd = FdLink::try_from(link)
+            .context("the TC attachment is a netlink filter, not a tcx bpf_link (Linux < 6.6)")?;
+        self.own(fd, LinkKind::Tc, idx)
+    }
+
+    /// XDP program `prog` on `idx` in `mode`, as a `bpf_link`.
+    fn attach_xdp(
+        &mut self,
+        prog: &str,
+        kind: LinkKind,
+        idx: u32,
+        mode: XdpMode,
+    ) -> anyhow::Result<OwnedLink> {
+        let p = self.program_mut(prog)?;
+        let id = p.attach_to_if_index(idx, mode)?;
+        let link = p.take_link(id).context("taking the XDP link")?;
+        let fd = FdLink::try_from(link)
+            .map_err(|e| anyhow!("XDP attached through netlink, not a bpf_link: {e}"))?;
+        self.own(fd, kind, idx)
+    }
+
+    /// Put this datapath's program of `kind` into the pinned link at `path` (one atomic
+    /// `bpf_link_update`: no frame sees a detached interface), and own the link.
+    pub(super) fn replace_in(&mut self, kind: LinkKind, path: &Path) -> anyhow::Result<OwnedLink> {
+        let pinned = PinnedLink::from_pin(path)
+            .with_context(|| format!("opening pinned link {}", path.display()))?;
+        let fd = FdLink::from(pinned);
+        let fd = match kind {
+            LinkKind::Tc => {
+                let link = SchedClassifierLink::try_from(fd).context("not a tcx link")?;
+                let prog = self.tc_program()?;
+                let id = prog.attach_to_link(link).context("bpf_link_update")?;
+                FdLink::try_from(prog.take_link(id).context("taking the TC link")?)
+                    .context("the TC link is not a bpf_link")?
+            }
+            LinkKind::Xdp | LinkKind::Pass => {
+                let link = XdpLink::try_from(fd).context("not an XDP link")?;
+                let prog = self.program_mut(if kind == LinkKind::Xdp {
+                    PROG_XDP
+                } else {
+                    PROG_PASS
+                })?;
+                let id = prog.attach_to_link(link).context("bpf_link_update")?;
+                FdLink::try_from(prog.take_link(id).context("taking the XDP link")?)
+                    .map_err(|e| anyhow!("the XDP link is not a bpf_link: {e}"))?
+            }
+        };
+        Ok(OwnedLink {
+            fd,
+            pin: Some(path.to_path_buf()),
+        })
     }
 
     /// Detach a port's programs; failures (interface already gone) are logged, not fatal.
-    pub(super) fn detach(&mut self, name: &str, links: Links) {
+    pub(super) fn detach(name: &str, links: Links) {
         if let Some(x) = links.xdp {
-            if let Err(e) = self
-                .xdp_program()
-                .and_then(|p| p.detach(x).map_err(Into::into))
-            {
-                warn!(port = %name, error = %e, "XDP detach failed (interface gone?)");
+            if let Err(e) = x.release() {
+                warn!(port = %name, error = %e, "XDP detach failed");
             }
         }
-        if let Err(e) = self
-            .tc_program()
-            .and_then(|p| p.detach(links.tc).map_err(Into::into))
-        {
-            warn!(port = %name, error = %e, "TC detach failed (interface gone?)");
+        if let Err(e) = links.tc.release() {
+            warn!(port = %name, error = %e, "TC detach failed");
         }
     }
 
@@ -92,12 +245,11 @@ impl Datapath {
             return Ok(());
         }
         let idx = ifindex(name)?;
-        let prog = self.program_mut(PROG_PASS)?;
-        let link = match prog.attach_to_if_index(idx, XdpMode::Driver) {
+        let link = match self.attach_xdp(PROG_PASS, LinkKind::Pass, idx, XdpMode::Driver) {
             Ok(l) => l,
             Err(e) => {
-                warn!(interface = %name, error = %e, "native XDP refused on host interface, using generic");
-                prog.attach_to_if_index(idx, XdpMode::Skb)
+                warn!(interface = %name, error = %format!("{e:#}"), "native XDP refused on host interface, using generic");
+                self.attach_xdp(PROG_PASS, LinkKind::Pass, idx, XdpMode::Skb)
                     .with_context(|| format!("attaching {PROG_PASS} to {name}"))?
             }
         };
@@ -108,9 +260,25 @@ impl Datapath {
     /// Forget (and detach) the pass program of a host interface about to be deleted.
     pub fn forget_pass(&mut self, name: &str) {
         if let Some(link) = self.passing.remove(name) {
-            if let Ok(p) = self.program_mut(PROG_PASS) {
-                let _ = p.detach(link);
-            }
+            let _ = link.release();
         }
+        if self.host_ports.remove(name) {
+            self.save_state();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_names_round_trip() {
+        for k in LinkKind::ALL {
+            assert_eq!(LinkKind::parse_pin_name(&k.pin_name(42)), Some((k, 42)));
+        }
+        assert_eq!(LinkKind::parse_pin_name("XN_FDB"), None);
+        assert_eq!(LinkKind::parse_pin_name("link_tc_x"), None);
+        assert_eq!(LinkKind::parse_pin_name("link_foo_3"), None);
     }
 }

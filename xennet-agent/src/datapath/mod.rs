@@ -1,13 +1,18 @@
 //! The running datapath: programs loaded, maps filled and pinned, ports attached.
 //!
 //! Maps are filled before any program is attached, so the first frame already sees the whole
-//! configuration. Dropping a [`Datapath`] detaches every program and removes the pins.
+//! configuration. A persistent datapath ([`Datapath::open`], the agent's) pins its maps and
+//! links under `pin_dir` and outlives the process: a later agent adopts it ([`adopt`]) and
+//! [`teardown`] removes it. An ephemeral one ([`Datapath::load`], tests) detaches everything
+//! and removes its pins when dropped.
 //!
 //! The decisions (bridge ids, stats slots, flood lists, static FDB entries, what a reload
 //! changes) are taken by the pure functions of [`plan`]; the other submodules carry them out:
 //! `load` (programs), `attach` (links), `ports` (the port map and reloads), `fdb` (static
-//! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `pins` (bpffs).
+//! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `pins` (bpffs,
+//! teardown), `adopt` (taking over a pinned datapath), `state` (lock and state file).
 
+pub mod adopt;
 mod attach;
 mod fdb;
 mod load;
@@ -15,6 +20,9 @@ mod members;
 mod pins;
 pub mod plan;
 mod ports;
+pub mod state;
+
+pub use self::pins::{Teardown, teardown};
 
 use std::{collections::BTreeMap, ffi::CString, fs, path::PathBuf};
 
@@ -22,7 +30,7 @@ use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray},
-    programs::{ProgramFd, tc::SchedClassifierLinkId, xdp::XdpLinkId},
+    programs::ProgramFd,
 };
 use tracing::{info, warn};
 use xennet_common::{
@@ -90,8 +98,8 @@ struct PortState {
 
 /// A port's program links: TC always, XDP in the XDP modes.
 struct Links {
-    tc: SchedClassifierLinkId,
-    xdp: Option<XdpLinkId>,
+    tc: attach::OwnedLink,
+    xdp: Option<attach::OwnedLink>,
 }
 
 /// One FDB entry, as `fdb show` prints it.
@@ -133,6 +141,8 @@ pub struct Changes {
 pub struct Datapath {
     ebpf: Ebpf,
     pin_dir: PathBuf,
+    /// Maps and links pinned under `pin_dir`, left running when dropped.
+    persistent: bool,
     ports: BTreeMap<String, PortState>,
     /// Bridge name → (id, aging in ns; 0 = never).
     bridges: BTreeMap<String, (u32, u64)>,
@@ -144,7 +154,15 @@ pub struct Datapath {
     /// The static FDB entries this agent wrote, and their port.
     statics: BTreeMap<FdbKey, u32>,
     /// Interfaces running the pass program (dom0 sides of host ports).
-    passing: BTreeMap<String, XdpLinkId>,
+    passing: BTreeMap<String, attach::OwnedLink>,
+    /// Run-time ports (`port add` requests), kept in the state file.
+    runtime: BTreeMap<String, crate::control::PortAdd>,
+    /// dom0 sides of host ports this datapath's agents created.
+    host_ports: std::collections::BTreeSet<String>,
+    /// The map layout stamp (persistent datapath).
+    layout: String,
+    /// The state file as last written.
+    last_saved: String,
 }
 
 /// Interface index of `name` in the current network namespace.
@@ -274,6 +292,11 @@ impl Datapath {
 
 impl Drop for Datapath {
     fn drop(&mut self) {
+        if self.persistent {
+            // Maps and links stay pinned: the datapath forwards on without us.
+            info!(ports = self.ports.len(), dir = %self.pin_dir.display(), "leaving the datapath running");
+            return;
+        }
         let pinned = !self.pinned.is_empty();
         for p in self.pinned.drain(..) {
             if let Err(e) = fs::remove_file(&p) {
@@ -285,6 +308,6 @@ impl Drop for Datapath {
             info!(dir = %self.pin_dir.display(), "pin directory not empty, left in place");
         }
         info!(ports = self.ports.len(), "detaching");
-        // The programs' links are dropped with `self.ebpf`, which detaches them.
+        // The links (unpinned) close with the ports and `passing`, which detaches them.
     }
 }

@@ -1,5 +1,5 @@
-//! Pinning the maps, and making sure the pin directory lies on a bpf filesystem (mounting one
-//! on the conventional root when needed).
+//! Pinning the maps, making sure the pin directory lies on a bpf filesystem (mounting one on
+//! the conventional root when needed), and removing a pinned datapath ([`teardown`]).
 
 use std::{ffi::CString, fs, path::Path};
 
@@ -13,23 +13,82 @@ use xennet_common::maps::{
 use super::Datapath;
 use crate::paths::{BPFFS_ROOT, BPFFS_ROOT_C, NETNS_DIR};
 
+use super::attach::LinkKind;
+
+/// Every map of the datapath, each pinned under its own name.
+pub const MAPS: [&str; 9] = [
+    MAP_PORTS,
+    MAP_SLOTS,
+    MAP_IFSLOTS,
+    MAP_FDB,
+    MAP_STATS,
+    MAP_TX,
+    MAP_FLOOD,
+    MAP_LEARNED,
+    MAP_MEMBERS,
+];
+
+/// What [`teardown`] removed.
+#[derive(Debug, Default)]
+pub struct Teardown {
+    /// Links unpinned (each detached a program from an interface).
+    pub links: usize,
+    /// Map pins removed.
+    pub maps: usize,
+}
+
+/// Remove the datapath pinned under `pin_dir`: unpin every link (which detaches its program)
+/// and every map, then the directory. Anything else found in the directory is left, and said.
+pub fn teardown(pin_dir: &Path) -> anyhow::Result<Teardown> {
+    let mut done = Teardown::default();
+    let entries = match fs::read_dir(pin_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", pin_dir.display())),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // Links first (XDP before TC, as the XDP program defers to TC), then maps.
+    names.sort_by_key(|n| match LinkKind::parse_pin_name(n) {
+        Some((LinkKind::Xdp | LinkKind::Pass, _)) => 0,
+        Some((LinkKind::Tc, _)) => 1,
+        None => 2,
+    });
+    for n in names {
+        let path = pin_dir.join(&n);
+        if LinkKind::parse_pin_name(&n).is_some() {
+            // Hold the link across the unpin: our close is then the last reference, which
+            // detaches it before `down` returns (the pin's own release is deferred).
+            let held = aya::programs::links::PinnedLink::from_pin(&path).ok();
+            fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+            drop(held);
+            done.links += 1;
+        } else if MAPS.contains(&n.as_str()) {
+            fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+            done.maps += 1;
+        } else {
+            warn!(path = %path.display(), "not xennet's: left in place");
+        }
+    }
+    if let Err(e) = fs::remove_dir(pin_dir) {
+        warn!(dir = %pin_dir.display(), error = %e, "pin directory left in place");
+    }
+    Ok(done)
+}
+
 impl Datapath {
-    /// Pin the maps under the pin directory (for `xennet-agent stats`).
+    /// Pin the maps of an ephemeral datapath under the pin directory (for `stats`); they are
+    /// removed when it is dropped. A persistent datapath pins them when it loads.
     pub fn pin(&mut self) -> anyhow::Result<()> {
+        if self.persistent {
+            return Ok(());
+        }
         ensure_bpffs(&self.pin_dir)?;
         fs::create_dir_all(&self.pin_dir)
             .with_context(|| format!("creating pin directory {}", self.pin_dir.display()))?;
-        for name in [
-            MAP_PORTS,
-            MAP_SLOTS,
-            MAP_IFSLOTS,
-            MAP_FDB,
-            MAP_STATS,
-            MAP_TX,
-            MAP_FLOOD,
-            MAP_LEARNED,
-            MAP_MEMBERS,
-        ] {
+        for name in MAPS {
             let path = self.pin_dir.join(name);
             if path.exists() {
                 warn!(path = %path.display(), "removing stale pin");
@@ -71,7 +130,7 @@ fn is_bpffs(path: &Path) -> anyhow::Result<bool> {
 /// Make sure `pin_dir` lies on a bpf filesystem. Like systemd at boot, mount one on
 /// [`BPFFS_ROOT`] when that is where the pins go and nothing is mounted there yet; anywhere
 /// else, fail with a clear message.
-fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
+pub(super) fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
     let existing = pin_dir
         .ancestors()
         .find(|p| p.exists())

@@ -123,6 +123,7 @@ impl Datapath {
         let (added, removed) = self.sync_statics(cfg)?;
         changes.statics_added = added;
         changes.statics_removed = removed;
+        self.save_state();
         Ok(changes)
     }
 
@@ -197,7 +198,7 @@ impl Datapath {
         };
         st.conf = conf;
         if reattach {
-            self.detach(name, st.links);
+            Self::detach(name, st.links);
             match self.attach(name, idx, spec.attach) {
                 Ok((a, l)) => {
                     st.public.attached = a;
@@ -273,7 +274,7 @@ impl Datapath {
             bail!("no port {name}");
         };
         let idx = st.public.ifindex;
-        self.detach(name, st.links);
+        Self::detach(name, st.links);
         self.unmap_port(idx)?;
         let flushed = self.flush_fdb(|_, v| v.ifindex == idx)?;
         self.statics.retain(|_, i| *i != idx);
