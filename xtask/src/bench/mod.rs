@@ -26,6 +26,7 @@ mod targets;
 mod tcp;
 mod topo;
 mod traffic;
+mod udp;
 
 use std::{
     collections::BTreeMap,

@@ -13,7 +13,8 @@ use super::{
     paths::{Active, PathKind},
     report::{Sample, Scenario, Unit},
     topo::{self, Topo},
-    traffic::{self, BenchObj, CEIL, CEIL_BC, GenConf, Window},
+    traffic::{BenchObj, CEIL, CEIL_BC, GenConf, Window},
+    udp,
 };
 
 pub const SCN_U64: &str = "u64";
@@ -112,23 +113,23 @@ impl Traffics {
         let src = topo::GEN_SRC;
         Traffics {
             small: Traffic {
-                frame: traffic::udp_frame(60, topo::sink_mac(1), src, None),
+                frame: udp::udp_frame(60, topo::sink_mac(1), src, None),
                 conf: conf(topo::sink_mac(1), 1, args.flows, None),
             },
             tagged: Traffic {
-                frame: traffic::udp_frame(64, topo::sink_mac(0), src, Some(topo::TAG_VLAN)),
+                frame: udp::udp_frame(64, topo::sink_mac(0), src, Some(topo::TAG_VLAN)),
                 conf: conf(topo::sink_mac(0), 1, args.flows, Some(topo::TAG_VLAN)),
             },
             large: Traffic {
-                frame: traffic::udp_frame(args.large, topo::sink_mac(1), src, None),
+                frame: udp::udp_frame(args.large, topo::sink_mac(1), src, None),
                 conf: conf(topo::sink_mac(1), 1, args.flows, None),
             },
             flood: Traffic {
-                frame: traffic::udp_frame(60, BROADCAST, src, None),
+                frame: udp::udp_frame(60, BROADCAST, src, None),
                 conf: conf(BROADCAST, 1, args.flows, None),
             },
             fdb: Traffic {
-                frame: traffic::udp_frame(60, topo::FDB_DST, src, None),
+                frame: udp::udp_frame(60, topo::FDB_DST, src, None),
                 conf: conf(topo::FDB_DST, args.fdb_hot, args.flows, None),
             },
         }
