@@ -320,6 +320,7 @@ fn empty(cfg: &Config) -> Config {
         pin_dir: cfg.pin_dir.clone(),
         socket: cfg.socket.clone(),
         fdb_max_entries: cfg.fdb_max_entries,
+        metrics: cfg.metrics,
         bridges: Vec::new(),
     }
 }

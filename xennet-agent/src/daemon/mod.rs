@@ -166,6 +166,7 @@ mod tests {
             pin_dir: PathBuf::new(),
             socket: PathBuf::new(),
             fdb_max_entries: 1,
+            metrics: None,
             bridges: secs
                 .iter()
                 .map(|s| xennet_agent::config::BridgeSpec {
