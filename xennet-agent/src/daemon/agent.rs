@@ -274,7 +274,14 @@ impl Agent {
         self.relink().await
     }
 
+    /// Reload, counted for `/metrics`.
     pub(super) async fn reload(&mut self) -> anyhow::Result<Changes> {
+        let result = self.reload_config().await;
+        xennet_agent::metrics::note_reload(result.is_ok());
+        result
+    }
+
+    async fn reload_config(&mut self) -> anyhow::Result<Changes> {
         let mut cfg = Config::load(&self.config_path).with_context(|| {
             format!("{} is invalid; nothing changed", self.config_path.display())
         })?;

@@ -82,6 +82,7 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     let bridges = cfg.bridges.len();
     agent.apply(cfg).await?;
     agent.dp.pin()?;
+    xennet_agent::metrics::start(&agent.cfg);
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
     // A line on stdout that scripts and tests wait for.
