@@ -13,14 +13,14 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
+use super::format::{CLASSIC, OPENMETRICS, classic, wants_openmetrics};
+
 /// Longest request head read (request line and headers); Prometheus sends a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request, and to take the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Scrapes encoded at once; more connections wait for a turn.
 const MAX_CONCURRENT: usize = 4;
-/// The content type of prometheus-client's text encoding.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Accept connections forever, each in a task of its own.
 pub(super) async fn serve(listener: TcpListener, registry: Arc<Registry>) {
@@ -57,8 +57,10 @@ async fn answer(
         Route::Metrics => {
             let _turn = turns.acquire().await.context("semaphore closed")?;
             let registry = Arc::clone(registry);
+            let openmetrics = wants_openmetrics(&head);
             match tokio::task::spawn_blocking(move || scrape(&registry)).await {
-                Ok(Ok(body)) => ("200 OK", OPENMETRICS, body),
+                Ok(Ok(body)) if openmetrics => ("200 OK", OPENMETRICS, body),
+                Ok(Ok(body)) => ("200 OK", CLASSIC, classic(&body)),
                 Ok(Err(e)) => (
                     "500 Internal Server Error",
                     "text/plain",

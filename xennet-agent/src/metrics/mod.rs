@@ -6,6 +6,7 @@
 
 mod collect;
 mod encode;
+mod format;
 mod http;
 
 use std::{
