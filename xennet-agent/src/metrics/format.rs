@@ -4,7 +4,10 @@
 //! applied: a counter's `# HELP`/`# TYPE` lines name its sample (`x_total`, not `x`), and there
 //! is no `# UNIT` or `# EOF` line. Sample lines — names, labels, escaping, values — are
 //! prometheus-client's, unchanged.
-#![expect(clippy::doc_markdown, reason = "OpenMetrics is the name of a format, not code")]
+#![expect(
+    clippy::doc_markdown,
+    reason = "OpenMetrics is the name of a format, not code"
+)]
 
 /// The content type of OpenMetrics text.
 pub(super) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
