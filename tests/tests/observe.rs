@@ -339,3 +339,75 @@ fn metrics_off_serves_nothing() {
     );
     drop(agent);
 }
+
+/// Logs written to a file (as by `run` under a service manager) carry no colour codes;
+/// `--log-format json` writes one JSON object a line.
+#[test]
+fn logs_to_a_file_are_plain_text_or_json_lines() {
+    if !require_root() {
+        return;
+    }
+    let (sim, fs, agent) = start_seed("logs", Mode::AllTc, "").expect("seed setup");
+    // The harness sends the agent's stderr to a file.
+    let text = agent.log_text();
+    drop(agent);
+    assert!(text.contains("running"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in a log file:\n{text:?}"
+    );
+
+    let cfg = Mode::AllTc.config("logs-json", "").expect("config");
+    let log = std::env::temp_dir().join(format!("xennet-json-{}.log", sim.dom0.name()));
+    let bin = xennet_tests::topo::agent_bin().expect("agent binary");
+    let pins = fs.pin_dir().to_string_lossy().into_owned();
+    let socket = xennet_tests::topo::Agent::socket_for(&sim.dom0);
+    let mut child = xennet_tests::topo::agent_command(
+        &bin,
+        &sim.dom0,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            &cfg.to_string_lossy(),
+            "--pin-dir",
+            &pins,
+            "--socket",
+            &socket.to_string_lossy(),
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&log).expect("log file"))
+    .spawn()
+    .expect("starting the agent");
+    let mut ready = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready).expect("ready");
+    assert!(ready.starts_with("xennet-agent: ready"), "{ready}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let json = std::fs::read_to_string(&log).expect("log");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&cfg);
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l:?}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|v| v["fields"]["message"].as_str())
+        .collect();
+    assert!(messages.contains(&"running"), "{json}");
+    assert!(messages.contains(&"SIGTERM: stopping"), "{json}");
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["level"].is_string() && v["timestamp"].is_string()),
+        "{json}"
+    );
+    assert!(!json.contains('\x1b'), "{json:?}");
+}
