@@ -171,6 +171,72 @@ fn scrape(ns: &Netns) -> String {
     body
 }
 
+/// Every expression of a dashboard (panel targets and variable queries).
+fn dashboard_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("expr" | "definition", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => dashboard_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| dashboard_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// dist/grafana/xennet.json uses only metrics of a real scrape (`text`), and each of its panel
+/// queries is valid `PromQL` that Prometheus answers.
+fn dashboard_matches(ns: &Netns, text: &str) {
+    let path = xennet_tests::topo::workspace_root().join("dist/grafana/xennet.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard")).expect("JSON");
+    let mut exprs = Vec::new();
+    dashboard_exprs(&dash, &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let scraped: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let mut used = std::collections::BTreeSet::new();
+    for e in &exprs {
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("xennet_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            used.insert(name);
+        }
+    }
+    for name in &used {
+        assert!(
+            scraped.contains(name.as_str()),
+            "the dashboard uses {name}, not in the scrape:\n{text}"
+        );
+    }
+    assert!(used.len() >= 12, "{used:?}");
+    for e in exprs.iter().filter(|e| !e.starts_with("label_values")) {
+        let q = e
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", ".*")
+            .replace("$bridge", ".*")
+            .replace("$port", ".*");
+        let (_, body) = http_get(
+            ns,
+            PROMETHEUS,
+            &format!("/api/v1/query?query={}", encode(&q)),
+            None,
+        )
+        .expect("query");
+        assert!(body.contains("\"status\":\"success\""), "{q}: {body}");
+    }
+}
+
 /// One sample of a scrape, by its exact name and labels.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -275,6 +341,7 @@ fn prometheus_scrapes_counts_that_match_the_frames_sent() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    dashboard_matches(dom0, &text);
     // Prometheus gets OpenMetrics (it asks for it).
     let (head, body) = http_get(
         dom0,
