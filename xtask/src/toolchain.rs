@@ -24,6 +24,9 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),
     ("python3", "python3"),
+    // The observability test scrapes the agent with a real Prometheus and lints a scrape.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 
 /// Commands only `cargo xtask bench` calls.

@@ -9,8 +9,19 @@ use xennet_agent::config::{Config, DEFAULT_PIN_DIR, DEFAULT_SOCKET};
 #[derive(Parser)]
 #[command(version, about)]
 pub struct Cli {
+    /// Log line format on stderr: `text` (colours only on a terminal) or `json` (one object
+    /// a line, for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where to find the running agent's control socket.

@@ -23,6 +23,7 @@ pub(super) struct RawAgent {
     pub(super) pin_dir: Option<Spanned<String>>,
     pub(super) socket: Option<Spanned<String>>,
     pub(super) fdb_max_entries: Option<Spanned<i64>>,
+    pub(super) metrics: Option<Spanned<String>>,
 }
 
 /// One `[[bridge]]`.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -13,6 +14,8 @@ pub use crate::paths::{DEFAULT_PIN_DIR, DEFAULT_SOCKET};
 pub const DEFAULT_FDB_AGING_SECS: u32 = 300;
 /// Default `fdb_max_entries` (the datapath's compiled-in size).
 pub const DEFAULT_FDB_MAX_ENTRIES: u32 = xennet_common::maps::FDB_MAX_ENTRIES;
+/// Default `metrics` address: Prometheus's `/metrics` on loopback, port 9417.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9417";
 /// Smallest `fdb_max_entries`.
 pub const MIN_FDB_MAX_ENTRIES: u32 = 1024;
 /// Largest `fdb_max_entries` (preallocated: about 100 bytes of kernel memory per entry).
@@ -251,6 +254,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// Capacity of the FDB (all bridges together); fixed for the life of the process.
     pub fdb_max_entries: u32,
+    /// Address of the Prometheus `/metrics` endpoint; `None`: switched off (`metrics = "off"`).
+    pub metrics: Option<SocketAddr>,
     /// In file order; at least one.
     pub bridges: Vec<BridgeSpec>,
 }

@@ -292,7 +292,14 @@ impl Agent {
         self.relink().await
     }
 
+    /// Reload, counted for `/metrics`.
     pub(super) async fn reload(&mut self) -> anyhow::Result<Changes> {
+        let result = self.reload_config().await;
+        xennet_agent::metrics::note_reload(result.is_ok());
+        result
+    }
+
+    async fn reload_config(&mut self) -> anyhow::Result<Changes> {
         let mut cfg = Config::load(&self.config_path).with_context(|| {
             format!("{} is invalid; nothing changed", self.config_path.display())
         })?;
@@ -338,6 +345,7 @@ fn empty(cfg: &Config) -> Config {
         pin_dir: cfg.pin_dir.clone(),
         socket: cfg.socket.clone(),
         fdb_max_entries: cfg.fdb_max_entries,
+        metrics: cfg.metrics,
         bridges: Vec::new(),
     }
 }

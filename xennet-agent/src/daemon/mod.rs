@@ -92,6 +92,7 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     let mut agent = Agent::new(config, &cfg)?;
     let bridges = cfg.bridges.len();
     agent.apply(cfg).await?;
+    xennet_agent::metrics::start(&agent.cfg);
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
     // A line on stdout that scripts and tests wait for, and READY=1 for systemd.
@@ -208,6 +209,7 @@ mod tests {
             pin_dir: PathBuf::new(),
             socket: PathBuf::new(),
             fdb_max_entries: 1,
+            metrics: None,
             bridges: secs
                 .iter()
                 .map(|s| xennet_agent::config::BridgeSpec {

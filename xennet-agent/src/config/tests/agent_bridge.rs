@@ -14,6 +14,7 @@ fn defaults_apply_when_keys_are_omitted() {
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
             socket: PathBuf::from(DEFAULT_SOCKET),
             fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
+            metrics: DEFAULT_METRICS.parse().ok(),
             bridges: vec![BridgeSpec {
                 name: "b".to_owned(),
                 id: 1,
@@ -243,4 +244,46 @@ fn bridge_names_dot_and_dot_dot_are_rejected() {
         );
         assert_eq!(parse(&text).bridges[0].name, name);
     }
+}
+
+#[test]
+fn metrics_defaults_to_loopback_and_can_be_switched_off_or_moved() {
+    let tail = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth0\"\naccess = 7\n";
+    let with = |line: &str| parse(&format!("[agent]\n{line}\n{tail}")).metrics;
+    assert_eq!(DEFAULT_METRICS, "127.0.0.1:9417");
+    assert_eq!(parse(tail).metrics, Some("127.0.0.1:9417".parse().unwrap()));
+    assert_eq!(with(""), Some("127.0.0.1:9417".parse().unwrap()));
+    assert_eq!(with("metrics = \"off\""), None);
+    assert_eq!(with("metrics = \"\""), None);
+    assert_eq!(
+        with("metrics = \"0.0.0.0:9100\""),
+        Some("0.0.0.0:9100".parse().unwrap())
+    );
+    assert_eq!(
+        with("metrics = \"[::1]:9417\""),
+        Some("[::1]:9417".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_bad_metrics_address_is_refused_with_its_line() {
+    let tail = "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth0\"\naccess = 7\n";
+    for bad in [
+        "localhost:9417",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "yes",
+        "127.0.0.1:70000",
+    ] {
+        let lines = errors(&format!("[agent]\nmetrics = \"{bad}\"\n{tail}"));
+        assert_eq!(lines.len(), 1, "{bad}: {lines:?}");
+        assert!(
+            lines[0].contains("t.toml:2:")
+                && lines[0].contains("`metrics`")
+                && lines[0].contains(bad),
+            "{bad}: {lines:?}"
+        );
+    }
+    let lines = errors(&format!("[agent]\nmetrics = 9417\n{tail}"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
 }

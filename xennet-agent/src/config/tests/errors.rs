@@ -272,7 +272,7 @@ fn structural_and_syntax_errors_carry_line_and_column() {
             "unknown [agent] key",
             "[agent]\npin-dir = \"/x\"\n",
             &[
-                "t.toml:2:1: unknown field `pin-dir`, expected one of `pin_dir`, `socket`, `fdb_max_entries`",
+                "t.toml:2:1: unknown field `pin-dir`, expected one of `pin_dir`, `socket`, `fdb_max_entries`, `metrics`",
             ],
         ),
         (

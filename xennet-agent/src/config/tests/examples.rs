@@ -18,6 +18,7 @@ fn seed_example_parses_to_the_expected_config() {
         pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
         socket: PathBuf::from("/run/xennet/xennet.sock"),
         fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
+        metrics: DEFAULT_METRICS.parse().ok(),
         bridges: vec![BridgeSpec {
             name: "trunk".to_owned(),
             id: 1,
@@ -105,6 +106,7 @@ fn internal_only_example() {
             pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
             socket: PathBuf::from("/run/xennet/xennet.sock"),
             fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
+            metrics: DEFAULT_METRICS.parse().ok(),
             bridges: vec![bridge(
                 "internal",
                 1,
@@ -127,6 +129,7 @@ fn seed_full_example() {
             pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
             socket: PathBuf::from("/run/xennet/xennet.sock"),
             fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
+            metrics: DEFAULT_METRICS.parse().ok(),
             bridges: vec![
                 bridge(
                     "trunk",
@@ -170,6 +173,7 @@ fn nic_bridged_example() {
             pin_dir: PathBuf::from("/sys/fs/bpf/xennet"),
             socket: PathBuf::from("/run/xennet/xennet.sock"),
             fdb_max_entries: DEFAULT_FDB_MAX_ENTRIES,
+            metrics: DEFAULT_METRICS.parse().ok(),
             bridges: vec![bridge(
                 "lan",
                 1,

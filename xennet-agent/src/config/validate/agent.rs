@@ -1,11 +1,12 @@
-//! The `[agent]` table: pin directory, control socket, FDB size.
+//! The `[agent]` table: pin directory, control socket, FDB size, metrics address.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::Validator;
 use crate::config::raw::RawAgent;
 use crate::config::types::{
-    DEFAULT_FDB_MAX_ENTRIES, DEFAULT_PIN_DIR, DEFAULT_SOCKET, MAX_FDB_MAX_ENTRIES,
+    DEFAULT_FDB_MAX_ENTRIES, DEFAULT_METRICS, DEFAULT_PIN_DIR, DEFAULT_SOCKET, MAX_FDB_MAX_ENTRIES,
     MIN_FDB_MAX_ENTRIES,
 };
 
@@ -107,5 +108,37 @@ impl Validator<'_> {
                 }
                 v.unwrap_or(DEFAULT_FDB_MAX_ENTRIES)
             })
+    }
+
+    /// `metrics`: an `IP:PORT` to serve `/metrics` on, `"off"` or `""` for none; its default
+    /// is [`DEFAULT_METRICS`].
+    pub(super) fn metrics(&mut self, agent: Option<&RawAgent>) -> Option<SocketAddr> {
+        let Some(text) = agent.and_then(|a| a.metrics.as_ref()) else {
+            return DEFAULT_METRICS.parse().ok();
+        };
+        let value = text.get_ref().trim();
+        if value.is_empty() || value.eq_ignore_ascii_case("off") {
+            return None;
+        }
+        match value.parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Some(addr),
+            Ok(_) => {
+                self.error(
+                    &text.span(),
+                    format!("[agent]: `metrics` = {value:?} has port 0: give a fixed port"),
+                );
+                None
+            }
+            Err(_) => {
+                self.error(
+                    &text.span(),
+                    format!(
+                        "[agent]: `metrics` = {value:?} is not an address and port such as \
+                         \"127.0.0.1:9417\" or \"[::1]:9417\" (\"off\" switches it off)"
+                    ),
+                );
+                None
+            }
+        }
     }
 }

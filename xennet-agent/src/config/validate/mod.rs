@@ -115,6 +115,7 @@ impl<'a> Validator<'a> {
         let pin_dir = self.pin_dir(raw.agent.as_ref());
         let socket = self.socket(raw.agent.as_ref(), &pin_dir);
         let fdb_max_entries = self.fdb_max_entries(raw.agent.as_ref());
+        let metrics = self.metrics(raw.agent.as_ref());
         self.counts(raw);
         let mut seen = SeenBridges::new();
         let mut bridges = Vec::with_capacity(raw.bridge.len());
@@ -127,6 +128,7 @@ impl<'a> Validator<'a> {
             pin_dir,
             socket,
             fdb_max_entries,
+            metrics,
             bridges,
         }
     }

@@ -55,6 +55,7 @@ fn config(bridges: Vec<BridgeSpec>) -> Config {
         pin_dir: "/unused".into(),
         socket: "/unused.sock".into(),
         fdb_max_entries: 1024,
+        metrics: None,
         bridges,
     }
 }
