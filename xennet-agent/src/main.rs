@@ -16,13 +16,32 @@ fn init_logging() {
         .init();
 }
 
+/// What to say when the kernel refused for lack of privilege: the agent and its commands
+/// need root, or the capabilities named.
+fn permission_hint(error: &str) -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let refused = error.contains("Operation not permitted") || error.contains("Permission denied");
+    (refused && !root).then_some(
+        "permission denied: xennet-agent needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON \
+         (and read/write access to the control socket and pin directory)",
+    )
+}
+
 fn main() -> ExitCode {
     let cli = cli::args::Cli::parse();
     init_logging();
     match cli::execute(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let text = format!("{e:#}");
+            // Every line says it is an error, not only the first.
+            for line in text.lines() {
+                eprintln!("error: {line}");
+            }
+            if let Some(hint) = permission_hint(&text) {
+                eprintln!("error: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -85,7 +85,11 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
     // A line on stdout that scripts and tests wait for.
-    println!("xennet-agent: ready ({bridges} bridges, {ports} ports)");
+    println!(
+        "xennet-agent: ready ({}, {} attached)",
+        crate::cli::print::count(bridges, "bridge", "bridges"),
+        crate::cli::print::count(ports, "port", "ports")
+    );
     event_loop(&mut agent, &listener, &mut watch).await?;
     drop(agent);
     Ok(())
