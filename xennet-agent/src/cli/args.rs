@@ -31,9 +31,11 @@ impl Target {
     /// The socket to ask: `--socket`, or the `socket` of `-c FILE`.
     pub fn socket(&self) -> anyhow::Result<PathBuf> {
         Ok(match &self.config {
-            Some(c) => Config::load(c)
-                .map_err(|e| anyhow::anyhow!("{e:#}\nthe agent was not asked"))?
-                .socket,
+            Some(c) => {
+                Config::load(c)
+                    .map_err(|e| anyhow::anyhow!("{e:#}\nthe agent was not asked"))?
+                    .socket
+            }
             None => self.socket.clone(),
         })
     }
@@ -51,7 +53,12 @@ pub struct Output {
 #[derive(Args)]
 pub struct ConfigFile {
     /// Configuration file (TOML).
-    #[arg(short, long = "config", value_name = "FILE", conflicts_with = "file")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
     flag: Option<PathBuf>,
     /// Configuration file (TOML), as `-c FILE`.
     #[arg(value_name = "FILE", default_value = DEFAULT_CONFIG)]
@@ -69,9 +76,11 @@ impl ConfigFile {
 pub enum Cmd {
     /// Load the datapath, attach every configured port, and run until SIGINT/SIGTERM
     /// (SIGHUP reloads the configuration).
-    #[command(after_help = "Example:\n  xennet-agent run -c /etc/xennet/xennet.toml\n  \
+    #[command(
+        after_help = "Example:\n  xennet-agent run -c /etc/xennet/xennet.toml\n  \
                             xennet-agent run --pin-dir /sys/fs/bpf/test --socket /tmp/x.sock \
-                            my.toml")]
+                            my.toml"
+    )]
     Run {
         #[command(flatten)]
         config: ConfigFile,
@@ -91,10 +100,12 @@ pub enum Cmd {
         config: ConfigFile,
     },
     /// Per-port counters of the running datapath, with the agent's interface and bridge names.
-    #[command(after_help = "The agent is asked over its socket; when it does not answer, the \
+    #[command(
+        after_help = "The agent is asked over its socket; when it does not answer, the \
                             pinned maps under --pin-dir are read (interface names then those \
                             of this network namespace, bridges by id).\n\n\
-                            Example:\n  xennet-agent stats\n  xennet-agent stats --watch 1")]
+                            Example:\n  xennet-agent stats\n  xennet-agent stats --watch 1"
+    )]
     Stats {
         #[command(flatten)]
         target: Target,
@@ -125,8 +136,10 @@ pub enum Cmd {
     },
     /// Make the running agent re-read the configuration file it was started with and apply
     /// the difference.
-    #[command(after_help = "-c FILE only finds the socket; FILE must be the file the agent \
-                            runs with.\n\nExample:\n  xennet-agent reload")]
+    #[command(
+        after_help = "-c FILE only finds the socket; FILE must be the file the agent \
+                            runs with.\n\nExample:\n  xennet-agent reload"
+    )]
     Reload {
         #[command(flatten)]
         target: Target,
@@ -144,9 +157,11 @@ pub enum Cmd {
 pub enum PortCmd {
     /// Attach IFACE to a bridge; without --access/--trunk, the bridge's port rule matching
     /// IFACE decides.
-    #[command(after_help = "Example:\n  xennet-agent port add vif7.0 --bridge trunk --access 10 \
+    #[command(
+        after_help = "Example:\n  xennet-agent port add vif7.0 --bridge trunk --access 10 \
                             --mac 00:16:3e:07:00:01\n  xennet-agent port add vif8.0 --bridge \
-                            trunk --trunk 10-20,30 --native 10")]
+                            trunk --trunk 10-20,30 --native 10"
+    )]
     Add {
         /// Interface (e.g. vif7.0).
         interface: String,

@@ -38,11 +38,12 @@ pub fn execute(cmd: Cmd) -> anyhow::Result<()> {
             Some(secs) => watch_stats(&target, &pin_dir, secs, count, out.json),
         },
         Cmd::Fdb {
-            cmd: FdbCmd::Show {
-                target,
-                bridge,
-                out,
-            },
+            cmd:
+                FdbCmd::Show {
+                    target,
+                    bridge,
+                    out,
+                },
         } => target
             .socket()
             .and_then(|s| control::call(&s, &Request::Fdb { bridge }))

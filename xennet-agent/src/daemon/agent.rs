@@ -389,7 +389,11 @@ fn settings_changed(old: &Config, new: &Config) -> Vec<String> {
                 o.fdb_aging_secs.to_string(),
                 n.fdb_aging_secs.to_string(),
             ),
-            ("tpid", format!("{:#06x}", o.tpid), format!("{:#06x}", n.tpid)),
+            (
+                "tpid",
+                format!("{:#06x}", o.tpid),
+                format!("{:#06x}", n.tpid),
+            ),
             ("mtu", mtu(o.mtu), mtu(n.mtu)),
             (
                 "allow_mtu_mismatch",

@@ -203,9 +203,9 @@ fn load_reads_files_and_reports_read_errors() {
 
     let missing = dir.join("missing.toml");
     match Config::load(&missing) {
-        Err(ConfigError::Read { path, source }) => {
+        Err(ConfigError::Read { path, reason }) => {
             assert_eq!(path, missing.display().to_string());
-            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(reason.kind(), std::io::ErrorKind::NotFound);
         }
         other => panic!("expected a read error, got {other:?}"),
     }
