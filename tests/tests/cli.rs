@@ -37,7 +37,7 @@ fn temp(name: &str) -> PathBuf {
 struct Bed {
     agent: Agent,
     _fs: BpfFs,
-    _guests: Vec<Netns>,
+    guests: Vec<Netns>,
     dom0: Netns,
     cfg: PathBuf,
 }
@@ -70,7 +70,7 @@ impl Bed {
         Bed {
             agent,
             _fs: fs,
-            _guests: guests,
+            guests,
             dom0,
             cfg,
         }
@@ -112,7 +112,7 @@ fn stats_names_come_from_the_agent_and_watch_gives_rates() {
     assert!(table.contains("xc1") && table.contains(" lan "), "{table}");
 
     // Rates: g1 pings g2 five times a second through the agent.
-    let mut ping = bed._guests[0]
+    let mut ping = bed.guests[0]
         .spawn(&["ping", "-q", "-i", "0.2", "-c", "25", "10.9.0.2"])
         .expect("ping");
     std::thread::sleep(Duration::from_millis(600));
@@ -413,7 +413,7 @@ fn help_has_examples_defaults_and_one_json_switch() {
     assert!(h.contains("else auto]"), "--attach's default: {h}");
 }
 
-/// The ```toml blocks of README.md and docs/*.md that hold a whole configuration (a
+/// The fenced `toml` blocks of README.md and docs/*.md that hold a whole configuration (a
 /// `[[bridge]]` with a `name`), with their file, unless marked `# fragment`.
 fn doc_blocks(lang: &str) -> Vec<(PathBuf, String)> {
     let root = workspace_root();

@@ -35,7 +35,9 @@ impl Problem {
             .replace("expected u32", "expected an integer")
             .replace("expected u16", "expected an integer")
             .replace("expected a boolean", "expected true or false");
-        p.message = match place(text, p.at) {
+        // An unknown field names itself; a wrong type needs the key.
+        let with_key = !message.starts_with("unknown field");
+        p.message = match place(text, p.at, with_key) {
             Some(place) => format!("{place}: {message}"),
             None => message,
         };
@@ -43,9 +45,10 @@ impl Problem {
     }
 }
 
-/// Where byte `at` of `text` is, worded as the validator's messages: `bridge "b", port
-/// "vif1.0": \`access\``, `[agent]: \`socket\``; `None` outside any table.
-fn place(text: &str, at: usize) -> Option<String> {
+/// Where byte `at` of `text` is, worded as the validator's messages (`bridge "b", port
+/// "vif1.0"` then, `with_key`, the key in backquotes); `None` outside any table or on a table
+/// header.
+fn place(text: &str, at: usize, with_key: bool) -> Option<String> {
     let at = at.min(text.len());
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
@@ -100,8 +103,12 @@ fn place(text: &str, at: usize) -> Option<String> {
         "[bridge.host]" => format!("{}, host port", bridge()?),
         other => other.to_owned(),
     };
+    // A header line is its own context.
+    if line_start <= start {
+        return None;
+    }
     Some(match key {
-        Some(k) if line_start > start => format!("{table}: {k}"),
+        Some(k) if with_key => format!("{table}: {k}"),
         _ => table,
     })
 }

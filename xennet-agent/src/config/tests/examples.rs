@@ -56,7 +56,7 @@ fn invalid_examples_report_line_and_field() {
             "examples/invalid/unknown-key.toml",
             include_str!("../../../../examples/invalid/unknown-key.toml"),
             &[
-                "examples/invalid/unknown-key.toml:7:1: unknown field `vlan`, expected one of \
+                "examples/invalid/unknown-key.toml:7:1: bridge \"trunk\", port \"vif1.0\": unknown field `vlan`, expected one of \
                    `interface`, `access`, `trunk`, `native_vlan`, `attach`, `macs`, `mac_limit`",
             ],
         ),
