@@ -541,3 +541,55 @@ fn every_doc_example_runs_as_written() {
     assert!(lines >= 5, "command lines found: {lines}");
     let _ = Path::new("");
 }
+
+/// Item 7: `run` counts as `check` does, in the right number: one bridge, one port attached.
+#[test]
+fn run_says_ready_in_the_right_number() {
+    if !require_root() {
+        return;
+    }
+    use std::io::BufRead as _;
+    let dom0 = Netns::new("xcrd-d0").expect("dom0");
+    let g = Netns::new("xcrd-g1").expect("guest");
+    veth(&dom0, "xc1", &g, "eth0").expect("veth");
+    let fs = BpfFs::new("xcrd").expect("bpffs");
+    let cfg = temp("ready.toml");
+    let sock = Agent::socket_for(&dom0).display().to_string();
+    std::fs::write(
+        &cfg,
+        "[[bridge]]\nname = \"lan\"\n\n[[bridge.port]]\ninterface = \"xc1\"\naccess = 10\n",
+    )
+    .expect("config");
+    let c = cfg.display().to_string();
+    let pins = fs.pin_dir().display().to_string();
+    let mut child = agent_command(
+        &agent_bin().expect("bin"),
+        &dom0,
+        &["run", "-c", &c, "--pin-dir", &pins, "--socket", &sock],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("agent");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&cfg);
+    assert_eq!(
+        line.as_deref(),
+        Ok("xennet-agent: ready (1 bridge, 1 port attached)")
+    );
+}
