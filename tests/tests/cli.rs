@@ -4,6 +4,7 @@
 #![allow(clippy::too_many_lines, reason = "scenario tests")]
 
 use std::{
+    io::BufRead as _,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::Duration,
@@ -548,7 +549,6 @@ fn run_says_ready_in_the_right_number() {
     if !require_root() {
         return;
     }
-    use std::io::BufRead as _;
     let dom0 = Netns::new("xcrd-d0").expect("dom0");
     let g = Netns::new("xcrd-g1").expect("guest");
     veth(&dom0, "xc1", &g, "eth0").expect("veth");
