@@ -28,13 +28,37 @@ fn permission_hint(error: &str) -> Option<&'static str> {
     )
 }
 
+/// `e` and its causes as `{e:#}` does, without a cause that repeats the one before it
+/// (aya's map errors name the map twice).
+fn message(e: &anyhow::Error) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if kept
+            .last()
+            .is_some_and(|last| last == &m || last.ends_with(&m))
+        {
+            continue;
+        }
+        if let Some(last) = kept.last_mut()
+            && m.starts_with(last.as_str())
+        {
+            // The cause repeats this message and adds to it: keep the cause only.
+            *last = m;
+            continue;
+        }
+        kept.push(m);
+    }
+    kept.join(": ")
+}
+
 fn main() -> ExitCode {
     let cli = cli::args::Cli::parse();
     init_logging();
     match cli::execute(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let text = format!("{e:#}");
+            let text = message(&e);
             // Every line says it is an error, not only the first.
             for line in text.lines() {
                 eprintln!("error: {line}");
