@@ -109,7 +109,7 @@ pub enum Cmd {
     Stats {
         #[command(flatten)]
         target: Target,
-        /// Pin directory read when the agent does not answer.
+        /// Pin directory read when the agent does not answer (with -c FILE: its `pin_dir`).
         #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
         pin_dir: PathBuf,
         /// Print per-second rates every SECS seconds instead of totals once.

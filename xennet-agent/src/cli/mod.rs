@@ -78,11 +78,17 @@ fn check(config: &Path) -> anyhow::Result<()> {
 }
 
 /// The counters: from the agent (its names), else — the agent not answering — from the maps
-/// pinned under `pin_dir` (this namespace's interface names, bridge ids).
+/// pinned under `pin_dir`, or the `pin_dir` of `-c FILE` (this namespace's interface names,
+/// bridge ids).
 fn read_stats(target: &Target, pin_dir: &Path) -> anyhow::Result<Vec<PortCounters>> {
     let socket = target.socket()?;
     if let Err(e) = std::os::unix::net::UnixStream::connect(&socket) {
-        return stats::read(pin_dir).with_context(|| {
+        // With -c FILE, that file's pin_dir.
+        let pin_dir = match &target.config {
+            Some(c) => Config::load(c)?.pin_dir,
+            None => pin_dir.to_path_buf(),
+        };
+        return stats::read(&pin_dir).with_context(|| {
             format!(
                 "the agent does not answer on {} ({e}); reading its pinned maps instead",
                 socket.display()
