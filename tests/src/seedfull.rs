@@ -365,7 +365,7 @@ impl FullAgent {
 
     /// `reload`, raw: the caller checks exit status, stdout (JSON changes) and stderr.
     pub fn reload(&self) -> Result<Output> {
-        self.agent.ctl(&["reload"])
+        self.agent.ctl(&["reload", "--json"])
     }
 
     /// `stats --json`: interface → counter → value.

@@ -242,9 +242,13 @@ impl Lab {
             .into_iter()
             .flat_map(|p| {
                 let port = p.interface;
-                p.counters
-                    .into_iter()
-                    .map(move |(name, v)| ((port.clone(), name), v))
+                p.counters.into_iter().filter_map(move |(name, v)| {
+                    let name = xennet_common::stats::Stat::ALL
+                        .iter()
+                        .find(|s| s.name() == name)?
+                        .name();
+                    Some(((port.clone(), name), v))
+                })
             })
             .collect()
     }

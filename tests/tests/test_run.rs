@@ -134,13 +134,18 @@ fn datapath_loads_and_passes_the_verifier() {
         let c = dp.counters().expect("counters");
         assert_eq!(c.len(), 1, "only the not-a-port slot: {c:?}");
         assert_eq!(c[0].interface, NOT_A_PORT);
-        let nonzero: BTreeMap<_, _> = c[0].counters.iter().filter(|(_, v)| **v != 0).collect();
+        let nonzero: BTreeMap<&str, u64> = c[0]
+            .counters
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
         assert_eq!(
             nonzero,
             BTreeMap::from([
-                (&Stat::RxPackets.name(), &1),
-                (&Stat::RxBytes.name(), &(input.len() as u64)),
-                (&Stat::PassNotPort.name(), &1),
+                (Stat::RxPackets.name(), 1),
+                (Stat::RxBytes.name(), input.len() as u64),
+                (Stat::PassNotPort.name(), 1),
             ]),
         );
     })

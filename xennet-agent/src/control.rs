@@ -2,7 +2,8 @@
 //! the running agent for its FDB and ports, or tells it to reload.
 //!
 //! Protocol: one JSON request line, one JSON response line, then the server closes.
-//! Requests: `{"cmd":"fdb","bridge":null}`, `{"cmd":"ports"}`, `{"cmd":"reload"}`,
+//! Requests: `{"cmd":"fdb","bridge":null}`, `{"cmd":"ports"}`, `{"cmd":"stats"}`,
+//! `{"cmd":"reload","config":null}`,
 //! `{"cmd":"port_add",…}`, `{"cmd":"port_del","interface":"…"}`; at most [`MAX_REQUEST`]
 //! bytes, sent within [`CLIENT_TIMEOUT`]. Responses: `{"ok":true,"data":…}` or
 //! `{"ok":false,"error":"…"}`.
@@ -35,8 +36,14 @@ pub enum Request {
     },
     /// The attached ports.
     Ports,
+    /// Every port's counters, with the interface and bridge names of the agent's namespace.
+    Stats,
     /// Re-read the configuration file and apply the difference.
-    Reload,
+    Reload {
+        /// The file the client means (`reload -c FILE`): refused unless it is the agent's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<std::path::PathBuf>,
+    },
     /// Attach an interface as a port at run time (the toolstack's hot-plug script).
     PortAdd(PortAdd),
     /// Detach a port added at run time.
@@ -64,6 +71,17 @@ pub struct PortAdd {
     pub macs: Vec<String>,
     /// Attach mode (`auto`, `xdp`, `xdp-generic`, `tc`).
     pub attach: Option<String>,
+}
+
+/// What a reload changed: the ports, and the agent settings (`"fdb_aging_secs: 300 -> 60"`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Ports attached, detached, changed; static entries; ports left out.
+    #[serde(flatten)]
+    pub ports: crate::datapath::Changes,
+    /// Settings that changed, as `key: old -> new` (those that wait for a restart say so).
+    #[serde(default)]
+    pub settings: Vec<String>,
 }
 
 /// The agent's answer.
@@ -278,7 +296,10 @@ mod tests {
         let r = request_of(b"{\"cmd\":\"ports\"}\n".to_vec(), false).await;
         assert!(matches!(r, Ok(Request::Ports)), "{r:?}");
         let r = request_of(b"{\"cmd\":\"reload\"}".to_vec(), true).await;
-        assert!(matches!(r, Ok(Request::Reload)), "up to end of file: {r:?}");
+        assert!(
+            matches!(r, Ok(Request::Reload { config: None })),
+            "up to end of file: {r:?}"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,9 @@ pub const BPFFS_ROOT_C: &CStr = c"/sys/fs/bpf";
 /// bpffs directory where the agent pins its maps when `[agent] pin_dir` is not given.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xennet";
 
+/// The configuration file every command reads when none is given (`-c FILE` or `FILE`).
+pub const DEFAULT_CONFIG: &str = "/etc/xennet/xennet.toml";
+
 /// The agent's control socket when `[agent] socket` is not given.
 pub const DEFAULT_SOCKET: &str = "/run/xennet/xennet.sock";
 

@@ -1,26 +1,26 @@
-//! Per-port counters of a running datapath, read from its pinned maps.
+//! Per-port counters of a running datapath, read from its pinned maps, and their rates.
 
 use std::{borrow::Borrow, collections::BTreeMap, ffi::CStr, path::Path};
 
 use anyhow::{Context as _, anyhow};
 use aya::maps::{HashMap, Map, MapData, PerCpuArray};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xennet_common::{
     maps::{MAP_PORTS, MAP_STATS, PortConf},
     stats::{PortStats, STAT_COUNT, Stat},
 };
 
 /// Counters of one port, summed over CPUs.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PortCounters {
-    /// Interface name in this namespace (or `ifindex N` when it has none here).
+    /// Interface name in the reader's namespace (or `ifindex N` when it has none there).
     pub interface: String,
     /// Interface index (0 for the "not a port" slot).
     pub ifindex: u32,
-    /// Bridge id (0 for the "not a port" slot).
-    pub bridge: u32,
+    /// Bridge name (the agent knows it), else its id; empty for the "not a port" slot.
+    pub bridge: String,
     /// Counter name → value, every counter present.
-    pub counters: BTreeMap<&'static str, u64>,
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl PortCounters {
@@ -86,10 +86,10 @@ where
     P: Borrow<MapData>,
     S: Borrow<MapData>,
 {
-    let named = |c: [u64; STAT_COUNT]| -> BTreeMap<&'static str, u64> {
+    let named = |c: [u64; STAT_COUNT]| -> BTreeMap<String, u64> {
         Stat::ALL
             .iter()
-            .map(|s| (s.name(), c[*s as usize]))
+            .map(|s| (s.name().to_owned(), c[*s as usize]))
             .collect()
     };
     let mut out = Vec::new();
@@ -101,7 +101,7 @@ where
         out.push(PortCounters {
             interface: ifname(ifindex),
             ifindex,
-            bridge: conf.bridge,
+            bridge: conf.bridge.to_string(),
             counters: named(sum(&per_cpu)),
         });
     }
@@ -111,7 +111,7 @@ where
         out.push(PortCounters {
             interface: "(not a port)".into(),
             ifindex: 0,
-            bridge: 0,
+            bridge: String::new(),
             counters: named(none),
         });
     }
@@ -121,21 +121,33 @@ where
 /// A human table: traffic per port, then every non-zero pass, drop and learning counter.
 #[must_use]
 pub fn render(ports: &[PortCounters]) -> String {
+    table(ports, "")
+}
+
+/// [`render`] of [`rates`]: every column a per-second rate (headers end in `/s`).
+#[must_use]
+pub fn render_rates(ports: &[PortCounters]) -> String {
+    table(ports, "/s")
+}
+
+/// The table of [`render`], each column header followed by `unit`.
+fn table(ports: &[PortCounters], unit: &str) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
+    let h = |name: &str| format!("{name}{unit}");
     let _ = writeln!(
         s,
-        "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10} {:>10}",
+        "{:<16} {:<12} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10} {:>10}",
         "PORT",
         "BRIDGE",
-        "RX_PKTS",
-        "RX_BYTES",
-        "TX_PKTS",
-        "TX_BYTES",
-        "FORWARD",
-        "FLOOD",
-        "PASS",
-        "DROP"
+        h("RX_PKTS"),
+        h("RX_BYTES"),
+        h("TX_PKTS"),
+        h("TX_BYTES"),
+        h("FORWARD"),
+        h("FLOOD"),
+        h("PASS"),
+        h("DROP")
     );
     for p in ports {
         let pass: u64 = [Stat::PassLinkLocal, Stat::PassNotPort]
@@ -149,7 +161,7 @@ pub fn render(ports: &[PortCounters]) -> String {
             .sum();
         let _ = writeln!(
             s,
-            "{:<16} {:>7} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10} {:>10}",
+            "{:<16} {:<12} {:>12} {:>14} {:>12} {:>14} {:>12} {:>10} {:>10} {:>10}",
             p.interface,
             p.bridge,
             p.get(Stat::RxPackets),
@@ -172,10 +184,43 @@ pub fn render(ports: &[PortCounters]) -> String {
         }
     }
     if !reasons.is_empty() {
-        s.push_str("\npass, drop and learning counters:\n");
+        let _ = writeln!(s, "\npass, drop and learning counters{unit}:");
         s.push_str(&reasons);
     }
     s
+}
+
+/// Per-second rates between two readings `secs` apart: every counter of every port present in
+/// both, as `(after - before) / secs` (a counter that went back — the agent restarted — as 0).
+#[must_use]
+pub fn rates(before: &[PortCounters], after: &[PortCounters], secs: f64) -> Vec<PortCounters> {
+    after
+        .iter()
+        .map(|a| {
+            let b = before
+                .iter()
+                .find(|b| b.ifindex == a.ifindex && b.interface == a.interface);
+            let counters = a
+                .counters
+                .iter()
+                .map(|(k, v)| {
+                    let was = b.and_then(|b| b.counters.get(k)).copied().unwrap_or(*v);
+                    #[expect(
+                        clippy::cast_precision_loss,
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "a per-second rate, rounded"
+                    )]
+                    let rate = (v.saturating_sub(was) as f64 / secs).round() as u64;
+                    (k.clone(), rate)
+                })
+                .collect();
+            PortCounters {
+                counters,
+                ..a.clone()
+            }
+        })
+        .collect()
 }
 
 /// Look a port up by interface name.

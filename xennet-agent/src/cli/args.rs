@@ -1,9 +1,12 @@
-//! The command line: clap types of every command and flag.
+//! The command line: clap types of every command and flag, each with an example and its defaults.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use xennet_agent::config::{Config, DEFAULT_PIN_DIR, DEFAULT_SOCKET};
+use xennet_agent::{
+    config::{Config, DEFAULT_PIN_DIR, DEFAULT_SOCKET},
+    paths::DEFAULT_CONFIG,
+};
 
 /// eBPF/XDP VLAN-aware L2 forwarding for Xen dom0.
 #[derive(Parser)]
@@ -27,12 +30,12 @@ pub enum LogFormat {
 /// Where to find the running agent's control socket.
 #[derive(Args)]
 pub struct Target {
-    /// The configuration file the agent runs with (its `socket`).
-    #[arg(short, long, conflicts_with = "socket")]
-    config: Option<PathBuf>,
+    /// Read the agent's `socket` from this configuration file.
+    #[arg(short, long, conflicts_with = "socket", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The agent's control socket.
-    #[arg(long, default_value = DEFAULT_SOCKET)]
-    socket: PathBuf,
+    #[arg(long, default_value = DEFAULT_SOCKET, value_name = "PATH")]
+    pub socket: PathBuf,
 }
 
 impl Target {
@@ -45,11 +48,47 @@ impl Target {
         })
     }
 
+    /// The socket to ask: `--socket`, or the `socket` of `-c FILE`.
     pub fn socket(&self) -> anyhow::Result<PathBuf> {
         Ok(match &self.config {
-            Some(c) => Config::load(c)?.socket,
+            Some(c) => {
+                Config::load(c)
+                    .map_err(|e| anyhow::anyhow!("{e:#}\nthe agent was not asked"))?
+                    .socket
+            }
             None => self.socket.clone(),
         })
+    }
+}
+
+/// The `--json` switch of every command that prints a table.
+#[derive(Args, Clone, Copy)]
+pub struct Output {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A configuration file given as `-c FILE` or as `FILE`.
+#[derive(Args)]
+pub struct ConfigFile {
+    /// Configuration file (TOML).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    flag: Option<PathBuf>,
+    /// Configuration file (TOML), as `-c FILE`.
+    #[arg(value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    file: PathBuf,
+}
+
+impl ConfigFile {
+    /// The file given, or the default.
+    pub fn path(&self) -> PathBuf {
+        self.flag.clone().unwrap_or_else(|| self.file.clone())
     }
 }
 
@@ -57,15 +96,21 @@ impl Target {
 pub enum Cmd {
     /// Load the datapath, attach every configured port, and run until SIGINT/SIGTERM
     /// (SIGHUP reloads the configuration).
+    #[command(
+        after_help = "Example:\n  xennet-agent run -c /etc/xennet/xennet.toml\n  \
+                            xennet-agent run --pin-dir /sys/fs/bpf/test --socket /tmp/x.sock \
+                            my.toml"
+    )]
     Run {
-        /// Configuration file (TOML).
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Pin the maps here instead of the config's `pin_dir`.
-        #[arg(long)]
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Pin the maps here instead of the config's `pin_dir` [default: the config's
+        /// `pin_dir`, else /sys/fs/bpf/xennet].
+        #[arg(long, value_name = "DIR")]
         pin_dir: Option<PathBuf>,
-        /// Listen on this control socket instead of the config's `socket`.
-        #[arg(long)]
+        /// Listen on this control socket instead of the config's `socket` [default: the
+        /// config's `socket`, else /run/xennet/xennet.sock].
+        #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
     /// Remove the datapath the agent leaves running: detach every port, unpin its maps and
@@ -83,22 +128,32 @@ pub enum Cmd {
         socket: PathBuf,
     },
     /// Validate a configuration file without touching the kernel.
+    #[command(after_help = "Example:\n  xennet-agent check /etc/xennet/xennet.toml")]
     Check {
-        /// Configuration file (TOML).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
-    /// Print the per-port counters of the datapath (from its pinned maps, agent running or not).
+    /// Per-port counters of the running datapath, with the agent's interface and bridge names.
+    #[command(
+        after_help = "The agent is asked over its socket; when it does not answer, the \
+                            pinned maps under --pin-dir are read (interface names then those \
+                            of this network namespace, bridges by id).\n\n\
+                            Example:\n  xennet-agent stats\n  xennet-agent stats --watch 1"
+    )]
     Stats {
-        /// Read the pin directory named in this configuration file.
-        #[arg(short, long, conflicts_with = "pin_dir")]
-        config: Option<PathBuf>,
-        /// Pin directory of the running agent.
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        #[command(flatten)]
+        target: Target,
+        /// Pin directory read when the agent does not answer (with -c FILE: its `pin_dir`).
+        #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
         pin_dir: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        /// Print per-second rates every SECS seconds instead of totals once.
+        #[arg(long, value_name = "SECS")]
+        watch: Option<u32>,
+        /// With --watch: stop after N reports [default: never].
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u32>,
+        #[command(flatten)]
+        out: Output,
     },
     /// The forwarding database of the running agent.
     Fdb {
@@ -106,17 +161,24 @@ pub enum Cmd {
         cmd: FdbCmd,
     },
     /// The ports of the running agent and how each is attached.
+    #[command(after_help = "Example:\n  xennet-agent ports\n  xennet-agent ports --json")]
     Ports {
         #[command(flatten)]
         target: Target,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Output,
     },
-    /// Make the running agent re-read its configuration file and apply the difference.
+    /// Make the running agent re-read the configuration file it was started with and apply
+    /// the difference.
+    #[command(
+        after_help = "-c FILE only finds the socket; FILE must be the file the agent \
+                            runs with.\n\nExample:\n  xennet-agent reload"
+    )]
     Reload {
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        out: Output,
     },
     /// Attach or detach a port at run time (for the toolstack's hot-plug script).
     Port {
@@ -129,31 +191,38 @@ pub enum Cmd {
 pub enum PortCmd {
     /// Attach IFACE to a bridge; without --access/--trunk, the bridge's port rule matching
     /// IFACE decides.
+    #[command(
+        after_help = "Example:\n  xennet-agent port add vif7.0 --bridge trunk --access 10 \
+                            --mac 00:16:3e:07:00:01\n  xennet-agent port add vif8.0 --bridge \
+                            trunk --trunk 10-20,30 --native 10"
+    )]
     Add {
         /// Interface (e.g. vif7.0).
         interface: String,
         /// Bridge name from the configuration.
         #[arg(long)]
         bridge: String,
-        /// Access VLAN.
-        #[arg(long, conflicts_with = "trunk")]
+        /// Access VLAN [default: the matching rule's].
+        #[arg(long, conflicts_with = "trunk", value_name = "VLAN")]
         access: Option<u16>,
-        /// Trunk VLANs, comma separated.
-        #[arg(long, value_delimiter = ',')]
-        trunk: Option<Vec<u16>>,
-        /// Native (untagged) VLAN of the trunk.
-        #[arg(long, requires = "trunk")]
+        /// Trunk VLANs: ids and ranges, comma separated (10,20-30) [default: the matching
+        /// rule's].
+        #[arg(long, value_delimiter = ',', value_parser = trunk_item, value_name = "VLANS")]
+        trunk: Option<Vec<Vec<u16>>>,
+        /// Native (untagged) VLAN of the trunk [default: none].
+        #[arg(long, requires = "trunk", value_name = "VLAN")]
         native: Option<u16>,
-        /// Static MAC of the guest (`MAC` or `MAC@VLAN`); repeatable.
-        #[arg(long = "mac")]
+        /// Static MAC of the guest (`MAC` or `MAC@VLAN`); repeatable [default: none].
+        #[arg(long = "mac", value_name = "MAC[@VLAN]")]
         macs: Vec<String>,
-        /// Attach mode: auto, xdp, xdp-generic, tc.
-        #[arg(long)]
+        /// Attach mode: auto, xdp, xdp-generic, tc [default: the matching rule's, else auto].
+        #[arg(long, value_name = "MODE")]
         attach: Option<String>,
         #[command(flatten)]
         target: Target,
     },
     /// Detach a port added with `port add`.
+    #[command(after_help = "Example:\n  xennet-agent port del vif7.0")]
     Del {
         /// Interface.
         interface: String,
@@ -166,6 +235,7 @@ pub enum PortCmd {
 pub enum FdbCmd {
     /// List the entries (MAC, VLAN, port, static or learned, age), like `bridge fdb show`.
     /// With the agent down, read from the pinned maps.
+    #[command(after_help = "Example:\n  xennet-agent fdb show --bridge trunk")]
     Show {
         #[command(flatten)]
         target: Target,
@@ -173,11 +243,30 @@ pub enum FdbCmd {
         /// /sys/fs/bpf/xennet).
         #[arg(long)]
         pin_dir: Option<PathBuf>,
-        /// Only this bridge.
+        /// Only this bridge (it must exist) [default: every bridge].
         #[arg(long)]
         bridge: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: Output,
     },
+}
+
+/// One item of `--trunk`: a VLAN id or a range `A-B`, as the ids it stands for (the agent
+/// checks each id as the file's `trunk` is checked).
+fn trunk_item(s: &str) -> Result<Vec<u16>, String> {
+    let id = |t: &str| {
+        t.trim()
+            .parse::<u16>()
+            .map_err(|e| format!("{t:?} is not a VLAN id: {e}"))
+    };
+    match s.split_once('-') {
+        None => Ok(vec![id(s)?]),
+        Some((a, b)) => {
+            let (a, b) = (id(a)?, id(b)?);
+            if a > b {
+                return Err(format!("range {s:?} ends before it starts"));
+            }
+            Ok((a..=b).collect())
+        }
+    }
 }

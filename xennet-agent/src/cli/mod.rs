@@ -4,7 +4,10 @@
 pub mod args;
 pub mod print;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use xennet_agent::{
@@ -15,7 +18,7 @@ use xennet_agent::{
         state::{self as dpstate, Lock, State},
     },
     netlink::Netlink,
-    stats,
+    stats::{self, PortCounters},
 };
 
 use self::args::{Cmd, FdbCmd, PortCmd, Target};
@@ -27,36 +30,50 @@ pub fn execute(cmd: Cmd) -> anyhow::Result<()> {
             config,
             pin_dir,
             socket,
-        } => crate::daemon::run(&config, pin_dir, socket),
-        Cmd::Check { config } => check(&config),
+        } => crate::daemon::run(&config.path(), pin_dir, socket),
+        Cmd::Check { config } => check(&config.path()),
         Cmd::Down {
             config,
             pin_dir,
             socket,
         } => down(config.as_deref(), pin_dir, socket),
         Cmd::Stats {
-            config,
+            target,
             pin_dir,
-            json,
-        } => show_stats(config.as_deref(), pin_dir, json),
+            watch,
+            count,
+            out,
+        } => match watch {
+            None => print::print_stats(&read_stats(&target, &pin_dir)?, out.json),
+            Some(secs) => watch_stats(&target, &pin_dir, secs, count, out.json),
+        },
         Cmd::Fdb {
             cmd:
                 FdbCmd::Show {
                     target,
                     pin_dir,
                     bridge,
-                    json,
+                    out,
                 },
-        } => fdb_show(&target, pin_dir, bridge, json),
-        Cmd::Ports { target, json } => target
+        } => fdb_show(&target, pin_dir, bridge, out.json),
+        Cmd::Ports { target, out } => target
             .socket()
             .and_then(|s| control::call(&s, &Request::Ports))
-            .and_then(|v| print::print_ports(v, json)),
+            .and_then(|v| print::print_ports(v, out.json)),
         Cmd::Port { cmd } => port(cmd),
-        Cmd::Reload { target } => target
-            .socket()
-            .and_then(|s| control::call(&s, &Request::Reload))
-            .and_then(|v| print::print_json(&v)),
+        Cmd::Reload { target, out } => {
+            let config = match &target.config {
+                Some(c) => Some(
+                    std::fs::canonicalize(c)
+                        .with_context(|| format!("{}; the agent was not asked", c.display()))?,
+                ),
+                None => None,
+            };
+            target
+                .socket()
+                .and_then(|s| control::call(&s, &Request::Reload { config }))
+                .and_then(|v| print::print_reload(v, out.json))
+        }
     }
 }
 
@@ -68,15 +85,53 @@ fn check(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `stats`: the counters of the running datapath, read from its pinned maps.
-fn show_stats(config: Option<&Path>, pin_dir: PathBuf, json: bool) -> anyhow::Result<()> {
-    let dir = match config {
-        Some(c) => Config::load(c)?.pin_dir,
-        None => pin_dir,
-    };
-    let ports = stats::read(&dir)?;
-    say_if_down(&dir);
-    print::print_stats(&ports, json)
+/// The counters: from the agent (its names), else — the agent not answering — from the maps
+/// pinned under `pin_dir`, or the `pin_dir` of `-c FILE` (this namespace's interface names,
+/// bridge ids).
+fn read_stats(target: &Target, pin_dir: &Path) -> anyhow::Result<Vec<PortCounters>> {
+    let socket = target.socket()?;
+    if let Err(e) = std::os::unix::net::UnixStream::connect(&socket) {
+        // With -c FILE, that file's pin_dir.
+        let pin_dir = match &target.config {
+            Some(c) => Config::load(c)?.pin_dir,
+            None => pin_dir.to_path_buf(),
+        };
+        let ports = stats::read(&pin_dir).with_context(|| {
+            format!(
+                "the agent does not answer on {} ({e}); reading its pinned maps instead",
+                socket.display()
+            )
+        })?;
+        say_if_down(&pin_dir);
+        return Ok(ports);
+    }
+    let v = control::call(&socket, &Request::Stats)?;
+    serde_json::from_value(v).context("decoding the counters")
+}
+
+/// `stats --watch SECS`: per-second rates every `secs` seconds, `count` times or forever.
+fn watch_stats(
+    target: &Target,
+    pin_dir: &Path,
+    secs: u32,
+    count: Option<u32>,
+    json: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(secs > 0, "--watch needs at least 1 second");
+    let period = Duration::from_secs(u64::from(secs));
+    let mut before = read_stats(target, pin_dir)?;
+    let mut at = Instant::now();
+    let mut shown = 0u32;
+    while count.is_none_or(|c| shown < c) {
+        std::thread::sleep(period.saturating_sub(at.elapsed()));
+        let after = read_stats(target, pin_dir)?;
+        let now = Instant::now();
+        let rates = stats::rates(&before, &after, now.duration_since(at).as_secs_f64());
+        print::print_rates(&rates, json)?;
+        (before, at) = (after, now);
+        shown += 1;
+    }
+    Ok(())
 }
 
 /// With no agent holding `pin_dir`, say so on stderr (the output itself stays parseable).
@@ -170,7 +225,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 interface,
                 bridge,
                 access,
-                trunk,
+                trunk: trunk.map(|t| t.into_iter().flatten().collect()),
                 native,
                 macs,
                 attach,

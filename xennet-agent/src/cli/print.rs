@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use xennet_agent::{
+    control::ReloadReport,
     datapath::{FdbEntry, Port},
     stats::{self, PortCounters},
 };
@@ -76,7 +77,55 @@ pub fn print_stats(ports: &[PortCounters], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The one line `check` prints for a valid configuration.
-pub fn print_check(path: &std::path::Path, bridges: usize, ports: usize) {
-    println!("{}: ok ({bridges} bridges, {ports} ports)", path.display());
+/// Per-port rates of `stats --watch`: a table (then a blank line), or one JSON array a line.
+pub fn print_rates(ports: &[PortCounters], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(ports).context("encoding JSON")?);
+    } else {
+        println!("{}", stats::render_rates(ports));
+    }
+    Ok(())
+}
+
+/// What a reload changed: one line per kind of change, or JSON.
+pub fn print_reload(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&v);
+    }
+    let r: ReloadReport = serde_json::from_value(v).context("decoding the reload report")?;
+    let p = &r.ports;
+    let rows: [(&str, String); 6] = [
+        ("added", p.added.join(" ")),
+        ("removed", p.removed.join(" ")),
+        ("changed", p.changed.join(" ")),
+        (
+            "static MACs",
+            format!("+{} -{}", p.statics_added, p.statics_removed),
+        ),
+        ("settings", r.settings.join("; ")),
+        ("left out", p.failed.join("; ")),
+    ];
+    println!("{:<12} WHAT", "CHANGE");
+    for (what, list) in rows {
+        if !list.is_empty() && list != "+0 -0" {
+            println!("{what:<12} {list}");
+        }
+    }
+    Ok(())
+}
+
+/// `n` and `noun`, plural (`nouns`) when `n` is not 1: `1 bridge`, `2 bridges`.
+pub fn count(n: usize, noun: &str, nouns: &str) -> String {
+    format!("{n} {}", if n == 1 { noun } else { nouns })
+}
+
+/// The one line `check` prints for a valid configuration: the bridges and the port entries
+/// (exact names and rules) it holds, which `run` resolves against the interfaces present.
+pub fn print_check(path: &std::path::Path, bridges: usize, entries: usize) {
+    println!(
+        "{}: ok ({}, {} (exact names and rules))",
+        path.display(),
+        count(bridges, "bridge", "bridges"),
+        count(entries, "port entry", "port entries")
+    );
 }

@@ -41,10 +41,10 @@ use validate::Validator;
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// Not a regular file (a device, a FIFO, a directory…): it could be endless.
     #[error("cannot read config {path}: it is {kind}, not a regular file")]
@@ -80,8 +80,8 @@ impl Config {
             problems.dedup_by_key(|p| line_col(text, p.at).0);
             return Err(report(text, origin, problems));
         }
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| report(text, origin, vec![Problem::from_toml(&e)]))?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| report(text, origin, vec![Problem::structural(text, &e)]))?;
         let mut validator = Validator::new(text);
         let config = validator.config(&raw);
         let problems = validator.into_problems();
@@ -118,7 +118,7 @@ impl ReadError {
     fn named(self, path: &str) -> ConfigError {
         let path = report::cut(path).into_owned();
         match self {
-            ReadError::Io(source) => ConfigError::Read { path, source },
+            ReadError::Io(reason) => ConfigError::Read { path, reason },
             ReadError::NotRegular(kind) => ConfigError::NotRegular { path, kind },
             ReadError::TooLarge => ConfigError::TooLarge { path },
         }

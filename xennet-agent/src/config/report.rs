@@ -24,6 +24,93 @@ impl Problem {
             message: cut_values(e.message().trim().to_owned()),
         }
     }
+
+    /// A structural error (wrong type, unknown or missing key) of `text`: the message says
+    /// which bridge, port or table and which key, and names TOML types rather than Rust's.
+    pub(super) fn structural(text: &str, e: &toml::de::Error) -> Self {
+        let mut p = Self::from_toml(e);
+        let message = p
+            .message
+            .replace("expected i64", "expected an integer")
+            .replace("expected u32", "expected an integer")
+            .replace("expected u16", "expected an integer")
+            .replace("expected a boolean", "expected true or false");
+        // An unknown field names itself; a wrong type needs the key.
+        let with_key = !message.starts_with("unknown field");
+        p.message = match place(text, p.at, with_key) {
+            Some(place) => format!("{place}: {message}"),
+            None => message,
+        };
+        p
+    }
+}
+
+/// Where byte `at` of `text` is, worded as the validator's messages (`bridge "b", port
+/// "vif1.0"` then, `with_key`, the key in backquotes); `None` outside any table or on a table
+/// header.
+fn place(text: &str, at: usize, with_key: bool) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[line_start..line_end];
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+        .map(|k| format!("`{}`", cut(k)));
+    // Table headers up to the line, and the value of `name = ` / `interface = ` in a section.
+    let headers: Vec<(usize, &str)> = text[..line_end]
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain(std::iter::once(0))
+        .filter_map(|i| {
+            let l = text[i..].lines().next()?.trim();
+            l.starts_with('[').then_some((i, l))
+        })
+        .collect();
+    let mut headers = headers;
+    headers.sort_by_key(|(i, _)| *i);
+    let value_in = |start: usize, wanted: &str| -> Option<String> {
+        let body = &text[start..];
+        let body = body
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().starts_with('['));
+        for l in body {
+            if let Some((k, v)) = l.split_once('=')
+                && k.trim() == wanted
+            {
+                return Some(cut(v.trim()).into_owned());
+            }
+        }
+        None
+    };
+    let (start, header) = *headers.last()?;
+    let bridge = || {
+        headers
+            .iter()
+            .rev()
+            .find(|(_, h)| *h == "[[bridge]]")
+            .map(|(i, _)| format!("bridge {}", value_in(*i, "name").unwrap_or_default()))
+    };
+    let table = match header {
+        "[[bridge]]" => bridge()?,
+        "[[bridge.port]]" => format!(
+            "{}, port {}",
+            bridge()?,
+            value_in(start, "interface").unwrap_or_default()
+        ),
+        "[bridge.host]" => format!("{}, host port", bridge()?),
+        other => other.to_owned(),
+    };
+    // A header line is its own context.
+    if line_start <= start {
+        return None;
+    }
+    Some(match key {
+        Some(k) if with_key => format!("{table}: {k}"),
+        _ => table,
+    })
 }
 
 /// Sort problems into file order and format them as `file:line:col: message`; past

@@ -7,10 +7,11 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 use xennet_agent::{
     config::Config,
-    control::{PortAdd, Request, Response},
+    control::{PortAdd, ReloadReport, Request, Response},
     datapath::{Changes, Datapath, Port},
     netlink::Netlink,
     resolve::{RuntimePorts, ethernet_only, resolve, runtime_port},
+    stats::{self, PortCounters},
 };
 
 /// The running agent: its datapath, config, run-time ports and netlink handle.
@@ -293,39 +294,99 @@ impl Agent {
     }
 
     /// Reload, counted for `/metrics`.
-    pub(super) async fn reload(&mut self) -> anyhow::Result<Changes> {
+    pub(super) async fn reload(&mut self) -> anyhow::Result<ReloadReport> {
         let result = self.reload_config().await;
         xennet_agent::metrics::note_reload(result.is_ok());
         result
     }
 
-    async fn reload_config(&mut self) -> anyhow::Result<Changes> {
+    async fn reload_config(&mut self) -> anyhow::Result<ReloadReport> {
         let mut cfg = Config::load(&self.config_path).with_context(|| {
             format!("{} is invalid; nothing changed", self.config_path.display())
         })?;
+        let mut settings = settings_changed(&self.cfg, &cfg);
         // Pin directory, socket and FDB size are fixed for the life of the process.
         if cfg.fdb_max_entries != self.cfg.fdb_max_entries {
             warn!("fdb_max_entries changes take effect at the next start");
+            settings.push(format!(
+                "fdb_max_entries: {} -> {} (at the next start)",
+                self.cfg.fdb_max_entries, cfg.fdb_max_entries
+            ));
+        }
+        for (key, old, new) in [
+            ("pin_dir", &self.cfg.pin_dir, &cfg.pin_dir),
+            ("socket", &self.cfg.socket, &cfg.socket),
+        ] {
+            if old != new {
+                settings.push(format!(
+                    "{key}: {} -> {} (at the next start)",
+                    old.display(),
+                    new.display()
+                ));
+            }
         }
         cfg.pin_dir.clone_from(&self.cfg.pin_dir);
         cfg.socket.clone_from(&self.cfg.socket);
         cfg.fdb_max_entries = self.cfg.fdb_max_entries;
-        let changes = self.apply(cfg).await?;
-        info!(?changes, "configuration reloaded");
-        Ok(changes)
+        let ports = self.apply(cfg).await?;
+        info!(changes = ?ports, ?settings, "configuration reloaded");
+        Ok(ReloadReport { ports, settings })
+    }
+
+    /// `reload` asked for `-c FILE`: refused unless FILE is the file this agent runs with.
+    fn same_file(&self, asked: Option<&Path>) -> anyhow::Result<()> {
+        let Some(asked) = asked else { return Ok(()) };
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if canon(asked) != canon(&self.config_path) {
+            anyhow::bail!(
+                "the agent runs with {}, not {}: it re-reads its own file (start it with the                  other one to use that); nothing changed",
+                self.config_path.display(),
+                asked.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// The counters of every port, with this namespace's interface names and the bridges'.
+    fn stats(&self) -> anyhow::Result<Vec<PortCounters>> {
+        let mut all = stats::read(&self.cfg.pin_dir)?;
+        let ports = self.dp.ports();
+        for c in &mut all {
+            if let Some(p) = ports.iter().find(|p| p.ifindex == c.ifindex) {
+                c.bridge.clone_from(&p.bridge);
+            }
+        }
+        Ok(all)
     }
 
     /// Carry out a control request.
     pub(super) async fn answer(&mut self, req: Request) -> Response {
         match req {
-            Request::Fdb { bridge } => match self.dp.fdb_entries(bridge.as_deref()) {
+            Request::Fdb { bridge } => {
+                if let Some(b) = &bridge
+                    && !self.cfg.bridges.iter().any(|x| &x.name == b)
+                {
+                    let names: Vec<&str> =
+                        self.cfg.bridges.iter().map(|x| x.name.as_str()).collect();
+                    let e = anyhow::anyhow!("no bridge {b:?} (bridges: {})", names.join(", "));
+                    return Response::err(&e);
+                }
+                match self.dp.fdb_entries(bridge.as_deref()) {
+                    Ok(v) => Response::ok(&v),
+                    Err(e) => Response::err(&e),
+                }
+            }
+            Request::Ports => Response::ok(&self.dp.ports()),
+            Request::Stats => match self.stats() {
                 Ok(v) => Response::ok(&v),
                 Err(e) => Response::err(&e),
             },
-            Request::Ports => Response::ok(&self.dp.ports()),
-            Request::Reload => match self.reload().await {
-                Ok(c) => Response::ok(&c),
+            Request::Reload { config } => match self.same_file(config.as_deref()) {
                 Err(e) => Response::err(&e),
+                Ok(()) => match self.reload().await {
+                    Ok(c) => Response::ok(&c),
+                    Err(e) => Response::err(&e),
+                },
             },
             Request::PortAdd(req) => match self.port_add(&req).await {
                 Ok(c) => Response::ok(&c),
@@ -337,6 +398,40 @@ impl Agent {
             },
         }
     }
+}
+
+/// The bridge settings that differ between `old` and `new`, as `bridge B: key: old -> new`.
+fn settings_changed(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in &new.bridges {
+        let Some(o) = old.bridges.iter().find(|o| o.name == n.name) else {
+            continue;
+        };
+        let mtu = |m: Option<u32>| m.map_or_else(|| "unset".to_owned(), |m| m.to_string());
+        for (key, was, is) in [
+            (
+                "fdb_aging_secs",
+                o.fdb_aging_secs.to_string(),
+                n.fdb_aging_secs.to_string(),
+            ),
+            (
+                "tpid",
+                format!("{:#06x}", o.tpid),
+                format!("{:#06x}", n.tpid),
+            ),
+            ("mtu", mtu(o.mtu), mtu(n.mtu)),
+            (
+                "allow_mtu_mismatch",
+                o.allow_mtu_mismatch.to_string(),
+                n.allow_mtu_mismatch.to_string(),
+            ),
+        ] {
+            if was != is {
+                out.push(format!("bridge {:?}: {key}: {was} -> {is}", n.name));
+            }
+        }
+    }
+    out
 }
 
 /// A configuration of no bridges, with `cfg`'s agent settings.

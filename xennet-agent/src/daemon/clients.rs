@@ -70,7 +70,21 @@ async fn serve(mut conn: UnixStream, jobs: mpsc::Sender<Job>) {
         }
     };
     if let Err(e) = control::write_response(&mut conn, &resp).await {
-        warn!(error = %format!("{e:#}"), "control client");
+        // A client that went away before its answer (a second agent probing whether the
+        // socket is live does just that) is no concern of the operator's.
+        let gone = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                )
+            })
+        });
+        if gone {
+            debug!(error = %format!("{e:#}"), "control client went away before its answer");
+        } else {
+            warn!(error = %format!("{e:#}"), "control client");
+        }
     }
 }
 

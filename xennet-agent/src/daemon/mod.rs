@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use sd_notify::NotifyState;
 use tokio::{
     net::UnixListener,
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     time::{Interval, MissedTickBehavior},
 };
 use tracing::{info, warn};
@@ -95,13 +95,20 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     xennet_agent::metrics::start(&agent.cfg);
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");
+    // Handlers in place before anyone is told we are ready: a SIGTERM right after "ready" must
+    // stop the agent as any other does, not kill it with the socket file left behind.
+    let signals = Signals::new()?;
     // A line on stdout that scripts and tests wait for, and READY=1 for systemd.
-    println!("xennet-agent: ready ({bridges} bridges, {ports} ports)");
+    println!(
+        "xennet-agent: ready ({}, {} attached)",
+        crate::cli::print::count(bridges, "bridge", "bridges"),
+        crate::cli::print::count(ports, "port", "ports")
+    );
     notify(&[
         NotifyState::Ready,
         NotifyState::Status(&format!("forwarding: {bridges} bridges, {ports} ports")),
     ]);
-    event_loop(&mut agent, &listener, &mut watch).await?;
+    event_loop(&mut agent, &listener, &mut watch, signals).await?;
     drop(agent);
     Ok(())
 }
@@ -122,15 +129,36 @@ fn watchdog_ticker() -> (bool, Interval) {
     }
 }
 
+/// The signals the event loop serves.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Install the handlers (from now on these signals are queued, not fatal).
+    fn new() -> anyhow::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        })
+    }
+}
+
 /// Serve events until SIGINT or SIGTERM; an error only when the link watch ends.
 async fn event_loop(
     agent: &mut Agent,
     listener: &UnixListener,
     watch: &mut LinkWatch,
+    signals: Signals,
 ) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let mut period = aging_tick(&agent.cfg);
     let mut tick = ticker(period);
     let (clients, mut jobs) = Clients::new();

@@ -121,7 +121,7 @@ pub struct FdbEntry {
 }
 
 /// What a reconcile changed.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Changes {
     /// Ports attached.
     pub added: Vec<String>,

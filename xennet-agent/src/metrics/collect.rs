@@ -157,8 +157,9 @@ impl Snapshot {
             let known = agent
                 .iter()
                 .find(|p| p.ifindex == c.ifindex && c.ifindex != 0);
-            if let Some(p) = known {
-                bridge_names.insert(c.bridge, p.bridge.clone());
+            // The pinned maps name a bridge by its id; the agent knows its name.
+            if let (Some(p), Ok(id)) = (known, c.bridge.parse::<u32>()) {
+                bridge_names.insert(id, p.bridge.clone());
             }
             let mut values = [0u64; STAT_COUNT];
             for s in Stat::ALL {
@@ -173,7 +174,7 @@ impl Snapshot {
                 bridge: if c.ifindex == 0 {
                     String::new()
                 } else {
-                    known.map_or_else(|| c.bridge.to_string(), |p| p.bridge.clone())
+                    known.map_or_else(|| c.bridge.clone(), |p| p.bridge.clone())
                 },
                 attach: known.map(|p| p.attached.clone()).unwrap_or_default(),
                 counters: values,

@@ -272,14 +272,14 @@ fn structural_and_syntax_errors_carry_line_and_column() {
             "unknown [agent] key",
             "[agent]\npin-dir = \"/x\"\n",
             &[
-                "t.toml:2:1: unknown field `pin-dir`, expected one of `pin_dir`, `socket`, `fdb_max_entries`, `metrics`",
+                "t.toml:2:1: [agent]: unknown field `pin-dir`, expected one of `pin_dir`, `socket`, `fdb_max_entries`, `metrics`",
             ],
         ),
         (
             "unknown bridge key",
             "[[bridge]]\nname = \"b\"\ntpid = 0x8100\n",
             &[
-                "t.toml:3:1: unknown field `tpid`, expected one of `name`, `vlan_protocol`, `fdb_aging_secs`, `mtu`, `allow_mtu_mismatch`, `port`, `host`",
+                "t.toml:3:1: bridge \"b\": unknown field `tpid`, expected one of `name`, `vlan_protocol`, `fdb_aging_secs`, `mtu`, `allow_mtu_mismatch`, `port`, `host`",
             ],
         ),
         (
@@ -290,13 +290,15 @@ fn structural_and_syntax_errors_carry_line_and_column() {
         (
             "access as a string",
             "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth0\"\naccess = \"10\"\n",
-            &["t.toml:5:10: invalid type: string \"10\", expected i64"],
+            &[
+                "t.toml:5:10: bridge \"b\", port \"eth0\": `access`: invalid type: string \"10\", expected an integer",
+            ],
         ),
         (
             "trunk item of the wrong type",
             "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth0\"\ntrunk = [1, 2.5]\n",
             &[
-                "t.toml:5:13: invalid type: floating point `2.5`, expected a VLAN id (integer) or a range \"A-B\" (string)",
+                "t.toml:5:13: bridge \"b\", port \"eth0\": `trunk`: invalid type: floating point `2.5`, expected a VLAN id (integer) or a range \"A-B\" (string)",
             ],
         ),
         (
@@ -391,7 +393,7 @@ fn new_structural_errors() {
             "host as a string",
             "[[bridge]]\nname = \"b\"\nhost = \"mgmt0\"\n",
             &[
-                "t.toml:3:8: invalid type: string \"mgmt0\", expected a table (write \
+                "t.toml:3:8: bridge \"b\": `host`: invalid type: string \"mgmt0\", expected a table (write \
                    [bridge.host] with single brackets: a bridge has at most one host port)",
             ],
         ),
@@ -399,7 +401,7 @@ fn new_structural_errors() {
             "unknown host key",
             "[[bridge]]\nname = \"b\"\n[bridge.host]\ninterface = \"h\"\naccess = 1\nattach = \"xdp\"\n",
             &[
-                "t.toml:6:1: unknown field `attach`, expected one of `interface`, `peer`, \
+                "t.toml:6:1: bridge \"b\", host port: unknown field `attach`, expected one of `interface`, `peer`, \
                    `access`, `trunk`, `native_vlan`, `addresses`, `mac`, `mac_limit`",
             ],
         ),
@@ -411,22 +413,28 @@ fn new_structural_errors() {
         (
             "addresses as a string",
             "[[bridge]]\nname = \"b\"\n[bridge.host]\ninterface = \"h\"\naccess = 1\naddresses = \"10.0.0.1/24\"\n",
-            &["t.toml:6:13: invalid type: string \"10.0.0.1/24\", expected a sequence"],
+            &[
+                "t.toml:6:13: bridge \"b\", host port: `addresses`: invalid type: string \"10.0.0.1/24\", expected a sequence",
+            ],
         ),
         (
             "fdb_aging_secs as a float",
             "[[bridge]]\nname = \"b\"\nfdb_aging_secs = 1.5\n",
-            &["t.toml:3:18: invalid type: floating point `1.5`, expected i64"],
+            &[
+                "t.toml:3:18: bridge \"b\": `fdb_aging_secs`: invalid type: floating point `1.5`, expected an integer",
+            ],
         ),
         (
             "mac_limit as a string",
             "[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"eth0\"\naccess = 1\nmac_limit = \"1\"\n",
-            &["t.toml:6:13: invalid type: string \"1\", expected i64"],
+            &[
+                "t.toml:6:13: bridge \"b\", port \"eth0\": `mac_limit`: invalid type: string \"1\", expected an integer",
+            ],
         ),
         (
             "socket as an integer",
             "[agent]\nsocket = 1\n",
-            &["t.toml:2:10: invalid type: integer `1`, expected a string"],
+            &["t.toml:2:10: [agent]: `socket`: invalid type: integer `1`, expected a string"],
         ),
     ];
     for &(what, text, expected) in cases {

@@ -57,7 +57,7 @@ fn invalid_examples_report_line_and_field() {
             "examples/invalid/unknown-key.toml",
             include_str!("../../../../examples/invalid/unknown-key.toml"),
             &[
-                "examples/invalid/unknown-key.toml:7:1: unknown field `vlan`, expected one of \
+                "examples/invalid/unknown-key.toml:7:1: bridge \"trunk\", port \"vif1.0\": unknown field `vlan`, expected one of \
                    `interface`, `access`, `trunk`, `native_vlan`, `attach`, `macs`, `mac_limit`",
             ],
         ),
@@ -207,9 +207,9 @@ fn load_reads_files_and_reports_read_errors() {
 
     let missing = dir.join("missing.toml");
     match Config::load(&missing) {
-        Err(ConfigError::Read { path, source }) => {
+        Err(ConfigError::Read { path, reason }) => {
             assert_eq!(path, missing.display().to_string());
-            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(reason.kind(), std::io::ErrorKind::NotFound);
         }
         other => panic!("expected a read error, got {other:?}"),
     }
