@@ -95,32 +95,20 @@ impl Datapath {
             .values()
             .map(|p| (p.public.ifindex, p.public.interface.as_str()))
             .collect();
-        let now = monotonic_ns();
-        let mut out = Vec::new();
-        for item in &fdb {
-            let (k, v) = item.context("iterating XN_FDB")?;
-            let bname = names
-                .get(&k.bridge)
-                .map_or_else(|| format!("#{}", k.bridge), |n| (*n).to_string());
-            if bridge.is_some_and(|b| b != bname) {
-                continue;
-            }
-            let is_static = v.flags & FDB_STATIC != 0;
-            #[expect(clippy::cast_precision_loss, reason = "ages in seconds")]
-            let age = (!is_static).then(|| now.saturating_sub(v.last_seen_ns) as f64 / 1e9);
-            out.push(FdbEntry {
-                bridge: bname,
-                mac: fmt_mac(k.mac),
-                vlan: k.vlan,
-                port: ports
-                    .get(&v.ifindex)
-                    .map_or_else(|| format!("ifindex {}", v.ifindex), |n| (*n).to_string()),
-                is_static,
-                age_secs: age,
-            });
-        }
-        out.sort_by(|a, b| (&a.bridge, a.vlan, &a.mac).cmp(&(&b.bridge, b.vlan, &b.mac)));
-        Ok(out)
+        list_fdb(
+            &fdb,
+            bridge,
+            |id| {
+                names
+                    .get(&id)
+                    .map_or_else(|| format!("#{id}"), |n| (*n).to_string())
+            },
+            |idx| {
+                ports
+                    .get(&idx)
+                    .map_or_else(|| format!("ifindex {idx}"), |n| (*n).to_string())
+            },
+        )
     }
 
     /// Remove learned entries not seen for longer than their bridge's aging time; returns
@@ -210,4 +198,37 @@ fn link_mac(name: &str) -> anyhow::Result<[u8; 6]> {
         *dst = src.to_ne_bytes()[0];
     }
     Ok(mac)
+}
+
+/// The entries of an `XN_FDB` map as `fdb show` lists them, sorted by bridge, VLAN and MAC; only
+/// bridge `only` when given. Bridge and port names come from the caller (the agent's own, or
+/// those a reader without the agent can find).
+pub(super) fn list_fdb<M: std::borrow::Borrow<MapData>>(
+    fdb: &HashMap<M, FdbKey, FdbVal>,
+    only: Option<&str>,
+    bridge_name: impl Fn(u32) -> String,
+    port_name: impl Fn(u32) -> String,
+) -> anyhow::Result<Vec<FdbEntry>> {
+    let now = monotonic_ns();
+    let mut out = Vec::new();
+    for item in fdb {
+        let (k, v) = item.context("iterating XN_FDB")?;
+        let bname = bridge_name(k.bridge);
+        if only.is_some_and(|b| b != bname) {
+            continue;
+        }
+        let is_static = v.flags & FDB_STATIC != 0;
+        #[expect(clippy::cast_precision_loss, reason = "ages in seconds")]
+        let age = (!is_static).then(|| now.saturating_sub(v.last_seen_ns) as f64 / 1e9);
+        out.push(FdbEntry {
+            bridge: bname,
+            mac: fmt_mac(k.mac),
+            vlan: k.vlan,
+            port: port_name(v.ifindex),
+            is_static,
+            age_secs: age,
+        });
+    }
+    out.sort_by(|a, b| (&a.bridge, a.vlan, &a.mac).cmp(&(&b.bridge, b.vlan, &b.mac)));
+    Ok(out)
 }

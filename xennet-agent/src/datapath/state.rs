@@ -13,9 +13,9 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::maps::{HashMap, Map, MapData};
 use serde::{Deserialize, Serialize};
-use xennet_common::maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB};
+use xennet_common::maps::{FdbKey, FdbVal, MAP_FDB};
 
-use super::{Attached, FdbEntry, fmt_mac, monotonic_ns};
+use super::{Attached, FdbEntry};
 use crate::{control::PortAdd, stats::ifname};
 
 /// Where the lock and state files live (tmpfs, like bpffs: both go at reboot).
@@ -185,30 +185,16 @@ pub fn offline_fdb(pin_dir: &Path, bridge: Option<&str>) -> anyhow::Result<Vec<F
     let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
     let fdb: HashMap<MapData, FdbKey, FdbVal> =
         HashMap::try_from(Map::from_map_data(data).context("XN_FDB")?).context("XN_FDB type")?;
-    let now = monotonic_ns();
-    let mut out = Vec::new();
-    for item in &fdb {
-        let (k, v) = item.context("iterating XN_FDB")?;
-        let bname = names
-            .get(&k.bridge)
-            .map_or_else(|| format!("#{}", k.bridge), |n| (*n).clone());
-        if bridge.is_some_and(|b| b != bname) {
-            continue;
-        }
-        let is_static = v.flags & FDB_STATIC != 0;
-        #[expect(clippy::cast_precision_loss, reason = "ages in seconds")]
-        let age = (!is_static).then(|| now.saturating_sub(v.last_seen_ns) as f64 / 1e9);
-        out.push(FdbEntry {
-            bridge: bname,
-            mac: fmt_mac(k.mac),
-            vlan: k.vlan,
-            port: ifname(v.ifindex),
-            is_static,
-            age_secs: age,
-        });
-    }
-    out.sort_by(|a, b| (&a.bridge, a.vlan, &a.mac).cmp(&(&b.bridge, b.vlan, &b.mac)));
-    Ok(out)
+    super::fdb::list_fdb(
+        &fdb,
+        bridge,
+        |id| {
+            names
+                .get(&id)
+                .map_or_else(|| format!("#{id}"), |n| (*n).clone())
+        },
+        ifname,
+    )
 }
 
 #[cfg(test)]
