@@ -506,6 +506,7 @@ const fn access(name: &'static str, macs: &'static [(Mac, Option<u16>)]) -> Port
         mac_limit: Some(0),
         macs,
         tc: false,
+        sec: None,
     }
 }
 

@@ -15,6 +15,7 @@ use crate::{
     VLAN_MAX, VLAN_VID_MASK,
     maps::{
         FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PortConf,
+        SEC_ON,
     },
     stats::{PortStats, Stat},
 };
@@ -36,6 +37,13 @@ pub trait Frame {
     /// (TC programs: `skb->vlan_present`). XDP sees every tag in the bytes.
     fn offloaded_tag(&self) -> Option<(u16, u16)> {
         None
+    }
+
+    /// Make the first `n` bytes readable by [`Frame::load`] if the frame has them (TC: the
+    /// linear part of an skb may hold only its first headers). XDP and the host see every
+    /// header already.
+    fn pull(&self, n: usize) {
+        let _ = n;
     }
 }
 
@@ -99,6 +107,7 @@ pub const REFRESH_NS: u64 = 1_000_000_000;
 
 mod parse;
 pub use parse::{EthHdr, ParseError, Tag, parse};
+pub mod security;
 
 /// What happens to the outer tag on the way out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,10 +282,19 @@ fn decide_on<F: Frame, T: Tables>(f: &F, t: &T, port: &PortConf, ingress: u32) -
         return Decision::new(Drop, Stat::DropNestedTag, slot, vlan);
     }
 
-    // Learn where the source lives (Linux bridge order: learn, then forward).
-    let learn = match learn(t, port, ingress, &hdr.src, vlan) {
-        Ok(l) => l,
-        Err(reason) => return Decision::new(Drop, reason, slot, vlan),
+    // Port security first: a secured port's source is one of its static MACs, so there is
+    // nothing to learn. Otherwise learn where the source lives (Linux bridge order: learn,
+    // then forward).
+    let learn = if port.sec.flags & SEC_ON != 0 {
+        if let Err(reason) = security::check(f, t, port, ingress, &security::L2::of(&hdr, vlan)) {
+            return Decision::new(Drop, reason, slot, vlan);
+        }
+        None
+    } else {
+        match learn(t, port, ingress, &hdr.src, vlan) {
+            Ok(l) => l,
+            Err(reason) => return Decision::new(Drop, reason, slot, vlan),
+        }
     };
     let mut d = forward(t, port, ingress, &hdr, vlan, pcp_dei, tagged);
     d.learn = learn;

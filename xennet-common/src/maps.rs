@@ -109,6 +109,8 @@ pub struct PortConf {
     pub ifindex: u32,
     /// Bit `v` set = the port carries VLAN `v` (the pvid included).
     pub vlans: [u8; VLAN_BITMAP_BYTES],
+    /// Port security (issue 13): what a guest on this port may send; [`PortSec::OFF`] = off.
+    pub sec: PortSec,
 }
 
 impl PortConf {
@@ -126,6 +128,7 @@ impl PortConf {
             max_learned: 0,
             ifindex: 0,
             vlans: [0; VLAN_BITMAP_BYTES],
+            sec: PortSec::OFF,
         };
         if pvid != 0 {
             p.pvid = pvid;
@@ -151,6 +154,201 @@ impl PortConf {
             Some(b) => b & (1 << (v & 7)) != 0,
             None => false,
         }
+    }
+}
+
+// ---- Port security (issue 13): the `sec` block of `PortConf` -------------------------------
+
+/// Port security is on: `fwd::security` checks every frame from the port (source MAC among the
+/// port's static MACs, ethertype allow-list, ARP, IPv4, IPv6 and ND checks, DHCP-server and RA
+/// guard).
+pub const SEC_ON: u8 = 1;
+/// IPv4 sources and ARP sender addresses must be in [`PortSec::v4`] (the port has IPv4
+/// addresses configured; without any, IPv4 sources are not checked, as Xen does without `ip=`).
+pub const SEC_V4: u8 = 2;
+/// IPv6 sources (link-local aside) and ND targets must be in [`PortSec::v6`].
+pub const SEC_V6: u8 = 4;
+/// DHCP server messages (UDP source port 67, `DHCPv6` 547) from the port are allowed.
+pub const SEC_DHCP_SERVER: u8 = 8;
+/// Router advertisements and redirects (`ICMPv6` 134, 137) from the port are allowed.
+pub const SEC_RA: u8 = 16;
+
+/// Most IPv4 prefixes per port.
+pub const SEC_MAX_V4: usize = 8;
+/// Most IPv6 prefixes per port.
+pub const SEC_MAX_V6: usize = 8;
+/// Most allowed ethertypes per port.
+pub const SEC_MAX_ETHERTYPES: usize = 8;
+
+/// An IPv4 prefix: `addr & mask == net`, both as the big-endian address read into a `u32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Prefix4 {
+    /// The network, masked.
+    pub net: u32,
+    /// The mask.
+    pub mask: u32,
+}
+
+/// An IPv6 prefix, as four big-endian `u32` words: `addr[i] & mask[i] == net[i]` for all `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Prefix6 {
+    /// The network, masked.
+    pub net: [u32; 4],
+    /// The mask.
+    pub mask: [u32; 4],
+}
+
+/// What port security enforces on one port (340 bytes, at the end of [`PortConf`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct PortSec {
+    /// `SEC_*` bits; 0 = port security off.
+    pub flags: u8,
+    /// Entries used in `v4`.
+    pub n_v4: u8,
+    /// Entries used in `v6`.
+    pub n_v6: u8,
+    /// Entries used in `ethertypes`.
+    pub n_eth: u8,
+    /// Ethertypes a frame from the port may carry (after its VLAN tags).
+    pub ethertypes: [u16; SEC_MAX_ETHERTYPES],
+    /// The port's IPv4 addresses and prefixes.
+    pub v4: [Prefix4; SEC_MAX_V4],
+    /// The port's IPv6 addresses and prefixes.
+    pub v6: [Prefix6; SEC_MAX_V6],
+}
+
+impl PortSec {
+    /// Port security off.
+    pub const OFF: PortSec = PortSec {
+        flags: 0,
+        n_v4: 0,
+        n_v6: 0,
+        n_eth: 0,
+        ethertypes: [0; SEC_MAX_ETHERTYPES],
+        v4: [Prefix4 { net: 0, mask: 0 }; SEC_MAX_V4],
+        v6: [Prefix6 {
+            net: [0; 4],
+            mask: [0; 4],
+        }; SEC_MAX_V6],
+    };
+
+    /// Add the IPv4 prefix `addr/len` (sets [`SEC_V4`]); false when the table is full.
+    pub fn add_v4(&mut self, addr: [u8; 4], len: u8) -> bool {
+        let Some(e) = self.v4.get_mut(usize::from(self.n_v4)) else {
+            return false;
+        };
+        let mask = if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(len.min(32)))
+        };
+        *e = Prefix4 {
+            net: u32::from_be_bytes(addr) & mask,
+            mask,
+        };
+        self.n_v4 += 1;
+        self.flags |= SEC_V4;
+        true
+    }
+
+    /// Add the IPv6 prefix `addr/len` (sets [`SEC_V6`]); false when the table is full.
+    pub fn add_v6(&mut self, addr: [u8; 16], len: u8) -> bool {
+        let Some(e) = self.v6.get_mut(usize::from(self.n_v6)) else {
+            return false;
+        };
+        let mut p = Prefix6 {
+            net: [0; 4],
+            mask: [0; 4],
+        };
+        let len = u32::from(len.min(128));
+        let mut first_bit = 0;
+        for i in 0..4 {
+            let bits = len.saturating_sub(first_bit).min(32);
+            first_bit += 32;
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let w = u32::from_be_bytes([addr[4 * i], addr[4 * i + 1], addr[4 * i + 2], addr[4 * i + 3]]);
+            p.mask[i] = mask;
+            p.net[i] = w & mask;
+        }
+        *e = p;
+        self.n_v6 += 1;
+        self.flags |= SEC_V6;
+        true
+    }
+
+    /// Allow ethertype `t`; false when the list is full.
+    pub fn add_ethertype(&mut self, t: u16) -> bool {
+        let Some(e) = self.ethertypes.get_mut(usize::from(self.n_eth)) else {
+            return false;
+        };
+        *e = t;
+        self.n_eth += 1;
+        true
+    }
+
+    /// Whether `src` (a big-endian IPv4 address read into a `u32`) is in one of the prefixes.
+    #[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
+    #[inline(always)]
+    #[must_use]
+    pub fn owns_v4(&self, src: u32) -> bool {
+        let mut i = 0;
+        while i < SEC_MAX_V4 {
+            if i >= usize::from(self.n_v4) {
+                return false;
+            }
+            if let Some(p) = self.v4.get(i) {
+                if src & p.mask == p.net {
+                    return true;
+                }
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether `a` (four big-endian words) is in one of the IPv6 prefixes.
+    #[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
+    #[inline(always)]
+    #[must_use]
+    pub fn owns_v6(&self, a: &[u32; 4]) -> bool {
+        let mut i = 0;
+        while i < SEC_MAX_V6 {
+            if i >= usize::from(self.n_v6) {
+                return false;
+            }
+            if let Some(p) = self.v6.get(i) {
+                if a[0] & p.mask[0] == p.net[0]
+                    && a[1] & p.mask[1] == p.net[1]
+                    && a[2] & p.mask[2] == p.net[2]
+                    && a[3] & p.mask[3] == p.net[3]
+                {
+                    return true;
+                }
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether a frame may carry ethertype `t`.
+    #[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
+    #[inline(always)]
+    #[must_use]
+    pub fn allows_ethertype(&self, t: u16) -> bool {
+        let mut i = 0;
+        while i < SEC_MAX_ETHERTYPES {
+            if i >= usize::from(self.n_eth) {
+                return false;
+            }
+            if self.ethertypes.get(i) == Some(&t) {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 }
 
@@ -192,6 +390,7 @@ mod pod {
     unsafe impl aya::Pod for super::FdbKey {}
     unsafe impl aya::Pod for super::FdbVal {}
     unsafe impl aya::Pod for super::MemberKey {}
+    unsafe impl aya::Pod for super::PortSec {}
 }
 
 impl FdbVal {
@@ -213,7 +412,8 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(size_of::<PortConf>(), 24 + VLAN_BITMAP_BYTES);
+        assert_eq!(size_of::<PortSec>(), 4 + 16 + 64 + 256);
+        assert_eq!(size_of::<PortConf>(), 24 + VLAN_BITMAP_BYTES + size_of::<PortSec>());
         assert_eq!(align_of::<PortConf>(), 4);
         assert_eq!(size_of::<FdbKey>(), 12);
         assert_eq!(size_of::<FdbVal>(), 16);

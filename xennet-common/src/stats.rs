@@ -120,6 +120,28 @@ stats! {
     /// A priority-tagged frame (on an access port, or on a trunk's native VLAN) that carries
     /// another tag of the bridge's TPID behind it: VLAN hopping, never forwarded.
     DropNestedTag = 27, "drop_nested_tag", Drop;
+    // ---- Port security (issue 13): only on ports with `security` on; docs/security.md.
+    /// Source MAC not one of the secured port's static MACs (in the frame's VLAN).
+    DropSpoofMac = 28, "drop_spoof_mac", Drop;
+    /// IPv4 source not one of the port's addresses (or 0.0.0.0 outside a DHCP client's
+    /// UDP 68 → 67).
+    DropSpoofIp4 = 29, "drop_spoof_ip4", Drop;
+    /// IPv6 source neither one of the port's addresses nor link-local (or :: outside DAD).
+    DropSpoofIp6 = 30, "drop_spoof_ip6", Drop;
+    /// ARP sender MAC not the frame's source, or sender address not the port's.
+    DropSpoofArp = 31, "drop_spoof_arp", Drop;
+    /// Neighbour advertisement (or DAD solicitation) for an address that is not the port's.
+    DropSpoofNd = 32, "drop_spoof_nd", Drop;
+    /// DHCP server message (UDP source port 67, or `DHCPv6` 547) from a port without
+    /// `allow_dhcp_server`.
+    DropDhcpServer = 33, "drop_dhcp_server", Drop;
+    /// Router advertisement or redirect (`ICMPv6` 134, 137) from a port without `allow_ra`.
+    DropRouterAdv = 34, "drop_router_adv", Drop;
+    /// Ethertype not in the port's `allow_ethertypes`.
+    DropEthertype = 35, "drop_ethertype", Drop;
+    /// An ARP, IPv4 or IPv6 header the checks need is cut short or invalid, an IPv4 fragment
+    /// at offset 8 (RFC 1858), or more IPv6 extension headers than the checks walk.
+    DropSecMalformed = 36, "drop_sec_malformed", Drop;
 }
 
 // The indices are the positions in the list: `ALL[i] as usize == i`.
@@ -216,7 +238,7 @@ mod tests {
 
     #[test]
     fn the_list_covers_every_index_and_drops_are_named_drop() {
-        assert_eq!(STAT_COUNT, 28);
+        assert_eq!(STAT_COUNT, 37);
         let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
         assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
         for s in Stat::ALL {
@@ -242,6 +264,7 @@ mod tests {
         assert_eq!(Stat::LearnTableFull as u32, 26);
         assert_eq!(Stat::LearnTableFull.name(), "learn_table_full");
         assert_eq!(Stat::DropNestedTag as u32, 27);
+        assert_eq!(Stat::DropSecMalformed as u32, 36);
     }
 
     #[test]

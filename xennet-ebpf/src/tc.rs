@@ -85,6 +85,20 @@ impl Frame for TcFrame<'_> {
     }
 
     #[inline(always)]
+    fn pull(&self, n: usize) {
+        // Port security reads past the Ethernet header: make up to `n` bytes linear when the
+        // skb has them and its linear part is shorter (a GSO skb's headers, usually).
+        let linear = self.0.data_end().saturating_sub(self.0.data());
+        let total = self.0.len() as usize;
+        if linear < n && total > linear {
+            #[expect(clippy::cast_possible_truncation, reason = "n is a small header length")]
+            let want = total.min(n) as u32;
+            // SAFETY: helper on the program's own skb; `load` re-reads data/data_end.
+            unsafe { bpf_skb_pull_data(self.skb(), want) };
+        }
+    }
+
+    #[inline(always)]
     fn offloaded_tag(&self) -> Option<(u16, u16)> {
         // SAFETY: reading fields of the program's own context.
         let (present, tci, proto) = unsafe {

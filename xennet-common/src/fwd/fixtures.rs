@@ -18,6 +18,7 @@ pub mod extra;
 pub mod host;
 pub mod hostile;
 pub mod lab;
+pub mod portsec;
 pub mod story;
 pub mod table;
 

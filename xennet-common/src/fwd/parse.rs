@@ -46,6 +46,22 @@ pub enum ParseError {
     Truncated,
 }
 
+impl EthHdr {
+    /// Offset of the L3 header: after the MACs, the in-band tags and the ethertype (14, 18 or
+    /// 22).
+    #[must_use]
+    pub const fn l3_off(&self) -> usize {
+        let mut off = crate::ETH_HLEN;
+        if self.outer.is_some() && !self.outer_offloaded {
+            off += crate::VLAN_HLEN;
+        }
+        if self.inner.is_some() {
+            off += crate::VLAN_HLEN;
+        }
+        off
+    }
+}
+
 const fn is_vlan_tpid(t: u16) -> bool {
     t == ETH_P_8021Q || t == ETH_P_8021AD
 }

@@ -119,11 +119,13 @@ fn fixture_rows_cover_every_core_outcome() {
     let story = fixtures::story::learning_story();
     let rows = fixtures::table::main_table();
     let hostile = fixtures::hostile::hostile_table();
+    let portsec = fixtures::portsec::portsec_table();
     let mut covered: Vec<Stat> = Vec::new();
     for r in rows
         .iter()
         .chain(story.iter().map(|s| &s.row))
         .chain(&hostile)
+        .chain(&portsec)
     {
         covered.push(r.stat);
         covered.extend(r.learn);
@@ -147,6 +149,23 @@ fn fixture_hostile_table_on_the_host() {
     let rows = fixtures::hostile::hostile_table();
     fixtures::run_all(
         "host hostile table",
+        &rows,
+        |r| r.what,
+        |r| w.check(r, &lab),
+    );
+    assert_eq!(*w.fdb.borrow(), fdb, "the table must not change the FDB");
+}
+
+/// The port security frames on the host core, in their lab: verdict, output bytes, counters,
+/// and the FDB untouched (a secured port never learns).
+#[test]
+fn fixture_portsec_table_on_the_host() {
+    let lab = fixtures::portsec::PORTSEC;
+    let w = World::from_lab(&lab);
+    let fdb = w.fdb.borrow().clone();
+    let rows = fixtures::portsec::portsec_table();
+    fixtures::run_all(
+        "host portsec table",
         &rows,
         |r| r.what,
         |r| w.check(r, &lab),
