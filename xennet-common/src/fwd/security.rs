@@ -120,11 +120,11 @@ fn word<F: Frame>(f: &F, off: usize) -> Option<u32> {
 /// The 16-byte address at `off`, as four big-endian words.
 #[inline(always)]
 fn addr6<F: Frame>(f: &F, off: usize) -> Option<[u32; 4]> {
-    let a = word(f, off)?;
-    let b = word(f, off + 4)?;
-    let c = word(f, off + 8)?;
-    let d = word(f, off + 12)?;
-    Some([a, b, c, d])
+    let w0 = word(f, off)?;
+    let w1 = word(f, off + 4)?;
+    let w2 = word(f, off + 8)?;
+    let w3 = word(f, off + 12)?;
+    Some([w0, w1, w2, w3])
 }
 
 /// IPv4: the source is owned (0.0.0.0 only for a DHCP client's UDP 68 → 67); no DHCP server
@@ -163,7 +163,8 @@ fn ipv4<F: Frame>(f: &F, sec: &PortSec, l3: usize) -> Result<(), Stat> {
         0
     };
     if src == 0 {
-        return if udp == 68 << 16 | 67 {
+        // Client port 68 to server port 67.
+        return if udp == 0x0044_0043 {
             Ok(())
         } else {
             Err(Stat::DropSpoofIp4)
@@ -199,7 +200,7 @@ fn arp<F: Frame>(f: &F, sec: &PortSec, l3: usize, src: &[u8; 6]) -> Result<(), S
     let Some(sha_lo) = word(f, l3 + 12) else {
         return Err(Stat::DropSecMalformed);
     };
-    let Some(spa_lo) = word(f, l3 + 16) else {
+    let Some(after) = word(f, l3 + 16) else {
         return Err(Stat::DropSecMalformed);
     };
     let mac_hi = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
@@ -207,7 +208,7 @@ fn arp<F: Frame>(f: &F, sec: &PortSec, l3: usize, src: &[u8; 6]) -> Result<(), S
     if sha_hi != mac_hi || sha_lo >> 16 != mac_lo {
         return Err(Stat::DropSpoofArp);
     }
-    let spa = (sha_lo << 16) | (spa_lo >> 16);
+    let spa = (sha_lo << 16) | (after >> 16);
     if spa != 0 && sec.flags & SEC_V4 != 0 && !sec.owns_v4(spa) {
         return Err(Stat::DropSpoofArp);
     }
