@@ -16,7 +16,7 @@ use aya::programs::{TestRun as _, TestRunOptions};
 use xennet_agent::datapath::Datapath;
 use xennet_common::{
     fwd::fixtures::{
-        Fate, NOT_A_PORT, Program, delta_of, extra, hex, host, hostile,
+        Fate, NOT_A_PORT, Program, delta_of, extra, hex, host, hostile, portsec,
         lab::{
             self, BROADCAST, G1, Lab as Fixture, MCAST, Mac, Mode, PortFixture, R2, UP, frame, q,
         },
@@ -75,10 +75,12 @@ fn every_outcome_has_a_case_or_a_reason() {
     let mut covered: BTreeSet<Stat> = BTreeSet::new();
     let story = story::learning_story();
     let hostile = hostile::hostile_table();
+    let portsec = portsec::portsec_table();
     for r in table::main_table()
         .iter()
         .chain(story.iter().map(|s| &s.row))
         .chain(&hostile)
+        .chain(&portsec)
     {
         if r.fate_for(Program::Xdp) != Fate::Refused {
             covered.insert(r.stat);
@@ -222,6 +224,38 @@ fn hostile_frames_through_xdp() {
 fn hostile_frames_through_tc() {
     if require_root() {
         hostile_through(Program::Tc);
+    }
+}
+
+/// The port security frames (issue 13: every spoof kind and every legitimate kind) through
+/// `program`; the FDB must be the same afterwards (a secured port never learns).
+fn portsec_through(program: Program) {
+    let fixture = portsec::PORTSEC;
+    with_lab(&tag(program, "portsec"), &fixture, all_tc(program), |lab| {
+        let statics = lab.fdb();
+        assert_eq!(statics.len(), fixture.statics(), "static entries");
+        let rows = portsec::portsec_table();
+        run_all(
+            &format!("{program:?} portsec"),
+            &rows,
+            |r| r.what,
+            |r| lab.check(program, r),
+        );
+        assert_eq!(lab.fdb(), statics, "the table must not change the FDB");
+    });
+}
+
+#[test]
+fn portsec_frames_through_xdp() {
+    if require_root() {
+        portsec_through(Program::Xdp);
+    }
+}
+
+#[test]
+fn portsec_frames_through_tc() {
+    if require_root() {
+        portsec_through(Program::Tc);
     }
 }
 

@@ -71,6 +71,35 @@ pub struct PortAdd {
     pub macs: Vec<String>,
     /// Attach mode (`auto`, `xdp`, `xdp-generic`, `tc`).
     pub attach: Option<String>,
+    /// Port security (`--security`, `--ip`, …).
+    #[serde(default)]
+    pub security: SecurityRequest,
+}
+
+/// The port security keys of a `port add` request: the file's `security`, `ips`,
+/// `allow_dhcp_server`, `allow_ra` and `allow_ethertypes`, checked by the same rules. Without
+/// them, the matching rule's apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+pub struct SecurityRequest {
+    /// Port security on or off [default: the matching rule's; else on for an access port
+    /// given --ip].
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub security: Option<bool>,
+    /// An address or prefix of the guest (`192.0.2.10`, `2001:db8::/64`): only these sources
+    /// pass; repeatable [default: none: sources not checked].
+    #[arg(long = "ip", value_name = "ADDR[/LEN]")]
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// Allow DHCP server messages from the guest [default: the rule's, else off].
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_dhcp_server: Option<bool>,
+    /// Allow router advertisements from the guest [default: the rule's, else off].
+    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_ra: Option<bool>,
+    /// Ethertypes the guest may send, comma separated: ipv4, arp, ipv6, lldp, eapol or
+    /// 0xNNNN [default: the rule's, else ipv4,arp,ipv6].
+    #[arg(long = "allow-ethertypes", value_delimiter = ',', value_name = "LIST")]
+    pub allow_ethertypes: Option<Vec<String>>,
 }
 
 /// What a reload changed: the ports, and the agent settings (`"fdb_aging_secs: 300 -> 60"`).

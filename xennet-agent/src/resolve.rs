@@ -242,6 +242,7 @@ access = 10
             (
                 "trunk".into(),
                 PortSpec {
+                    security: crate::config::PortSecurity::default(),
                     interface: "vif3.0".into(),
                     mode: PortMode::Access { vlan: 4093 },
                     attach: AttachMode::Tc,
@@ -255,6 +256,7 @@ access = 10
             (
                 "internal".into(),
                 PortSpec {
+                    security: crate::config::PortSecurity::default(),
                     interface: "vif9.0".into(),
                     mode: PortMode::Access { vlan: 10 },
                     attach: AttachMode::Tc,
@@ -314,6 +316,7 @@ access = 10
             (
                 "trunk".into(),
                 PortSpec {
+                    security: crate::config::PortSecurity::default(),
                     interface: "vif8.0".into(),
                     mode: PortMode::Access { vlan: 4093 },
                     attach: AttachMode::Tc,
@@ -339,6 +342,7 @@ access = 10
 
     fn request(interface: &str, bridge: &str, macs: &[&str]) -> PortAdd {
         PortAdd {
+            security: crate::control::SecurityRequest::default(),
             interface: interface.into(),
             bridge: bridge.into(),
             access: None,

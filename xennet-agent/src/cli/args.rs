@@ -194,7 +194,9 @@ pub enum PortCmd {
     #[command(
         after_help = "Example:\n  xennet-agent port add vif7.0 --bridge trunk --access 10 \
                             --mac 00:16:3e:07:00:01\n  xennet-agent port add vif8.0 --bridge \
-                            trunk --trunk 10-20,30 --native 10"
+                            trunk --trunk 10-20,30 --native 10\n  xennet-agent port add vif9.0 --bridge \
+                            trunk --access 10 --mac 00:16:3e:09:00:01 --ip 192.0.2.9 \
+                            --ip 2001:db8::9"
     )]
     Add {
         /// Interface (e.g. vif7.0).
@@ -218,6 +220,8 @@ pub enum PortCmd {
         /// Attach mode: auto, xdp, xdp-generic, tc [default: the matching rule's, else auto].
         #[arg(long, value_name = "MODE")]
         attach: Option<String>,
+        #[command(flatten)]
+        security: xennet_agent::control::SecurityRequest,
         #[command(flatten)]
         target: Target,
     },

@@ -219,6 +219,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
             native,
             macs,
             attach,
+            security,
             target,
         } => {
             let req = PortAdd {
@@ -229,6 +230,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 native,
                 macs,
                 attach,
+                security,
             };
             (target, Request::PortAdd(req))
         }

@@ -52,6 +52,13 @@ pub(super) struct RawPort {
     #[serde(default)]
     pub(super) macs: Vec<Spanned<String>>,
     pub(super) mac_limit: Option<Spanned<i64>>,
+    // ---- Port security (issue 13): validate/security.rs.
+    pub(super) security: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) ips: Vec<Spanned<String>>,
+    pub(super) allow_dhcp_server: Option<bool>,
+    pub(super) allow_ra: Option<bool>,
+    pub(super) allow_ethertypes: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[bridge.host]`.

@@ -202,6 +202,44 @@ pub struct PortSpec {
     /// Most MACs the datapath learns on this port; 0 means no limit. Defaults
     /// per mode ([`PortMode::default_mac_limit`]).
     pub mac_limit: u32,
+    /// Port security (issue 13): what a guest on this port may send.
+    pub security: PortSecurity,
+}
+
+/// The ethertypes a secured port allows unless `allow_ethertypes` says otherwise: IPv4, ARP,
+/// IPv6.
+pub const DEFAULT_ETHERTYPES: [u16; 3] = [0x0800, 0x0806, 0x86dd];
+
+/// A port's security settings, validated (`security`, `ips`, `allow_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSecurity {
+    /// Whether the datapath checks the port's frames: `security` if given, else on for an
+    /// access port with `ips` (as Xen's `vif-bridge` filters only when `ip=` is given).
+    pub enabled: bool,
+    /// `security` as written (`None`: the default); what a rule passes on to `port add`.
+    pub requested: Option<bool>,
+    /// The port's addresses and prefixes, `(address, prefix length)`, in file order.
+    pub ips: Vec<(std::net::IpAddr, u8)>,
+    /// DHCP server messages (UDP source port 67, `DHCPv6` 547) allowed from the port.
+    pub allow_dhcp_server: bool,
+    /// Router advertisements and redirects allowed from the port.
+    pub allow_ra: bool,
+    /// Ethertypes allowed from the port (after its VLAN tags).
+    pub ethertypes: Vec<u16>,
+}
+
+impl Default for PortSecurity {
+    /// Off, nothing configured.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            requested: None,
+            ips: Vec::new(),
+            allow_dhcp_server: false,
+            allow_ra: false,
+            ethertypes: DEFAULT_ETHERTYPES.to_vec(),
+        }
+    }
 }
 
 /// One validated `[bridge.host]`: dom0's own interface on the bridge, a veth

@@ -162,6 +162,7 @@ impl Datapath {
                     attached,
                     vlans,
                     host: record.is_some_and(|r| r.host),
+                    security: super::security::SecurityView::default(),
                 },
                 bridge_id: conf.bridge,
                 attach,

@@ -20,6 +20,7 @@ mod members;
 mod pins;
 pub mod plan;
 mod ports;
+pub mod security;
 pub mod state;
 
 pub use self::pins::{Teardown, teardown};
@@ -82,6 +83,9 @@ pub struct Port {
     pub vlans: String,
     /// Whether this is the bridge side of the bridge's host port.
     pub host: bool,
+    /// What port security enforces on the port.
+    #[serde(default)]
+    pub security: security::SecurityView,
 }
 
 struct PortState {
@@ -205,6 +209,7 @@ pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf
         }
     };
     p.max_learned = spec.mac_limit;
+    p.sec = security::port_sec(&spec.security);
     p
 }
 
@@ -236,6 +241,7 @@ pub fn host_port_spec(host: &HostSpec) -> PortSpec {
         attach: AttachMode::Tc,
         macs: Vec::new(),
         mac_limit: host.mac_limit,
+        security: crate::config::PortSecurity::default(),
     }
 }
 
@@ -243,7 +249,13 @@ impl Datapath {
     /// The attached ports, by interface name.
     #[must_use]
     pub fn ports(&self) -> Vec<Port> {
-        self.ports.values().map(|p| p.public.clone()).collect()
+        self.ports
+            .values()
+            .map(|p| Port {
+                security: security::view(&p.conf.sec),
+                ..p.public.clone()
+            })
+            .collect()
     }
 
     /// Every port's counters, read from the loaded maps (names resolved in the calling

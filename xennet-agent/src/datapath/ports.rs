@@ -166,6 +166,7 @@ impl Datapath {
                     attached,
                     vlans: describe_mode(&spec.mode),
                     host,
+                    security: super::security::SecurityView::default(),
                 },
                 bridge_id: bid,
                 attach: spec.attach,

@@ -163,6 +163,7 @@ fn long_values_are_cut_in_messages() {
     assert!(lines[0].len() < 600, "{}", &lines[0][..600]);
     // `port add` cuts the same way.
     let req = PortAdd {
+        security: crate::control::SecurityRequest::default(),
         interface: "vif1.0".into(),
         bridge: "x".repeat(1 << 20),
         access: Some(1),
@@ -225,6 +226,7 @@ fn lo_is_never_a_port() {
     );
     // `port add lo`, with the same words.
     let mut req = PortAdd {
+        security: crate::control::SecurityRequest::default(),
         interface: "lo".into(),
         bridge: "b".into(),
         access: Some(1),

@@ -7,6 +7,7 @@ mod examples;
 mod host;
 mod port_add;
 mod ports;
+mod security;
 
 use std::collections::BTreeSet;
 
@@ -38,6 +39,7 @@ fn vlans(ids: &[u16]) -> BTreeSet<u16> {
 
 fn access_port(interface: &str, vlan: u16, macs: &[(&str, u16)]) -> PortSpec {
     PortSpec {
+        security: crate::config::PortSecurity::default(),
         interface: interface.to_owned(),
         mode: PortMode::Access { vlan },
         attach: AttachMode::Auto,
@@ -52,6 +54,7 @@ const B_ETH0: &str =
 
 fn port(interface: &str, mode: PortMode, mac_limit: u32) -> PortSpec {
     PortSpec {
+        security: crate::config::PortSecurity::default(),
         interface: interface.to_owned(),
         mode,
         attach: AttachMode::Auto,

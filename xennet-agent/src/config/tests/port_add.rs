@@ -50,6 +50,7 @@ const VIF: Req = Req {
 /// A request for `interface` on bridge "b" with nothing else given.
 fn add(interface: &str) -> PortAdd {
     PortAdd {
+        security: crate::control::SecurityRequest::default(),
         interface: interface.to_owned(),
         bridge: "b".to_owned(),
         access: None,
@@ -569,6 +570,7 @@ fn good_requests() {
         (
             "b".to_owned(),
             PortSpec {
+                security: crate::config::PortSecurity::default(),
                 interface: "vif5.0".to_owned(),
                 mode: PortMode::Access { vlan: 10 },
                 attach: AttachMode::Tc,
@@ -628,6 +630,7 @@ fn good_requests() {
     assert_eq!(
         spec,
         PortSpec {
+            security: crate::config::PortSecurity::default(),
             interface: "eth9".to_owned(),
             mode: trunk(&[10, 20, 30], Some(30)),
             attach: AttachMode::Auto,

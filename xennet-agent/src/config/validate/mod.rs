@@ -10,6 +10,7 @@ mod macs;
 mod mode;
 mod port;
 pub(super) mod port_add;
+mod security;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -77,6 +78,11 @@ impl<'a> Validator<'a> {
     }
 
     /// Record a problem at `span`; every value the message quotes is cut to a readable length.
+    /// How many problems are recorded so far.
+    fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+
     fn error(&mut self, span: &Range<usize>, message: String) {
         self.problems.push(Problem {
             at: span.start,

@@ -73,12 +73,14 @@ impl Validator<'_> {
         let mode = self.mode(&ctx, &header, raw.mode_keys());
         let port_macs = self.macs(&ctx, interface, raw, mode.as_ref(), macs);
         let mac_limit = self.mac_limit(&ctx, raw.mac_limit.as_ref(), mode.as_ref());
+        let security = self.security(&ctx, raw, mode.as_ref());
         Some(PortSpec {
             interface: interface.clone(),
             mode: mode?,
             attach: attach?,
             macs: port_macs,
             mac_limit: mac_limit?,
+            security: security?,
         })
     }
 

@@ -89,6 +89,7 @@ fn raw_port(req: &PortAdd, rule: Option<&PortSpec>) -> Option<RawPort> {
         (req.access, req.trunk.clone(), req.native)
     };
     let vlan = |v: u16| unspanned(i64::from(v));
+    let sec = &req.security;
     Some(RawPort {
         interface: unspanned(req.interface.clone()),
         access: access.map(vlan),
@@ -107,6 +108,30 @@ fn raw_port(req: &PortAdd, rule: Option<&PortSpec>) -> Option<RawPort> {
             .map(unspanned),
         macs: req.macs.iter().cloned().map(unspanned).collect(),
         mac_limit: rule.map(|r| unspanned(i64::from(r.mac_limit))),
+        // Port security: the request's keys, else the rule's (its `security` only when the rule
+        // sets it, so that `--ip` turns the default on for an access port).
+        security: sec
+            .security
+            .or_else(|| rule.and_then(|r| r.security.requested))
+            .map(unspanned),
+        ips: sec.ips.iter().cloned().map(unspanned).collect(),
+        allow_dhcp_server: sec
+            .allow_dhcp_server
+            .or_else(|| rule.map(|r| r.security.allow_dhcp_server)),
+        allow_ra: sec.allow_ra.or_else(|| rule.map(|r| r.security.allow_ra)),
+        allow_ethertypes: sec
+            .allow_ethertypes
+            .clone()
+            .or_else(|| {
+                rule.map(|r| {
+                    r.security
+                        .ethertypes
+                        .iter()
+                        .map(|t| format!("0x{t:04x}"))
+                        .collect()
+                })
+            })
+            .map(|list| unspanned(list.into_iter().map(unspanned).collect())),
     })
 }
 
