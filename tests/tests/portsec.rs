@@ -194,62 +194,15 @@ fn add_v6(w: &World, i: usize, addr: &str) {
     );
 }
 
-fn legitimate_then_spoofs(tag: &str, tc: bool) {
-    let w = World::new(tag, tc);
+/// Every spoof kind guest 1 may try: (what, frame, the drop reason that counts it).
+fn spoofs(w: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let (g1, g2) = (w.mac(0), w.mac(1));
-    let ping = |i: usize, ip: &str| {
-        let o = w.sim.guests[i].ns.ping(ip).expect("ping");
-        assert!(o.status.success(), "guest {} ping {ip}: {o:?}", i + 1);
-    };
-
-    // Legitimate: the guests' own stacks. ARP and IPv4 to dom0 and to each other, IPv6 with
-    // DAD (from ::, with the MLD report), ND and link-local addresses; no drop counted.
-    let before = w.stats();
-    add_v6(&w, 0, G1_V6);
-    add_v6(&w, 1, G2_V6);
-    ping(0, "10.94.0.254");
-    ping(1, "10.94.0.254");
-    ping(0, "10.94.0.2");
-    ping(0, "fd94::fe");
-    ping(1, "fd94::fe");
-    ping(0, G2_V6);
-    let ll = |m: Mac| std::net::Ipv6Addr::from(eui64(m)).to_string();
-    ping(0, &format!("{}%eth0", ll(g2)));
-    let d = delta(&before, &w.stats());
-    for p in ["vif1.0", "vif2.0"] {
-        assert_eq!(drops(&d, p), [], "{p}: legitimate traffic dropped: {d:?}");
-    }
-    assert!(
-        w.neigh("10.94.0.1").contains("00:16:3e:00:00:01"),
-        "dom0 learned guest 1 by ARP: {}",
-        w.neigh("10.94.0.1")
-    );
-    assert!(w.neigh("10.94.0.2").contains("00:16:3e:00:00:02"));
-    assert!(w.neigh(G2_V6).contains("00:16:3e:00:00:02"), "{}", w.neigh(G2_V6));
-
-    // A DHCP client's discover (0.0.0.0 → 255.255.255.255, UDP 68 → 67) floods the VLAN.
-    let discover = eth(
-        [0xff; 6],
-        g1,
-        0x0800,
-        &ipv4([0; 4], [255; 4], 17, 0, false, &udp_marked(68, 67, 1)),
-    );
-    let (got, d) = w.send(&[discover]);
-    let at: Vec<(&str, usize)> = got
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.as_str(), v.len()))
-        .collect();
-    assert_eq!(at, [("g2", 1), ("up", 1)], "DHCP discover: {got:?}");
-    assert_eq!(drops(&d, "vif1.0"), [], "{d:?}");
-
-    // Every spoof kind from guest 1: nowhere, each under its reason.
     let me = ip4("10.94.0.1");
     let other = ip4("10.94.0.2");
     let dom0 = ip4("10.94.0.254");
     let ll1 = eui64(g1);
     let all_nodes = v6(0xff02_0000, 0, 0, 1);
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    vec![
         (
             "guest 2's MAC",
             eth(UPSTREAM_MAC, g2, 0x0800, &ipv4(other, dom0, 17, 0, false, &udp_marked(1, 2, 10))),
@@ -315,8 +268,60 @@ fn legitimate_then_spoofs(tag: &str, tc: bool) {
             eth([0xff; 6], g1, 0x88b5, &marker(21)),
             "drop_ethertype",
         ),
-    ];
-    for (what, frame, reason) in &cases {
+    ]
+}
+
+fn legitimate_then_spoofs(tag: &str, tc: bool) {
+    let w = World::new(tag, tc);
+    let (g1, g2) = (w.mac(0), w.mac(1));
+    let ping = |i: usize, ip: &str| {
+        let o = w.sim.guests[i].ns.ping(ip).expect("ping");
+        assert!(o.status.success(), "guest {} ping {ip}: {o:?}", i + 1);
+    };
+
+    // Legitimate: the guests' own stacks. ARP and IPv4 to dom0 and to each other, IPv6 with
+    // DAD (from ::, with the MLD report), ND and link-local addresses; no drop counted.
+    let before = w.stats();
+    add_v6(&w, 0, G1_V6);
+    add_v6(&w, 1, G2_V6);
+    ping(0, "10.94.0.254");
+    ping(1, "10.94.0.254");
+    ping(0, "10.94.0.2");
+    ping(0, "fd94::fe");
+    ping(1, "fd94::fe");
+    ping(0, G2_V6);
+    let ll = |m: Mac| std::net::Ipv6Addr::from(eui64(m)).to_string();
+    ping(0, &format!("{}%eth0", ll(g2)));
+    let d = delta(&before, &w.stats());
+    for p in ["vif1.0", "vif2.0"] {
+        assert_eq!(drops(&d, p), [], "{p}: legitimate traffic dropped: {d:?}");
+    }
+    assert!(
+        w.neigh("10.94.0.1").contains("00:16:3e:00:00:01"),
+        "dom0 learned guest 1 by ARP: {}",
+        w.neigh("10.94.0.1")
+    );
+    assert!(w.neigh("10.94.0.2").contains("00:16:3e:00:00:02"));
+    assert!(w.neigh(G2_V6).contains("00:16:3e:00:00:02"), "{}", w.neigh(G2_V6));
+
+    // A DHCP client's discover (0.0.0.0 → 255.255.255.255, UDP 68 → 67) floods the VLAN.
+    let discover = eth(
+        [0xff; 6],
+        g1,
+        0x0800,
+        &ipv4([0; 4], [255; 4], 17, 0, false, &udp_marked(68, 67, 1)),
+    );
+    let (got, d) = w.send(&[discover]);
+    let at: Vec<(&str, usize)> = got
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v.len()))
+        .collect();
+    assert_eq!(at, [("g2", 1), ("up", 1)], "DHCP discover: {got:?}");
+    assert_eq!(drops(&d, "vif1.0"), [], "{d:?}");
+
+    // Every spoof kind from guest 1: nowhere, each under its reason.
+    for (what, frame, reason) in &spoofs(&w) {
         let (got, d) = w.send(std::slice::from_ref(frame));
         nowhere(&got);
         assert_eq!(drops(&d, "vif1.0"), [(*reason, 1)], "{what}: {d:?}");
