@@ -929,24 +929,47 @@ fn usage_errors() {
     );
 }
 
-/// `ip=` (libxl writes it to `ip`): attached anyway, and the hotplug log says it is not enforced.
+/// `ip=` (libxl writes it to `ip`, space-separated): one `--ip` per address after the MAC.
+/// Without a static MAC (an HVM guest's emulated NIC) it is not passed, and the log says so.
 #[test]
-fn ip_is_logged_as_not_enforced() {
+fn ip_becomes_the_ports_addresses() {
     if !require_root() {
         return;
     }
     let b = Bench::new("vifip");
     b.xs("bridge", "trunk/4094")
         .xs("mac", MAC)
+        .xs("ip", "192.0.2.7 2001:db8::7");
+    let out = b.run(&["online", "type_if=vif"], &[]);
+    assert_ok(&out);
+    assert_eq!(
+        b.agent_calls(),
+        vec![port_add(
+            VIF,
+            &[
+                "--bridge", "trunk", "--access", "4094", "--mac", MAC, "--ip", "192.0.2.7",
+                "--ip", "2001:db8::7"
+            ]
+        )]
+    );
+    assert_eq!(b.xs_writes(), [connected()]);
+
+    let b = Bench::new("vifipemu");
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("type", "vif_ioemu")
         .xs("ip", "192.0.2.7");
     let out = b.run(&["online", "type_if=vif"], &[]);
     assert_ok(&out);
+    assert_eq!(
+        b.agent_calls(),
+        vec![port_add(VIF, &["--bridge", "trunk", "--access", "4094"])]
+    );
     assert!(
-        out.log.contains("ip=192.0.2.7 is not enforced"),
+        out.log.contains("ip=192.0.2.7 is not enforced: no static MAC"),
         "{}",
         show(&out)
     );
-    assert_eq!(b.xs_writes(), [connected()]);
 }
 
 /// The script is POSIX sh (the tests use Debian's dash); bash runs it the same way.
@@ -1160,6 +1183,35 @@ fn real_pv_vif() {
         );
         assert!(r.ports().is_empty());
     }
+}
+
+/// `ip=` from xenstore becomes the port's addresses in the real agent: port security on,
+/// enforcing those sources (`ports --json`).
+#[test]
+fn real_ip_becomes_port_security() {
+    let Some(r) = Real::start("vifrealip", "") else {
+        return;
+    };
+    r.b.xs("bridge", "trunk/4094")
+        .xs("mac", MAC)
+        .xs("ip", "192.0.2.7 2001:db8::7");
+    let out = r.online(PV);
+    assert_ok(&out);
+    let ports = r.agent.ports().expect("ports");
+    let sec = ports
+        .iter()
+        .find(|p| p["interface"] == VIF)
+        .map_or_else(
+            || panic!("{VIF} not a port: {ports:?}"),
+            |p| p["security"].clone(),
+        );
+    assert_eq!(sec["enabled"], true, "{sec}");
+    assert_eq!(
+        sec["ips"],
+        serde_json::json!(["192.0.2.7/32", "2001:db8::7/128"]),
+        "{sec}"
+    );
+    assert_eq!(r.statics(), [pinned(MAC, 4094, VIF)]);
 }
 
 /// `vifname=`: the vif is renamed and attached under its vifname. A second guest asking for
