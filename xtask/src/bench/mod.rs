@@ -180,7 +180,7 @@ fn choose_paths(
     };
     let paths: Vec<PathKind> = PathKind::ALL
         .into_iter()
-        .filter(|k| *k != PathKind::XennetTc || tc.is_ok())
+        .filter(|k| !matches!(k, PathKind::XennetTc | PathKind::XennetTcSec) || tc.is_ok())
         .filter(|k| args.paths.is_empty() || args.paths.iter().any(|x| x == k.name()))
         .collect();
     if let Err(why) = &tc {
@@ -194,10 +194,16 @@ fn choose_paths(
             SCN_TCP_NOCSUM,
             SCN_RTT,
         ] {
-            na.insert((s.into(), PathKind::XennetTc.name().into()), why.clone());
+            for k in [PathKind::XennetTc, PathKind::XennetTcSec] {
+                na.insert((s.into(), k.name().into()), why.clone());
+            }
         }
     }
-    for k in [PathKind::Bridge, PathKind::BridgeNf] {
+    for k in [
+        PathKind::Bridge,
+        PathKind::BridgeNf,
+        PathKind::BridgeXenAntispoof,
+    ] {
         na.insert(
             (SCN_TAG.into(), k.name().into()),
             "no 802.1Q devices nor bridge VLAN filtering in this kernel".into(),
@@ -221,7 +227,7 @@ fn measure(
     for sink in t.sinks() {
         sinks.push(obj.attach(&t.sink, SINK, &sink)?);
     }
-    let (mut actives, ceil_k) = setup_paths(t, roles, &mut obj, tmp)?;
+    let (mut actives, ceil_k) = setup_paths(t, roles, &mut obj, tmp, cfg.args.flows)?;
     let result = measure_all(cfg, t, roles, ceil_k, &mut obj, &mut big, &mut actives);
     let counters = agent_counters(t, roles, &actives);
     teardown_all(t, &mut obj, &mut actives);
@@ -238,6 +244,7 @@ fn setup_paths(
     roles: &[Role],
     obj: &mut BenchObj,
     tmp: &Path,
+    flows: u16,
 ) -> Result<(Vec<Option<Active>>, Option<usize>)> {
     let mut actives: Vec<Option<Active>> = Vec::new();
     let mut ceil_k = None;
@@ -250,7 +257,7 @@ fn setup_paths(
         if *kind == PathKind::Ceiling {
             ceil_k = Some(k);
         }
-        let a = paths::setup(*kind, &t.duts[k], obj, tmp)
+        let a = paths::setup(*kind, &t.duts[k], obj, tmp, flows)
             .with_context(|| format!("setting up {}", kind.name()));
         match a {
             Ok(a) => actives.push(Some(a)),

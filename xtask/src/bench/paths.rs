@@ -28,15 +28,22 @@ pub enum PathKind {
     XennetXdp,
     /// xennet-agent, ports attached with TC.
     XennetTc,
+    /// The bridge with `br_netfilter` and the rules Xen's `vif-common.sh` creates for 32 guests
+    /// with `ip=` (issue 13's baseline), FORWARD policy DROP.
+    BridgeXenAntispoof,
+    /// xennet-agent in TC with port security on the generator's and the guests' ports.
+    XennetTcSec,
 }
 
 impl PathKind {
-    pub const ALL: [PathKind; 5] = [
+    pub const ALL: [PathKind; 7] = [
         PathKind::Bridge,
         PathKind::BridgeNf,
         PathKind::Ceiling,
         PathKind::XennetXdp,
         PathKind::XennetTc,
+        PathKind::BridgeXenAntispoof,
+        PathKind::XennetTcSec,
     ];
 
     #[must_use]
@@ -47,6 +54,8 @@ impl PathKind {
             PathKind::Ceiling => "xdp-ceiling",
             PathKind::XennetXdp => "xennet-xdp",
             PathKind::XennetTc => "xennet-tc",
+            PathKind::BridgeXenAntispoof => "bridge+xen-antispoof",
+            PathKind::XennetTcSec => "xennet-tc-portsec",
         }
     }
 
@@ -54,7 +63,7 @@ impl PathKind {
     const fn attach(self) -> Option<&'static str> {
         match self {
             PathKind::XennetXdp => Some("xdp"),
-            PathKind::XennetTc => Some("tc"),
+            PathKind::XennetTc | PathKind::XennetTcSec => Some("tc"),
             _ => None,
         }
     }
@@ -64,7 +73,7 @@ impl PathKind {
     pub const fn vlan_aware(self) -> bool {
         matches!(
             self,
-            PathKind::Ceiling | PathKind::XennetXdp | PathKind::XennetTc
+            PathKind::Ceiling | PathKind::XennetXdp | PathKind::XennetTc | PathKind::XennetTcSec
         )
     }
 }
@@ -73,6 +82,81 @@ impl PathKind {
 #[must_use]
 pub fn xennet_config(t: &Dut, attach: &str) -> String {
     xennet_config_text(t.ports, attach)
+}
+
+/// The agent configuration of the port-security path: [`xennet_config_text`] in TC, with
+/// security on the generator's port (its source MAC in VLAN 1 and the tagged VLAN, its source
+/// address) and on the two guests (their MACs and addresses).
+#[must_use]
+pub fn xennet_sec_config(t: &Dut, flows: u16) -> String {
+    xennet_sec_config_text(t.ports, flows)
+}
+
+/// [`xennet_sec_config`] for a DUT with `ports` VLAN 1 egress ports and a generator cycling
+/// through `flows` source MACs (each a static MAC of `xb0`, in VLAN 1 and the tagged VLAN).
+#[must_use]
+pub fn xennet_sec_config_text(ports: usize, flows: u16) -> String {
+    let macs: Vec<String> = (0..flows)
+        .flat_map(|i| {
+            let m = format_mac(&xennet_common::bench::add16(topo::GEN_SRC, u32::from(i)));
+            [format!("\"{m}\""), format!("\"{m}@{}\"", topo::TAG_VLAN)]
+        })
+        .collect();
+    let mut s = String::new();
+    for line in xennet_config_text(ports, "tc").lines() {
+        s.push_str(line);
+        s.push('\n');
+        match line {
+            "interface = \"xb0\"" => {
+                let _ = write!(
+                    s,
+                    "security = true\nips = [\"{GEN_IP}\"]\nmacs = [{}]\n",
+                    macs.join(", ")
+                );
+            }
+            "interface = \"xv1\"" => {
+                let _ = writeln!(s, "ips = [\"{}\"]", topo::G1_IP);
+            }
+            "interface = \"xv2\"" => {
+                let _ = writeln!(s, "ips = [\"{}\"]", topo::G2_IP);
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// The generator's source address (`udp::udp_frame`).
+const GEN_IP: &str = "10.77.0.1";
+
+/// How many guests the Xen antispoofing baseline has rules for.
+pub const XEN_GUESTS: usize = 32;
+
+/// The FORWARD rules Xen's `vif-common.sh` (`handle_iptable`, `frob_iptable`) inserts for
+/// [`XEN_GUESTS`] guests with one `ip=` address each, in insertion order (`-I`: the last
+/// guest's rules end up first). Guest 16 is the generator's port `xb0`, guests 1 and 2 the
+/// TCP guests `xv1`/`xv2`; the others are `vifN.0` devices that do not exist here (their
+/// rules are walked and never match, as other guests' rules are on a real dom0).
+#[must_use]
+pub fn xen_antispoof_rules() -> Vec<String> {
+    let mut v = Vec::new();
+    for k in 1..=XEN_GUESTS {
+        let (dev, ip) = match k {
+            1 => ("xv1".to_owned(), topo::G1_IP.to_owned()),
+            2 => ("xv2".to_owned(), topo::G2_IP.to_owned()),
+            16 => ("xb0".to_owned(), GEN_IP.to_owned()),
+            _ => (format!("vif{k}.0"), format!("10.78.{k}.1")),
+        };
+        for m in [format!("-s {ip}"), "-p udp --sport 68 --dport 67".to_owned()] {
+            v.push(format!(
+                "-I FORWARD -m physdev --physdev-in {dev} {m} -j ACCEPT"
+            ));
+            v.push(format!(
+                "-I FORWARD -m state --state RELATED,ESTABLISHED -m physdev --physdev-out {dev} -j ACCEPT"
+            ));
+        }
+    }
+    v
 }
 
 /// The agent configuration of the xennet paths, for a DUT with `ports` VLAN 1 egress ports.
@@ -160,10 +244,17 @@ const NF_RULES: &[&str] = &[
 ];
 
 /// Set `path` up. `tmp` holds generated files.
-pub fn setup(path: PathKind, t: &Dut, obj: &mut BenchObj, tmp: &Path) -> Result<Active> {
+pub fn setup(
+    path: PathKind,
+    t: &Dut,
+    obj: &mut BenchObj,
+    tmp: &Path,
+    flows: u16,
+) -> Result<Active> {
     match path {
-        PathKind::Bridge | PathKind::BridgeNf => {
-            let nf = path == PathKind::BridgeNf;
+        PathKind::Bridge | PathKind::BridgeNf | PathKind::BridgeXenAntispoof => {
+            let xen = path == PathKind::BridgeXenAntispoof;
+            let nf = path == PathKind::BridgeNf || xen;
             let v = u8::from(nf);
             let d = &t.ns;
             for k in ["iptables", "ip6tables", "arptables"] {
@@ -189,7 +280,13 @@ pub fn setup(path: PathKind, t: &Dut, obj: &mut BenchObj, tmp: &Path) -> Result<
             );
             cmd.push_str(" && ip link set xbr0 up && ip link set xbr1 up");
             sh(d, &cmd)?;
-            if nf {
+            if xen {
+                // Xen's antispoofing: only what the rules accept is forwarded.
+                sh(d, "iptables -P FORWARD DROP")?;
+                for r in xen_antispoof_rules() {
+                    sh(d, &format!("iptables {r}"))?;
+                }
+            } else if nf {
                 for r in NF_RULES {
                     sh(d, &format!("iptables {r}"))?;
                 }
@@ -209,12 +306,16 @@ pub fn setup(path: PathKind, t: &Dut, obj: &mut BenchObj, tmp: &Path) -> Result<
             }
             Ok(Active::Ceiling { links })
         }
-        PathKind::XennetXdp | PathKind::XennetTc => {
+        PathKind::XennetXdp | PathKind::XennetTc | PathKind::XennetTcSec => {
             let attach = path.attach().unwrap_or("xdp");
-            let cfg = tmp.join(format!("xennet-{attach}.toml"));
-            std::fs::write(&cfg, xennet_config(t, attach))
-                .with_context(|| format!("writing {}", cfg.display()))?;
-            let fs = BpfFs::new(&format!("bench-{attach}"))?;
+            let cfg = tmp.join(format!("{}.toml", path.name()));
+            let text = if path == PathKind::XennetTcSec {
+                xennet_sec_config(t, flows)
+            } else {
+                xennet_config(t, attach)
+            };
+            std::fs::write(&cfg, text).with_context(|| format!("writing {}", cfg.display()))?;
+            let fs = BpfFs::new(&format!("bench-{}", path.name()))?;
             let agent = Agent::start(&t.ns, &cfg, &fs.pin_dir())?;
             Ok(Active::Xennet {
                 agent: Some(agent),
@@ -230,7 +331,7 @@ impl Active {
         match self {
             Active::Bridge { nf } => {
                 if nf {
-                    sh(&t.ns, "iptables -F FORWARD")?;
+                    sh(&t.ns, "iptables -F FORWARD && iptables -P FORWARD ACCEPT")?;
                 }
                 sh(&t.ns, "ip link del xbr0 && ip link del xbr1")?;
                 // Released ports stay up.
@@ -348,4 +449,30 @@ pub fn ping_rtt(t: &Dut, count: u32, interval: f64) -> Result<f64> {
     }
     v.sort_by(f64::total_cmp);
     Ok(v[v.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The port-security path's configuration is valid and secures the generator's port and
+    /// the guests; the Xen baseline has `vif-common.sh`'s four rules per guest.
+    #[test]
+    fn the_portsec_path_and_the_xen_baseline() {
+        let cfg = xennet_agent::config::Config::parse(&xennet_sec_config_text(4, 16), "bench.toml")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sec: Vec<(&str, bool)> = cfg
+            .bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .map(|p| (p.interface.as_str(), p.security.enabled))
+            .filter(|(_, on)| *on)
+            .collect();
+        assert_eq!(sec, [("xb0", true), ("xv1", true), ("xv2", true)]);
+        let rules = xen_antispoof_rules();
+        assert_eq!(rules.len(), 4 * XEN_GUESTS);
+        assert!(rules.contains(
+            &"-I FORWARD -m physdev --physdev-in xb0 -s 10.77.0.1 -j ACCEPT".to_owned()
+        ));
+    }
 }

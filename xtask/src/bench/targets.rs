@@ -47,6 +47,14 @@ pub fn targets(s: &[Summary], args: &BenchArgs) -> Vec<Target> {
         xu.zip(nf).map(|(a, b)| a.median / b),
         7.5,
     );
+    let sec = find(s, SCN_U64, PathKind::XennetTcSec.name()).map(|r| r.median);
+    let xen = find(s, SCN_U64, PathKind::BridgeXenAntispoof.name()).map(|r| r.median);
+    ratio_target(
+        &mut v,
+        "xennet TC with port security, 64 B unicast, vs bridge+br_netfilter+Xen antispoof (32 guests)",
+        sec.zip(xen).map(|(a, b)| a / b),
+        2.5,
+    );
     let tu = find(s, SCN_U64, tc);
     ratio_target(
         &mut v,
