@@ -25,6 +25,7 @@ use xennet_common::{
     },
     maps::{
         FDB_STATIC, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_TRUNK, PortConf,
+        SEC_ON,
     },
     stats::{PortStats, Stat, StatKind},
 };
@@ -71,6 +72,8 @@ struct PortIn {
     vlans: Vec<u16>,
     max_learned: u8,
     tc_only: bool,
+    /// Port security: `SEC_*` bits beyond `SEC_ON`, one IPv4 and one IPv6 prefix.
+    security: Option<(u8, [u8; 4], u8, [u8; 16], u8)>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -194,6 +197,18 @@ fn world(inp: &Input) -> World {
             c
         };
         c.max_learned = u32::from(p.max_learned % 4);
+        if let Some((flags, a4, l4, a6, l6)) = p.security {
+            c.sec.flags = SEC_ON | (flags & !SEC_ON & 0x1f);
+            if flags & 0x80 != 0 {
+                c.sec.add_v4(a4, l4 % 33);
+            }
+            if flags & 0x40 != 0 {
+                c.sec.add_v6(a6, l6 % 129);
+            }
+            for t in [0x0800, 0x0806, 0x86dd] {
+                c.sec.add_ethertype(t);
+            }
+        }
         if p.tc_only {
             c.flags |= PORT_F_TC_ONLY;
             tc_bridges.push(bridge);
@@ -309,6 +324,10 @@ fn check(inp: &Input) {
         d
     };
     check_counts(&before, &counters(&w), &d);
+    if w.ports.get(&ingress).is_some_and(|p| p.sec.flags & SEC_ON != 0) {
+        // A secured port never learns: its sources are its static MACs.
+        assert_eq!(d.learn, None, "a secured port learned: {d:?}");
+    }
     if !matches!(d.verdict, Verdict::Forward | Verdict::Flood) {
         return;
     }
