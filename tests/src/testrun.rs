@@ -81,6 +81,9 @@ pub struct Run {
     pub action: u32,
     /// The output buffer.
     pub output: Vec<u8>,
+    /// The kernel's mean run time per repeat, in ns (`BPF_PROG_TEST_RUN`'s `duration`: the
+    /// program alone, time away on a reschedule excluded).
+    pub duration_ns: u32,
 }
 
 /// Run the XDP program `repeat` times on `input` arriving on `ingress`.
@@ -109,6 +112,7 @@ pub fn run_xdp(prog: &Xdp, ingress: u32, input: &[u8], repeat: u32) -> std::io::
     Ok(Run {
         action: r.return_value,
         output: out,
+        duration_ns: u32::try_from(r.duration.as_nanos()).unwrap_or(u32::MAX),
     })
 }
 
@@ -179,6 +183,7 @@ pub fn run_tc(
     Ok(Run {
         action: attr.retval,
         output: out,
+        duration_ns: attr.duration,
     })
 }
 
