@@ -31,7 +31,7 @@ use xennet_tests::{
 };
 
 /// Outcome and learning counters no row of the kernel tables produces, with the reason.
-const NOT_HERE: [(Stat, &str); 4] = [
+const NOT_HERE: [(Stat, &str); 5] = [
     (
         Stat::DropRunt,
         "the kernel refuses frames < 14 bytes (the runt rows expect Fate::Refused)",
@@ -47,6 +47,11 @@ const NOT_HERE: [(Stat, &str); 4] = [
     (
         Stat::FloodTruncated,
         "counted by the TC program's flood loop only, for bridges of more than MAX_TC_FLOOD ports",
+    ),
+    (
+        Stat::DropRateLimit,
+        "a limit is a matter of time: the namespace tests (ratelimit.rs) drive real traffic \
+         through limited ports in XDP and TC",
     ),
 ];
 

@@ -247,6 +247,7 @@ access = 10
                     attach: AttachMode::Tc,
                     macs: vec![],
                     mac_limit: 5,
+                    rate: None,
                 },
             ),
         );
@@ -260,6 +261,7 @@ access = 10
                     attach: AttachMode::Tc,
                     macs: vec![],
                     mac_limit: 5,
+                    rate: None,
                 },
             ),
         );
@@ -319,6 +321,7 @@ access = 10
                     attach: AttachMode::Tc,
                     macs: vec![],
                     mac_limit: 5,
+                    rate: None,
                 },
             ),
         );
@@ -346,6 +349,7 @@ access = 10
             native: None,
             macs: macs.iter().map(ToString::to_string).collect(),
             attach: None,
+            ..PortAdd::default()
         }
     }
 

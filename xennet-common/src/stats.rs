@@ -120,6 +120,10 @@ stats! {
     /// A priority-tagged frame (on an access port, or on a trunk's native VLAN) that carries
     /// another tag of the bridge's TPID behind it: VLAN hopping, never forwarded.
     DropNestedTag = 27, "drop_nested_tag", Drop;
+    /// Over the port's bandwidth limit (`rate`): on its ingress, the frame's outcome; on its
+    /// egress, counted on the egress port (the frame's outcome on its ingress port stays
+    /// `forward` or `flood`, as for a queue that drops it there).
+    DropRateLimit = 28, "drop_rate_limit", Drop;
 }
 
 // The indices are the positions in the list: `ALL[i] as usize == i`.
@@ -216,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_list_covers_every_index_and_drops_are_named_drop() {
-        assert_eq!(STAT_COUNT, 28);
+        assert_eq!(STAT_COUNT, 29);
         let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
         assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
         for s in Stat::ALL {
@@ -242,6 +246,7 @@ mod tests {
         assert_eq!(Stat::LearnTableFull as u32, 26);
         assert_eq!(Stat::LearnTableFull.name(), "learn_table_full");
         assert_eq!(Stat::DropNestedTag as u32, 27);
+        assert_eq!(Stat::DropRateLimit as u32, 28);
     }
 
     #[test]

@@ -194,7 +194,8 @@ pub enum PortCmd {
     #[command(
         after_help = "Example:\n  xennet-agent port add vif7.0 --bridge trunk --access 10 \
                             --mac 00:16:3e:07:00:01\n  xennet-agent port add vif8.0 --bridge \
-                            trunk --trunk 10-20,30 --native 10"
+                            trunk --trunk 10-20,30 --native 10\n  xennet-agent port add vif9.0 \
+                            --bridge trunk --access 10 --rate 100Mbit"
     )]
     Add {
         /// Interface (e.g. vif7.0).
@@ -218,6 +219,14 @@ pub enum PortCmd {
         /// Attach mode: auto, xdp, xdp-generic, tc [default: the matching rule's, else auto].
         #[arg(long, value_name = "MODE")]
         attach: Option<String>,
+        /// Bandwidth limit, each direction (100Mbit, 1Gbit) [default: the matching rule's,
+        /// else none].
+        #[arg(long, value_name = "RATE")]
+        rate: Option<String>,
+        /// Burst of the limit in bytes (256KiB) [default: 20 ms of the rate, at least
+        /// 128KiB].
+        #[arg(long, value_name = "SIZE")]
+        burst: Option<String>,
         #[command(flatten)]
         target: Target,
     },

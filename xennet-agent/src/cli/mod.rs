@@ -219,6 +219,8 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
             native,
             macs,
             attach,
+            rate,
+            burst,
             target,
         } => {
             let req = PortAdd {
@@ -229,6 +231,8 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 native,
                 macs,
                 attach,
+                rate,
+                burst,
             };
             (target, Request::PortAdd(req))
         }

@@ -10,12 +10,14 @@
 //! * `raw`: the file as serde reads it, with spans.
 //! * `validate`: the semantic rules, one file per topic.
 //! * `syntax`: single values (MAC, VLAN, CIDR, names).
+//! * `units`: bandwidth limits as written (`100Mbit`, `64KiB`).
 //! * `report`: problems and their `file:line:col` form.
 
 mod raw;
 mod report;
 mod syntax;
 mod types;
+mod units;
 mod validate;
 
 #[cfg(test)]
@@ -30,8 +32,10 @@ pub use types::{
     DEFAULT_MAC_LIMIT_ACCESS, DEFAULT_MAC_LIMIT_TRUNK, DEFAULT_METRICS, DEFAULT_PIN_DIR,
     DEFAULT_SOCKET, HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_CONFIG_BYTES, MAX_FDB_AGING_SECS,
     MAX_FDB_MAX_ENTRIES, MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MacAddr,
-    PortMode, PortSpec,
+    MAX_BURST_BYTES, MAX_RATE_BITS, MIN_RATE_BITS, PortMode, PortSpec, RateLimit,
+    default_burst,
 };
+pub use units::{parse_rate, parse_size, show_rate, show_size};
 pub use validate::port_add::check_port_add;
 
 use raw::RawConfig;

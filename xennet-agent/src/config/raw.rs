@@ -52,6 +52,8 @@ pub(super) struct RawPort {
     #[serde(default)]
     pub(super) macs: Vec<Spanned<String>>,
     pub(super) mac_limit: Option<Spanned<i64>>,
+    pub(super) rate: Option<Spanned<String>>,
+    pub(super) burst: Option<Spanned<String>>,
 }
 
 /// `[bridge.host]`.

@@ -162,6 +162,7 @@ impl Datapath {
                     attached,
                     vlans,
                     host: record.is_some_and(|r| r.host),
+                    rate: None,
                 },
                 bridge_id: conf.bridge,
                 attach,

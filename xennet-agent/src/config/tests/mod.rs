@@ -43,6 +43,7 @@ fn access_port(interface: &str, vlan: u16, macs: &[(&str, u16)]) -> PortSpec {
         attach: AttachMode::Auto,
         macs: macs.iter().map(|&(m, v)| (mac(m), v)).collect(),
         mac_limit: 1024,
+        rate: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn port(interface: &str, mode: PortMode, mac_limit: u32) -> PortSpec {
         attach: AttachMode::Auto,
         macs: Vec::new(),
         mac_limit,
+        rate: None,
     }
 }
 

@@ -13,6 +13,7 @@ impl Validator<'_> {
     pub(super) fn port(
         &mut self,
         bridge: &str,
+        mtu: Option<u32>,
         raw: &Spanned<RawPort>,
         macs: &mut BridgeMacs,
     ) -> Option<PortSpec> {
@@ -73,12 +74,14 @@ impl Validator<'_> {
         let mode = self.mode(&ctx, &header, raw.mode_keys());
         let port_macs = self.macs(&ctx, interface, raw, mode.as_ref(), macs);
         let mac_limit = self.mac_limit(&ctx, raw.mac_limit.as_ref(), mode.as_ref());
+        let rate = self.rate_limit(&ctx, raw.rate.as_ref(), raw.burst.as_ref(), mtu);
         Some(PortSpec {
             interface: interface.clone(),
             mode: mode?,
             attach: attach?,
             macs: port_macs,
             mac_limit: mac_limit?,
+            rate: rate.ok()?,
         })
     }
 

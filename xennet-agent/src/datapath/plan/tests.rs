@@ -21,6 +21,7 @@ fn access(name: &str, vlan: u16) -> PortSpec {
         attach: AttachMode::Auto,
         macs: Vec::new(),
         mac_limit: 0,
+        rate: None,
     }
 }
 
@@ -34,6 +35,7 @@ fn trunk(name: &str, vlans: &[u16], native: Option<u16>) -> PortSpec {
         attach: AttachMode::Auto,
         macs: Vec::new(),
         mac_limit: 0,
+        rate: None,
     }
 }
 
