@@ -223,8 +223,8 @@ pub enum PortCmd {
         /// else none].
         #[arg(long, value_name = "RATE")]
         rate: Option<String>,
-        /// Burst of the limit in bytes (256KiB) [default: 20 ms of the rate, at least
-        /// 128KiB].
+        /// Burst of the limit in bytes (4MiB) [default: 200 ms of the rate, at least
+        /// 256KiB].
         #[arg(long, value_name = "SIZE")]
         burst: Option<String>,
         #[command(flatten)]
