@@ -7,6 +7,7 @@ mod examples;
 mod host;
 mod port_add;
 mod ports;
+mod rate;
 
 use std::collections::BTreeSet;
 
