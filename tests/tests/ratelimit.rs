@@ -65,8 +65,9 @@ impl Modes {
 
 /// The topology with a running agent. Fields drop in order: agent, bpffs, namespaces.
 struct Bed {
-    agent: Agent,
-    _fs: BpfFs,
+    /// `None` only while an agent is being replaced.
+    agent: Option<Agent>,
+    fs: BpfFs,
     cfg: PathBuf,
     mode: Modes,
     _servers: Vec<Child>,
@@ -98,6 +99,10 @@ fn rate_lines(rate: &str) -> String {
 }
 
 impl Bed {
+    fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("an agent")
+    }
+
     fn new(tag: &str, mode: Modes, limit: &str) -> Bed {
         let (dom0, up) = dom0_and_upstream(tag, None).expect("dom0 and upstream");
         add_addr(&up, "eth0", &format!("{UP_IP}/24")).expect("upstream address");
@@ -129,8 +134,8 @@ impl Bed {
             );
         }
         Bed {
-            agent,
-            _fs: fs,
+            agent: Some(agent),
+            fs,
             cfg,
             mode,
             _servers: servers,
@@ -144,18 +149,18 @@ impl Bed {
     /// Rewrite the configuration with `limit` on `vif1.0` and reload.
     fn set_limit(&self, limit: &str) {
         std::fs::write(&self.cfg, config(self.mode, limit)).expect("config");
-        let out = self.agent.ctl(&["reload"]).expect("reload");
+        let out = self.agent().ctl(&["reload"]).expect("reload");
         assert!(
             out.status.success(),
             "reload failed: {}\n{}",
             String::from_utf8_lossy(&out.stderr),
-            self.agent.log_text()
+            self.agent().log_text()
         );
     }
 
     /// What `ports --json` says `vif1.0` enforces.
     fn shown_rate(&self) -> Value {
-        self.agent
+        self.agent()
             .ports()
             .expect("ports")
             .into_iter()
@@ -166,7 +171,7 @@ impl Bed {
 
     fn drops(&self, port: &str) -> u64 {
         counters::get(
-            &self.agent.counters().expect("stats"),
+            &self.agent().counters().expect("stats"),
             port,
             "drop_rate_limit",
         )
@@ -429,4 +434,57 @@ fn probe() {
             );
         }
     }
+}
+
+/// The limit lives in the datapath: it holds while no agent runs, and a new agent adopts it
+/// without writing it again (the buckets keep their state) nor adding a second one.
+#[test]
+fn a_limit_outlives_the_agent() {
+    if !require_root() {
+        return;
+    }
+    let mut bed = Bed::new("rla", Modes::Tc, &rate_lines("10Mbit"));
+    let _lock = MEASURING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    assert_eq!(bed.shown_rate(), "10Mbit burst 256KiB");
+    let first = bed.agent.take().expect("the first agent");
+    assert!(
+        first.log_text().contains("bandwidth limit set"),
+        "the first agent did not log the limit it set:\n{}",
+        first.log_text()
+    );
+    first
+        .leave_running()
+        .expect("stopping the agent, datapath left running");
+    within("no agent: TCP g1 -> upstream", 10e6, true, || {
+        iperf(&bed.g1, "5201", false, None)
+    });
+    within("no agent: UDP upstream -> g1", 10e6, false, || {
+        iperf(&bed.g1, "5201", true, Some(15_000_000))
+    });
+    let second = Agent::start(&bed.dom0, &bed.cfg, &bed.fs.pin_dir()).expect("second agent");
+    bed.agent = Some(second);
+    assert_eq!(bed.shown_rate(), "10Mbit burst 256KiB", "after adoption");
+    assert!(
+        !bed.agent().log_text().contains("bandwidth limit set"),
+        "the adopting agent wrote the unchanged limit again (its buckets reset):\n{}",
+        bed.agent().log_text()
+    );
+    let before = bed.drops("vif1.0");
+    within("adopted: TCP upstream -> g1", 10e6, true, || {
+        iperf(&bed.g1, "5201", true, None)
+    });
+    assert!(
+        bed.drops("vif1.0") > before,
+        "the adopted limit refused nothing"
+    );
+    // A reload without the limit frees the port (the adopting agent manages it as its own).
+    bed.set_limit("");
+    assert!(bed.agent().log_text().contains("bandwidth limit set"));
+    let free = iperf(&bed.g1, "5201", false, None).bps;
+    assert!(
+        free > 50e6,
+        "still limited after the limit was removed: {free}"
+    );
 }
