@@ -1438,3 +1438,51 @@ fn hotplug_timeout_is_bounded() {
     assert!(out.log.contains("more than 35 s"), "{}", show(&out));
     assert!(b.agent_calls().is_empty());
 }
+
+/// xl's `rate=` reaches xenstore as libxl writes it, `BYTES,USECS` per interval (`10Mb/s` is
+/// 62500 bytes every 50 ms): the script turns it into `--rate` in bits per second. Anything
+/// else fails the vif without calling the agent.
+#[test]
+fn rate_becomes_a_limit() {
+    if !require_root() {
+        return;
+    }
+    let b = Bench::new("vifrate");
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", "00:16:3E:00:00:07")
+        .xs("rate", "62500,50000");
+    assert_ok(&b.run(&["online", "type_if=vif"], &[]));
+    assert_eq!(
+        b.agent_calls(),
+        vec![port_add(
+            VIF,
+            &[
+                "--bridge",
+                "trunk",
+                "--access",
+                "4094",
+                "--mac",
+                MAC,
+                "--rate",
+                "10000000bit"
+            ]
+        )]
+    );
+    for bad in [
+        "10Mb/s", "62500", "62500,", ",50000", "62500,0", "1,2,3", "-5,50000",
+    ] {
+        let b = Bench::new("vifrbad");
+        b.xs("bridge", "trunk/4094").xs("rate", bad);
+        let out = b.run(&["online", "type_if=vif"], &[]);
+        assert_failed(&out);
+        assert!(
+            stderr(&out).contains("/rate: '"),
+            "rate {bad:?}: {}",
+            show(&out)
+        );
+        assert!(
+            b.agent_calls().is_empty(),
+            "rate {bad:?}: the agent was called"
+        );
+    }
+}

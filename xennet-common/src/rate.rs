@@ -107,15 +107,17 @@ impl Bucket {
         tat_ns: 0,
     };
 
-    /// The bucket for `bits_per_sec` with a burst of `burst_bytes` (both > 0), full.
+    /// The bucket for `bits_per_sec` with a burst of `burst_bytes`, full (the agent's side:
+    /// a rate of 0 is taken as 1 bit/s; the configuration refuses both).
     #[must_use]
-    pub const fn new(bits_per_sec: u64, burst_bytes: u64) -> Bucket {
-        // ns per byte = 8e9 / bps; in 1/65536 ns. u128: 8e9 << 16 fits easily.
-        let byte_ns = ((8_000_000_000u128 << BYTE_NS_SHIFT) / bits_per_sec as u128) as u64;
-        let tau_ns = (burst_bytes as u128 * 8_000_000_000u128 / bits_per_sec as u128) as u64;
+    pub fn new(bits_per_sec: u64, burst_bytes: u64) -> Bucket {
+        let bps = u128::from(bits_per_sec.max(1));
+        // ns per byte = 8e9 / bps, in 1/65536 ns; u128 so that nothing overflows.
+        let byte_ns = (8_000_000_000u128 << BYTE_NS_SHIFT) / bps;
+        let tau_ns = u128::from(burst_bytes) * 8_000_000_000 / bps;
         Bucket {
-            byte_ns: if byte_ns == 0 { 1 } else { byte_ns },
-            tau_ns,
+            byte_ns: u64::try_from(byte_ns).unwrap_or(u64::MAX).max(1),
+            tau_ns: u64::try_from(tau_ns).unwrap_or(u64::MAX),
             tat_ns: 0,
         }
     }
@@ -140,7 +142,7 @@ impl Bucket {
             catch_up: if self.tat_ns < now { Some(now) } else { None },
             // No overflow: a frame is below 2^20 bytes and `byte_ns` below 2^36 (the slowest
             // limit, 8 kbit/s, is 1 ms a byte); no 128-bit multiply, which BPF lacks.
-            cost: (if len < MAX_FRAME { len } else { MAX_FRAME }) * self.byte_ns >> BYTE_NS_SHIFT,
+            cost: ((if len < MAX_FRAME { len } else { MAX_FRAME }) * self.byte_ns) >> BYTE_NS_SHIFT,
         }
     }
 }
@@ -198,7 +200,10 @@ mod tests {
     #[test]
     fn limits_in_the_core() {
         use crate::{
-            fwd::{Verdict, account, account_refused, decide, fixtures::host::{Pkt, World}},
+            fwd::{
+                Verdict, account, account_refused, decide,
+                fixtures::host::{Pkt, World},
+            },
             maps::{FDB_STATIC, FdbVal, PORT_ACCESS, PortConf},
             stats::Stat,
         };
@@ -256,11 +261,11 @@ mod tests {
             w.now.set(w.now.get() + 1_000_000); // vif1's ingress always has room again
             let d = decide(&Pkt(frame.clone()), &w, vif1);
             assert_eq!(d.verdict, Verdict::Forward);
-            if !police(&w, d.out_slot, Dir::Out, || 1_000) {
+            if police(&w, d.out_slot, Dir::Out, || 1_000) {
+                account(&w, &d, 100);
+            } else {
                 account_refused(&w, &d, 100);
                 refused += 1;
-            } else {
-                account(&w, &d, 100);
             }
         }
         // 1000-byte frames, 0.8 ms each, one every 1 ms: all pass.

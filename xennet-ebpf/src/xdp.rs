@@ -150,7 +150,9 @@ pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
     let Some((op, slot)) = fwd::flood_egress(&frame, &Maps, ingress, egress) else {
         return XDP_DROP;
     };
-    if !police(&Maps, slot, Dir::Out, || len.saturating_add_signed(op.len_delta())) {
+    if !police(&Maps, slot, Dir::Out, || {
+        len.saturating_add_signed(op.len_delta())
+    }) {
         fwd::count(&Maps, slot, Stat::DropRateLimit);
         return XDP_DROP;
     }

@@ -49,7 +49,11 @@ fn parse_with(text: &str, units: &[(&str, u64)], bare: Option<u64>) -> Option<u6
         return None;
     }
     let int: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let frac_val: u128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let frac_val: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     let scale = 10u128.pow(u32::try_from(frac.len()).ok()?);
     let total = int.checked_mul(u128::from(mult))? + frac_val * u128::from(mult) / scale;
     u64::try_from(total).ok()
@@ -92,18 +96,26 @@ pub fn show_rate(bits: u64) -> String {
         ("Mbit", 1_000_000),
         ("kbit", 1_000),
     ] {
-        if bits >= mult && bits % mult == 0 {
+        if bits >= mult && bits.is_multiple_of(mult) {
             return format!("{}{unit}", bits / mult);
         }
     }
     format!("{bits}bit")
 }
 
-/// `bytes` in the largest binary unit that shows it exactly (`64KiB`), else in bytes.
+/// `bytes` in the largest unit that shows it exactly, binary first (`64KiB`, `2500kB`), else
+/// in bytes.
 #[must_use]
 pub fn show_size(bytes: u64) -> String {
-    for (unit, mult) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= mult && bytes % mult == 0 {
+    for (unit, mult) in [
+        ("GiB", 1u64 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("kB", 1_000),
+    ] {
+        if bytes >= mult && bytes.is_multiple_of(mult) {
             return format!("{}{unit}", bytes / mult);
         }
     }
@@ -133,7 +145,17 @@ mod tests {
         assert_eq!(parse_rate("2.5Gbit"), Ok(2_500_000_000));
         assert_eq!(parse_rate(" 64 kbit "), Ok(64_000));
         assert_eq!(parse_rate("800bit"), Ok(800));
-        for bad in ["", "100", "Mbit", "100Mb", "100 MB", "1.2.3Mbit", "-5Mbit", "1e6bit", "0x10bit"] {
+        for bad in [
+            "",
+            "100",
+            "Mbit",
+            "100Mb",
+            "100 MB",
+            "1.2.3Mbit",
+            "-5Mbit",
+            "1e6bit",
+            "0x10bit",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
         assert!(parse_rate("99999999999999999999Tbit").is_err());
@@ -158,10 +180,12 @@ mod tests {
         assert_eq!(show_rate(1), "1bit");
         assert_eq!(show_size(65_536), "64KiB");
         assert_eq!(show_size(1522), "1522B");
+        assert_eq!(show_size(2_500_000), "2500kB");
+        assert_eq!(show_size(25_000_000), "25MB");
         for r in [10_000_000, 1_000_000_000, 64_000, 123] {
             assert_eq!(parse_rate(&show_rate(r)), Ok(r));
         }
-        for s in [65_536, 1522, 3 << 20] {
+        for s in [65_536, 1522, 3 << 20, 2_500_000, 25_000_000] {
             assert_eq!(parse_size(&show_size(s)), Ok(s));
         }
     }

@@ -2,6 +2,8 @@
 //! and the same rules and messages through `port add`, whose rule's limit applies unless the
 //! request sets one.
 
+use std::fmt::Write as _;
+
 use super::*;
 use crate::control::PortAdd;
 
@@ -38,6 +40,7 @@ fn request(mtu: &str, rate: Option<&str>, burst: Option<&str>) -> Result<PortSpe
     }
 }
 
+#[expect(clippy::unnecessary_wraps, reason = "compared with `PortSpec::rate`")]
 fn limit(bits_per_sec: u64, burst_bytes: u64) -> Option<RateLimit> {
     Some(RateLimit {
         bits_per_sec,
@@ -63,7 +66,10 @@ fn units_defaults_and_bursts() {
         file_limit("", "rate = \"100Mbit\""),
         limit(100_000_000, 2_500_000)
     );
-    assert_eq!(file_limit("", "rate = \"10Mbit\""), limit(10_000_000, 256 << 10));
+    assert_eq!(
+        file_limit("", "rate = \"10Mbit\""),
+        limit(10_000_000, 256 << 10)
+    );
     assert_eq!(
         file_limit("", "rate = \"1Gbit\"\nburst = \"4MiB\""),
         limit(1_000_000_000, 4 << 20)
@@ -84,8 +90,17 @@ fn units_defaults_and_bursts() {
     );
 }
 
-/// (what, mtu line, rate, burst, message after `bridge "b", port "vif1.0": `).
-const REFUSED: &[(&str, &str, Option<&str>, Option<&str>, &str)] = &[
+/// What, the bridge's mtu line, `rate`, `burst`, and the message after `bridge "b", port
+/// "vif1.0": `.
+type Refused = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+const REFUSED: &[Refused] = &[
     (
         "bytes per second are not a rate",
         "",
@@ -170,10 +185,10 @@ fn bad_limits_are_refused_alike_in_the_file_and_by_port_add() {
     for &(what, mtu, rate, burst, message) in REFUSED {
         let mut keys = String::new();
         if let Some(r) = rate {
-            keys.push_str(&format!("rate = {r:?}\n"));
+            writeln!(keys, "rate = {r:?}").unwrap();
         }
         if let Some(b) = burst {
-            keys.push_str(&format!("burst = {b:?}\n"));
+            writeln!(keys, "burst = {b:?}").unwrap();
         }
         let want = format!("bridge \"b\", port \"vif1.0\": {message}");
         let in_file = errors(&file(mtu, &keys));
@@ -211,7 +226,10 @@ fn port_add_inherits_the_rules_limit_unless_it_sets_one() {
         ..PortAdd::default()
     };
     let spec = |r: &PortAdd| check_port_add(&cfg, [], r).map(|(_, s)| s.rate);
-    assert_eq!(spec(&req(None, None)).ok(), Some(limit(10_000_000, 256 << 10)));
+    assert_eq!(
+        spec(&req(None, None)).ok(),
+        Some(limit(10_000_000, 256 << 10))
+    );
     assert_eq!(
         spec(&req(Some("1Gbit"), None)).ok(),
         Some(limit(1_000_000_000, 25_000_000))

@@ -8,8 +8,8 @@ use crate::config::ConfigError;
 use crate::config::raw::{RawPort, TrunkItem};
 use crate::config::report::cut_values;
 use crate::config::syntax::is_pattern;
-use crate::config::units::{show_rate, show_size};
 use crate::config::types::{BridgeSpec, Config, PortMode, PortSpec};
+use crate::config::units::{show_rate, show_size};
 use crate::control::PortAdd;
 
 /// Check a `port add` request against `cfg` and the run-time ports already added (`others`: the
