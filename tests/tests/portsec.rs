@@ -36,11 +36,15 @@ fn config(tc: bool) -> String {
     );
     s += &port(
         "vif1.0",
-        &format!("access = 4094\nmacs = [\"00:16:3e:00:00:01\"]\nips = [\"10.94.0.1\", \"{G1_V6}\"]\n"),
+        &format!(
+            "access = 4094\nmacs = [\"00:16:3e:00:00:01\"]\nips = [\"10.94.0.1\", \"{G1_V6}\"]\n"
+        ),
     );
     s += &port(
         "vif2.0",
-        &format!("access = 4094\nmacs = [\"00:16:3e:00:00:02\"]\nips = [\"10.94.0.2\", \"{G2_V6}\"]\n"),
+        &format!(
+            "access = 4094\nmacs = [\"00:16:3e:00:00:02\"]\nips = [\"10.94.0.2\", \"{G2_V6}\"]\n"
+        ),
     );
     s += &port("vif3.0", "access = 4093\nmacs = [\"00:16:3e:00:00:03\"]\n");
     s += "[bridge.host]\ninterface = \"mgmt0\"\naccess = 4094\naddresses = [\"10.94.0.254/16\", \"fd94::fe/64\"]\n";
@@ -62,8 +66,12 @@ impl World {
         // by the agent) and in the guests.
         let enable = |ns: &xennet_tests::Netns, confs: &[&str]| {
             for c in confs {
-                ns.exec_ok(&["sysctl", "-qw", &format!("net.ipv6.conf.{c}.disable_ipv6=0")])
-                    .expect("enabling IPv6");
+                ns.exec_ok(&[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{c}.disable_ipv6=0"),
+                ])
+                .expect("enabling IPv6");
             }
         };
         enable(&sim.dom0, &["all", "default"]);
@@ -177,13 +185,23 @@ fn ip6(s: &str) -> [u8; 16] {
 /// Guest `i`'s stack: an IPv6 address, and wait until DAD is done (no `tentative`).
 fn add_v6(w: &World, i: usize, addr: &str) {
     let ns = &w.sim.guests[i].ns;
-    ns.exec_ok(&["ip", "-6", "addr", "add", &format!("{addr}/64"), "dev", "eth0"])
-        .expect("adding an IPv6 address");
+    ns.exec_ok(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{addr}/64"),
+        "dev",
+        "eth0",
+    ])
+    .expect("adding an IPv6 address");
     let (out, _) = poll(
         Duration::from_secs(10),
         Duration::from_millis(100),
         || {
-            let o = ns.exec(&["ip", "-6", "addr", "show", "dev", "eth0"]).expect("ip addr");
+            let o = ns
+                .exec(&["ip", "-6", "addr", "show", "dev", "eth0"])
+                .expect("ip addr");
             String::from_utf8_lossy(&o.stdout).into_owned()
         },
         |s| s.contains(addr) && !s.contains("tentative"),
@@ -205,42 +223,82 @@ fn spoofs(w: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
         (
             "guest 2's MAC",
-            eth(UPSTREAM_MAC, g2, 0x0800, &ipv4(other, dom0, 17, 0, false, &udp_marked(1, 2, 10))),
+            eth(
+                UPSTREAM_MAC,
+                g2,
+                0x0800,
+                &ipv4(other, dom0, 17, 0, false, &udp_marked(1, 2, 10)),
+            ),
             "drop_spoof_mac",
         ),
         (
             "a made-up MAC",
-            eth([0xff; 6], [0x02, 0, 0, 0, 0x77, 0x77], 0x0800, &ipv4(me, dom0, 17, 0, false, &udp_marked(1, 2, 11))),
+            eth(
+                [0xff; 6],
+                [0x02, 0, 0, 0, 0x77, 0x77],
+                0x0800,
+                &ipv4(me, dom0, 17, 0, false, &udp_marked(1, 2, 11)),
+            ),
             "drop_spoof_mac",
         ),
         (
             "guest 2's IPv4 address",
-            eth([0xff; 6], g1, 0x0800, &ipv4(other, dom0, 17, 0, false, &udp_marked(1, 2, 12))),
+            eth(
+                [0xff; 6],
+                g1,
+                0x0800,
+                &ipv4(other, dom0, 17, 0, false, &udp_marked(1, 2, 12)),
+            ),
             "drop_spoof_ip4",
         ),
         (
             "0.0.0.0, not DHCP",
-            eth([0xff; 6], g1, 0x0800, &ipv4([0; 4], dom0, 17, 0, false, &udp_marked(1, 2, 13))),
+            eth(
+                [0xff; 6],
+                g1,
+                0x0800,
+                &ipv4([0; 4], dom0, 17, 0, false, &udp_marked(1, 2, 13)),
+            ),
             "drop_spoof_ip4",
         ),
         (
             "a DHCP server's offer",
-            eth([0xff; 6], g1, 0x0800, &ipv4(me, [255; 4], 17, 0, false, &udp_marked(67, 68, 14))),
+            eth(
+                [0xff; 6],
+                g1,
+                0x0800,
+                &ipv4(me, [255; 4], 17, 0, false, &udp_marked(67, 68, 14)),
+            ),
             "drop_dhcp_server",
         ),
         (
             "ARP: sender MAC not the frame's",
-            eth([0xff; 6], g1, 0x0806, &[arp(2, g2, me, [0; 6], dom0), marker(15)].concat()),
+            eth(
+                [0xff; 6],
+                g1,
+                0x0806,
+                &[arp(2, g2, me, [0; 6], dom0), marker(15)].concat(),
+            ),
             "drop_spoof_arp",
         ),
         (
             "ARP: guest 2's address for guest 1's MAC (poisoning)",
-            eth([0xff; 6], g1, 0x0806, &[arp(2, g1, other, [0xff; 6], other), marker(16)].concat()),
+            eth(
+                [0xff; 6],
+                g1,
+                0x0806,
+                &[arp(2, g1, other, [0xff; 6], other), marker(16)].concat(),
+            ),
             "drop_spoof_arp",
         ),
         (
             "IPv6 from guest 2's address",
-            eth([0xff; 6], g1, 0x86dd, &ipv6(ip6(G2_V6), ip6("fd94::fe"), 17, &udp_marked(1, 2, 17))),
+            eth(
+                [0xff; 6],
+                g1,
+                0x86dd,
+                &ipv6(ip6(G2_V6), ip6("fd94::fe"), 17, &udp_marked(1, 2, 17)),
+            ),
             "drop_spoof_ip6",
         ),
         (
@@ -249,18 +307,43 @@ fn spoofs(w: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
                 mcast6(all_nodes),
                 g1,
                 0x86dd,
-                &ipv6(ip6(G1_V6), all_nodes, 58, &[icmp6(136, &nd_body(ip6(G2_V6))), marker(18)].concat()),
+                &ipv6(
+                    ip6(G1_V6),
+                    all_nodes,
+                    58,
+                    &[icmp6(136, &nd_body(ip6(G2_V6))), marker(18)].concat(),
+                ),
             ),
             "drop_spoof_nd",
         ),
         (
             "router advertisement",
-            eth(mcast6(all_nodes), g1, 0x86dd, &ipv6(ll1, all_nodes, 58, &[icmp6(134, &[0; 12]), marker(19)].concat())),
+            eth(
+                mcast6(all_nodes),
+                g1,
+                0x86dd,
+                &ipv6(
+                    ll1,
+                    all_nodes,
+                    58,
+                    &[icmp6(134, &[0; 12]), marker(19)].concat(),
+                ),
+            ),
             "drop_router_adv",
         ),
         (
             "DHCPv6 server",
-            eth([0x33, 0x33, 0, 1, 0, 2], g1, 0x86dd, &ipv6(ll1, v6(0xff02_0000, 0, 0, 0x0001_0002), 17, &udp_marked(547, 546, 20))),
+            eth(
+                [0x33, 0x33, 0, 1, 0, 2],
+                g1,
+                0x86dd,
+                &ipv6(
+                    ll1,
+                    v6(0xff02_0000, 0, 0, 0x0001_0002),
+                    17,
+                    &udp_marked(547, 546, 20),
+                ),
+            ),
             "drop_dhcp_server",
         ),
         (
@@ -302,7 +385,11 @@ fn legitimate_then_spoofs(tag: &str, tc: bool) {
         w.neigh("10.94.0.1")
     );
     assert!(w.neigh("10.94.0.2").contains("00:16:3e:00:00:02"));
-    assert!(w.neigh(G2_V6).contains("00:16:3e:00:00:02"), "{}", w.neigh(G2_V6));
+    assert!(
+        w.neigh(G2_V6).contains("00:16:3e:00:00:02"),
+        "{}",
+        w.neigh(G2_V6)
+    );
 
     // A DHCP client's discover (0.0.0.0 → 255.255.255.255, UDP 68 → 67) floods the VLAN.
     let discover = eth(

@@ -947,8 +947,16 @@ fn ip_becomes_the_ports_addresses() {
         vec![port_add(
             VIF,
             &[
-                "--bridge", "trunk", "--access", "4094", "--mac", MAC, "--ip", "192.0.2.7",
-                "--ip", "2001:db8::7"
+                "--bridge",
+                "trunk",
+                "--access",
+                "4094",
+                "--mac",
+                MAC,
+                "--ip",
+                "192.0.2.7",
+                "--ip",
+                "2001:db8::7"
             ]
         )]
     );
@@ -966,7 +974,8 @@ fn ip_becomes_the_ports_addresses() {
         vec![port_add(VIF, &["--bridge", "trunk", "--access", "4094"])]
     );
     assert!(
-        out.log.contains("ip=192.0.2.7 is not enforced: no static MAC"),
+        out.log
+            .contains("ip=192.0.2.7 is not enforced: no static MAC"),
         "{}",
         show(&out)
     );
@@ -1198,13 +1207,10 @@ fn real_ip_becomes_port_security() {
     let out = r.online(PV);
     assert_ok(&out);
     let ports = r.agent.ports().expect("ports");
-    let sec = ports
-        .iter()
-        .find(|p| p["interface"] == VIF)
-        .map_or_else(
-            || panic!("{VIF} not a port: {ports:?}"),
-            |p| p["security"].clone(),
-        );
+    let sec = ports.iter().find(|p| p["interface"] == VIF).map_or_else(
+        || panic!("{VIF} not a port: {ports:?}"),
+        |p| p["security"].clone(),
+    );
     assert_eq!(sec["enabled"], true, "{sec}");
     assert_eq!(
         sec["ips"],
@@ -1489,4 +1495,52 @@ fn hotplug_timeout_is_bounded() {
     assert_failed(&out);
     assert!(out.log.contains("more than 35 s"), "{}", show(&out));
     assert!(b.agent_calls().is_empty());
+}
+
+/// xl's `rate=` reaches xenstore as libxl writes it, `BYTES,USECS` per interval (`10Mb/s` is
+/// 62500 bytes every 50 ms): the script turns it into `--rate` in bits per second. Anything
+/// else fails the vif without calling the agent.
+#[test]
+fn rate_becomes_a_limit() {
+    if !require_root() {
+        return;
+    }
+    let b = Bench::new("vifrate");
+    b.xs("bridge", "trunk/4094")
+        .xs("mac", "00:16:3E:00:00:07")
+        .xs("rate", "62500,50000");
+    assert_ok(&b.run(&["online", "type_if=vif"], &[]));
+    assert_eq!(
+        b.agent_calls(),
+        vec![port_add(
+            VIF,
+            &[
+                "--bridge",
+                "trunk",
+                "--access",
+                "4094",
+                "--mac",
+                MAC,
+                "--rate",
+                "10000000bit"
+            ]
+        )]
+    );
+    for bad in [
+        "10Mb/s", "62500", "62500,", ",50000", "62500,0", "1,2,3", "-5,50000",
+    ] {
+        let b = Bench::new("vifrbad");
+        b.xs("bridge", "trunk/4094").xs("rate", bad);
+        let out = b.run(&["online", "type_if=vif"], &[]);
+        assert_failed(&out);
+        assert!(
+            stderr(&out).contains("/rate: '"),
+            "rate {bad:?}: {}",
+            show(&out)
+        );
+        assert!(
+            b.agent_calls().is_empty(),
+            "rate {bad:?}: the agent was called"
+        );
+    }
 }

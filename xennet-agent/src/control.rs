@@ -54,7 +54,7 @@ pub enum Request {
 }
 
 /// A run-time port: `xennet-agent port add`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PortAdd {
     /// Interface name (e.g. `vif7.0`).
     pub interface: String,
@@ -71,6 +71,12 @@ pub struct PortAdd {
     pub macs: Vec<String>,
     /// Attach mode (`auto`, `xdp`, `xdp-generic`, `tc`).
     pub attach: Option<String>,
+    /// Bandwidth limit, both directions (`100Mbit`).
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Burst of the limit (`256KiB`).
+    #[serde(default)]
+    pub burst: Option<String>,
     /// Port security (`--security`, `--ip`, …).
     #[serde(default)]
     pub security: SecurityRequest,

@@ -248,6 +248,7 @@ access = 10
                     attach: AttachMode::Tc,
                     macs: vec![],
                     mac_limit: 5,
+                    rate: None,
                 },
             ),
         );
@@ -262,6 +263,7 @@ access = 10
                     attach: AttachMode::Tc,
                     macs: vec![],
                     mac_limit: 5,
+                    rate: None,
                 },
             ),
         );
@@ -322,6 +324,7 @@ access = 10
                     attach: AttachMode::Tc,
                     macs: vec![],
                     mac_limit: 5,
+                    rate: None,
                 },
             ),
         );
@@ -350,6 +353,7 @@ access = 10
             native: None,
             macs: macs.iter().map(ToString::to_string).collect(),
             attach: None,
+            ..PortAdd::default()
         }
     }
 

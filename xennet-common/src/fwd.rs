@@ -14,9 +14,10 @@
 use crate::{
     VLAN_MAX, VLAN_VID_MASK,
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PortConf,
-        SEC_ON,
+        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP,
+        PortConf, SEC_ON,
     },
+    rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
 };
 
@@ -44,6 +45,12 @@ pub trait Frame {
     /// header already.
     fn pull(&self, n: usize) {
         let _ = n;
+    }
+
+    /// Length of the whole frame on the wire (every buffer of a multi-buffer XDP frame), as
+    /// a bandwidth limit charges it; read only for ports with a limit.
+    fn wire_len(&self) -> u64 {
+        self.len() as u64
     }
 }
 
@@ -99,6 +106,22 @@ pub trait Tables {
     fn now(&self) -> u64;
     /// Run `f` on the counters of stats slot `slot` (for this CPU).
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F);
+    /// The `dir` bandwidth limit of stats slot `slot` (a copy of its `XN_RATES` bucket);
+    /// `None`: no limit.
+    fn bucket(&self, slot: u32, dir: Dir) -> Option<Bucket> {
+        let _ = (slot, dir);
+        None
+    }
+    /// Charge `cost` ns to the `dir` bucket of slot `slot`: first set its `tat_ns` to
+    /// `catch_up` if given, then add `cost` atomically.
+    fn rate_charge(&self, slot: u32, dir: Dir, catch_up: Option<u64>, cost: u64) {
+        let _ = (slot, dir, catch_up, cost);
+    }
+    /// Monotonic time in nanoseconds at full resolution (`bpf_ktime_get_ns`), for limits: a
+    /// coarse tick would let a bucket run a tick ahead.
+    fn clock_ns(&self) -> u64 {
+        self.now()
+    }
 }
 
 /// A learned entry's `last_seen_ns` is refreshed at most this often (1 s), so that a busy
@@ -207,15 +230,20 @@ impl Decision {
     }
 }
 
-/// Decide the fate of frame `f` that arrived on interface `ingress`.
+/// Decide the fate of frame `f` that arrived on interface `ingress` (the first program to see
+/// it: XDP, or the host build).
 #[inline(always)]
 pub fn decide<F: Frame, T: Tables>(f: &F, t: &T, ingress: u32) -> Decision {
-    decide_with_port(f, t, ingress).0
+    let Some(port) = t.port_fast(ingress) else {
+        return Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0);
+    };
+    decide_on(f, t, port, ingress, true)
 }
 
-/// [`decide`], also returning the ingress port it looked up (`None`: not a port, and the
-/// decision is [`Stat::PassNotPort`]), so that a program that needs more of the port (TC: its
-/// flags, TPID and bridge) does not look it up again.
+/// [`decide`] for the TC program, also returning the ingress port it looked up (`None`: not a
+/// port, and the decision is [`Stat::PassNotPort`]), so that a program that needs more of the
+/// port (TC: its flags, TPID and bridge) does not look it up again. On a port where XDP runs
+/// first ([`PORT_F_XDP`]) the ingress limit is not charged again: XDP charged it.
 #[inline(always)]
 pub fn decide_with_port<'t, F: Frame, T: Tables>(
     f: &F,
@@ -225,15 +253,27 @@ pub fn decide_with_port<'t, F: Frame, T: Tables>(
     let Some(port) = t.port_fast(ingress) else {
         return (Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0), None);
     };
-    (decide_on(f, t, port, ingress), Some(port))
+    let police_in = port.flags & PORT_F_XDP == 0;
+    (decide_on(f, t, port, ingress, police_in), Some(port))
 }
 
-/// The decision for frame `f` on port `port` (ifindex `ingress`).
+/// The decision for frame `f` on port `port` (ifindex `ingress`); `police_in`: charge the
+/// port's ingress limit.
 #[inline(always)]
-fn decide_on<F: Frame, T: Tables>(f: &F, t: &T, port: &PortConf, ingress: u32) -> Decision {
+fn decide_on<F: Frame, T: Tables>(
+    f: &F,
+    t: &T,
+    port: &PortConf,
+    ingress: u32,
+    police_in: bool,
+) -> Decision {
     use Verdict::Drop;
 
     let slot = port.slot;
+    // The port's ingress limit comes first, as a policer in front of a bridge port would.
+    if police_in && !police(t, slot, Dir::In, || f.wire_len()) {
+        return Decision::new(Drop, Stat::DropRateLimit, slot, 0);
+    }
     let hdr = match parse(f) {
         Ok(h) => h,
         Err(ParseError::Runt) => return Decision::new(Drop, Stat::DropRunt, slot, 0),
@@ -527,6 +567,23 @@ pub fn member_egress(inp: &PortConf, out: &PortConf, vid: u16) -> Option<bool> {
 /// Count a frame of `len` bytes under its final decision.
 #[inline(always)]
 pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
+    account_rx(t, d, len);
+    if d.verdict == Verdict::Forward {
+        account_tx(t, d.out_slot, len.saturating_add_signed(d.tag.len_delta()));
+    }
+}
+
+/// Count a forwarded frame of `len` bytes that the egress port's limit refused: the frame's
+/// outcome on its ingress port as decided, `drop_rate_limit` on the egress port, no `tx`.
+#[inline(always)]
+pub fn account_refused<T: Tables>(t: &T, d: &Decision, len: u64) {
+    account_rx(t, d, len);
+    count(t, d.out_slot, Stat::DropRateLimit);
+}
+
+/// The ingress side of [`account`]: received, the outcome, the learning event.
+#[inline(always)]
+fn account_rx<T: Tables>(t: &T, d: &Decision, len: u64) {
     t.with_stats(d.in_slot, |s| {
         s.add(Stat::RxPackets, 1);
         s.add(Stat::RxBytes, len);
@@ -535,9 +592,6 @@ pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
             s.add(l, 1);
         }
     });
-    if d.verdict == Verdict::Forward {
-        account_tx(t, d.out_slot, len.saturating_add_signed(d.tag.len_delta()));
-    }
 }
 
 /// Count one frame of `len` bytes sent out of the port with stats slot `slot`.

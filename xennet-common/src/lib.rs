@@ -6,6 +6,7 @@
 //! * [`fwd`]: the forwarding core — parse, classify, look up, decide — written once over two small
 //!   traits ([`fwd::Frame`], [`fwd::Tables`]) and compiled into the XDP program, the TC program and
 //!   the host build that unit tests exercise.
+//! * [`rate`]: bandwidth limits, a policer per port and direction (the map `XN_RATES`).
 //! * [`bench`]: what the benchmark's own eBPF object and `cargo xtask bench` share.
 #![no_std]
 
@@ -15,6 +16,7 @@ extern crate std;
 pub mod bench;
 pub mod fwd;
 pub mod maps;
+pub mod rate;
 pub mod stats;
 
 /// Ethernet header length without tags.

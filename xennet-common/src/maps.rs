@@ -268,8 +268,17 @@ impl PortSec {
         for i in 0..4 {
             let bits = len.saturating_sub(first_bit).min(32);
             first_bit += 32;
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            let w = u32::from_be_bytes([addr[4 * i], addr[4 * i + 1], addr[4 * i + 2], addr[4 * i + 3]]);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            let w = u32::from_be_bytes([
+                addr[4 * i],
+                addr[4 * i + 1],
+                addr[4 * i + 2],
+                addr[4 * i + 3],
+            ]);
             p.mask[i] = mask;
             p.net[i] = w & mask;
         }
@@ -413,7 +422,10 @@ mod tests {
     #[test]
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<PortSec>(), 4 + 16 + 64 + 256);
-        assert_eq!(size_of::<PortConf>(), 24 + VLAN_BITMAP_BYTES + size_of::<PortSec>());
+        assert_eq!(
+            size_of::<PortConf>(),
+            24 + VLAN_BITMAP_BYTES + size_of::<PortSec>()
+        );
         assert_eq!(align_of::<PortConf>(), 4);
         assert_eq!(size_of::<FdbKey>(), 12);
         assert_eq!(size_of::<FdbVal>(), 16);

@@ -142,6 +142,10 @@ stats! {
     /// An ARP, IPv4 or IPv6 header the checks need is cut short or invalid, an IPv4 fragment
     /// at offset 8 (RFC 1858), or more IPv6 extension headers than the checks walk.
     DropSecMalformed = 36, "drop_sec_malformed", Drop;
+    /// Over the port's bandwidth limit (`rate`): on its ingress, the frame's outcome; on its
+    /// egress, counted on the egress port (the frame's outcome on its ingress port stays
+    /// `forward` or `flood`, as for a queue that drops it there).
+    DropRateLimit = 37, "drop_rate_limit", Drop;
 }
 
 // The indices are the positions in the list: `ALL[i] as usize == i`.
@@ -238,7 +242,7 @@ mod tests {
 
     #[test]
     fn the_list_covers_every_index_and_drops_are_named_drop() {
-        assert_eq!(STAT_COUNT, 37);
+        assert_eq!(STAT_COUNT, 38);
         let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
         assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
         for s in Stat::ALL {
@@ -265,6 +269,7 @@ mod tests {
         assert_eq!(Stat::LearnTableFull.name(), "learn_table_full");
         assert_eq!(Stat::DropNestedTag as u32, 27);
         assert_eq!(Stat::DropSecMalformed as u32, 36);
+        assert_eq!(Stat::DropRateLimit as u32, 37);
     }
 
     #[test]

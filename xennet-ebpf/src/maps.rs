@@ -3,7 +3,7 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_coarse_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::map,
     maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
@@ -13,6 +13,7 @@ use xennet_common::{
         FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
         STATS_SLOTS,
     },
+    rate::{Bucket, Dir, PortRate},
     stats::PortStats,
 };
 
@@ -60,6 +61,10 @@ static XN_LEARNED: Array<u32> = Array::with_max_entries(STATS_SLOTS, BPF_F_MMAPA
 /// Per-CPU counters per port; slot 0 is "not a port".
 #[map]
 static XN_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(STATS_SLOTS, 0);
+
+/// Bandwidth limits per stats slot: each port's policers (ingress, egress); zero = none.
+#[map]
+static XN_RATES: Array<PortRate> = Array::with_max_entries(STATS_SLOTS, 0);
 
 /// The maps, as the forwarding core sees them.
 pub(crate) struct Maps;
@@ -120,5 +125,35 @@ impl Tables for Maps {
             // SAFETY: per-CPU value, this CPU's copy, no concurrent writer on this CPU.
             f(unsafe { &mut *p });
         }
+    }
+
+    #[inline(always)]
+    fn bucket(&self, slot: u32, dir: Dir) -> Option<Bucket> {
+        XN_RATES.get(slot).map(|r| *r.bucket(dir))
+    }
+
+    #[inline(always)]
+    fn rate_charge(&self, slot: u32, dir: Dir, catch_up: Option<u64>, cost: u64) {
+        let Some(r) = XN_RATES.get_ptr_mut(slot) else {
+            return;
+        };
+        // SAFETY: a valid, aligned map value; `tat_ns` is only ever stored whole or added to
+        // atomically (the BPF atomic add instruction), so a concurrent charge is never torn.
+        unsafe {
+            let tat = match dir {
+                Dir::In => &raw mut (*r).ingress.tat_ns,
+                Dir::Out => &raw mut (*r).egress.tat_ns,
+            };
+            if let Some(t) = catch_up {
+                core::ptr::write_volatile(tat, t);
+            }
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(tat, cost);
+        }
+    }
+
+    #[inline(always)]
+    fn clock_ns(&self) -> u64 {
+        // SAFETY: no preconditions.
+        unsafe { bpf_ktime_get_ns() }
     }
 }

@@ -28,4 +28,11 @@ impl Frame for XdpFrame<'_> {
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
         load(self.0.data(), self.0.data_end(), off)
     }
+
+    #[inline(always)]
+    fn wire_len(&self) -> u64 {
+        // Every buffer of a multi-buffer (jumbo) frame.
+        // SAFETY: helper on the program's own context.
+        unsafe { aya_ebpf::helpers::bpf_xdp_get_buff_len(self.0.ctx) }
+    }
 }

@@ -16,6 +16,7 @@ use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
     fwd::{self, Frame, Put, Tables, TagOp, Verdict},
     maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
+    rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
 };
 
@@ -59,6 +60,18 @@ impl Tables for TcMaps {
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
         Maps.with_stats(slot, f);
     }
+    #[inline(always)]
+    fn bucket(&self, slot: u32, dir: Dir) -> Option<Bucket> {
+        Maps.bucket(slot, dir)
+    }
+    #[inline(always)]
+    fn rate_charge(&self, slot: u32, dir: Dir, catch_up: Option<u64>, cost: u64) {
+        Maps.rate_charge(slot, dir, catch_up, cost);
+    }
+    #[inline(always)]
+    fn clock_ns(&self) -> u64 {
+        Maps.clock_ns()
+    }
 }
 
 /// Bytes the parser may read: Ethernet header and two tags.
@@ -91,7 +104,10 @@ impl Frame for TcFrame<'_> {
         let linear = self.0.data_end().saturating_sub(self.0.data());
         let total = self.0.len() as usize;
         if linear < n && total > linear {
-            #[expect(clippy::cast_possible_truncation, reason = "n is a small header length")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "n is a small header length"
+            )]
             let want = total.min(n) as u32;
             // SAFETY: helper on the program's own skb; `load` re-reads data/data_end.
             unsafe { bpf_skb_pull_data(self.skb(), want) };
@@ -177,6 +193,11 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
         Verdict::Pass => TC_ACT_OK as i32,
         Verdict::Drop => TC_ACT_SHOT as i32,
         Verdict::Forward => {
+            if !police(&Maps, d.out_slot, Dir::Out, || out_len(len, d.tag)) {
+                // The egress port's limit: counted there; the frame's outcome stays.
+                fwd::account_refused(&Maps, &d, len);
+                return TC_ACT_SHOT as i32;
+            }
             if !apply_tag(skb, d.tag, tpid) {
                 d = d.into_drop(Stat::DropTagOp);
                 TC_ACT_SHOT as i32
@@ -236,6 +257,11 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             continue;
         };
         let slot = out.slot;
+        let copy_len = u64::from(base) + if tagged { VLAN_HLEN as u64 } else { 0 };
+        if !police(&Maps, slot, Dir::Out, || copy_len) {
+            fwd::count(&Maps, slot, Stat::DropRateLimit);
+            continue;
+        }
         if tagged {
             if !push(skb, tpid, d.tci) {
                 return false;
@@ -263,6 +289,12 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
         fwd::count(&Maps, d.in_slot, Stat::FloodTruncated);
     }
     true
+}
+
+/// Length of a frame of `len` bytes after the tag operation `op`.
+#[inline(always)]
+fn out_len(len: u64, op: TagOp) -> u64 {
+    len.saturating_add_signed(op.len_delta())
 }
 
 /// Whether the frame carries its outer tag in the bytes (not offloaded).

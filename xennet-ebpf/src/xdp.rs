@@ -9,6 +9,7 @@ use aya_ebpf::{
 use xennet_common::{
     VLAN_HLEN,
     fwd::{self, TagOp, Verdict},
+    rate::{Dir, police},
     stats::Stat,
 };
 
@@ -102,6 +103,15 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         }
         return XDP_PASS;
     }
+    if d.verdict == Verdict::Forward
+        && !police(&Maps, d.out_slot, Dir::Out, || {
+            len.saturating_add_signed(d.tag.len_delta())
+        })
+    {
+        // The egress port's limit: counted there; the frame's outcome stays.
+        fwd::account_refused(&Maps, &d, len);
+        return XDP_DROP;
+    }
     let action = match d.verdict {
         Verdict::Pass => XDP_PASS,
         Verdict::Drop => XDP_DROP,
@@ -140,6 +150,12 @@ pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
     let Some((op, slot)) = fwd::flood_egress(&frame, &Maps, ingress, egress) else {
         return XDP_DROP;
     };
+    if !police(&Maps, slot, Dir::Out, || {
+        len.saturating_add_signed(op.len_delta())
+    }) {
+        fwd::count(&Maps, slot, Stat::DropRateLimit);
+        return XDP_DROP;
+    }
     if apply_tag(&ctx, op).is_err() {
         fwd::count(&Maps, slot, Stat::DropTagOp);
         return XDP_DROP;

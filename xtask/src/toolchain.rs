@@ -24,6 +24,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("ping", "iputils-ping"),
     ("nsenter", "util-linux"),
     ("python3", "python3"),
+    // The bandwidth-limit tests measure with iperf3.
+    ("iperf3", "iperf3"),
     // The observability test scrapes the agent with a real Prometheus and lints a scrape.
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
@@ -31,7 +33,6 @@ const TEST_TOOLS: &[(&str, &str)] = &[
 
 /// Commands only `cargo xtask bench` calls.
 const BENCH_TOOLS: &[(&str, &str)] = &[
-    ("iperf3", "iperf3"),
     ("iptables", "iptables"),
     ("bridge", "iproute2"),
     ("sysctl", "procps"),

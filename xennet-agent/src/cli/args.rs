@@ -196,7 +196,8 @@ pub enum PortCmd {
                             --mac 00:16:3e:07:00:01\n  xennet-agent port add vif8.0 --bridge \
                             trunk --trunk 10-20,30 --native 10\n  xennet-agent port add vif9.0 --bridge \
                             trunk --access 10 --mac 00:16:3e:09:00:01 --ip 192.0.2.9 \
-                            --ip 2001:db8::9"
+                            --ip 2001:db8::9\n  xennet-agent port add vif10.0 --bridge trunk \
+                            --access 10 --rate 100Mbit"
     )]
     Add {
         /// Interface (e.g. vif7.0).
@@ -220,6 +221,14 @@ pub enum PortCmd {
         /// Attach mode: auto, xdp, xdp-generic, tc [default: the matching rule's, else auto].
         #[arg(long, value_name = "MODE")]
         attach: Option<String>,
+        /// Bandwidth limit, each direction (100Mbit, 1Gbit) [default: the matching rule's,
+        /// else none].
+        #[arg(long, value_name = "RATE")]
+        rate: Option<String>,
+        /// Burst of the limit in bytes (4MiB) [default: 200 ms of the rate, at least
+        /// 256KiB].
+        #[arg(long, value_name = "SIZE")]
+        burst: Option<String>,
         #[command(flatten)]
         security: xennet_agent::control::SecurityRequest,
         #[command(flatten)]

@@ -220,6 +220,8 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
             macs,
             attach,
             security,
+            rate,
+            burst,
             target,
         } => {
             let req = PortAdd {
@@ -231,6 +233,8 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 macs,
                 attach,
                 security,
+                rate,
+                burst,
             };
             (target, Request::PortAdd(req))
         }

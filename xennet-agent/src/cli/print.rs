@@ -24,18 +24,19 @@ pub fn print_ports(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
     }
     let ports: Vec<Port> = serde_json::from_value(v).context("decoding ports")?;
     println!(
-        "{:<16} {:<12} {:>8} {:>5} {:<12} {:<5} {:<24} SECURITY",
-        "PORT", "BRIDGE", "IFINDEX", "SLOT", "ATTACH", "HOST", "VLANS"
+        "{:<16} {:<12} {:>8} {:>5} {:<12} {:<5} {:<22} {:<24} SECURITY",
+        "PORT", "BRIDGE", "IFINDEX", "SLOT", "ATTACH", "HOST", "RATE", "VLANS"
     );
     for p in ports {
         println!(
-            "{:<16} {:<12} {:>8} {:>5} {:<12} {:<5} {:<24} {}",
+            "{:<16} {:<12} {:>8} {:>5} {:<12} {:<5} {:<22} {:<24} {}",
             p.interface,
             p.bridge,
             p.ifindex,
             p.slot,
             p.attached,
             if p.host { "yes" } else { "" },
+            p.rate.as_deref().unwrap_or("-"),
             p.vlans,
             p.security.summary()
         );

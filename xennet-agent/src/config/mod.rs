@@ -10,12 +10,14 @@
 //! * `raw`: the file as serde reads it, with spans.
 //! * `validate`: the semantic rules, one file per topic.
 //! * `syntax`: single values (MAC, VLAN, CIDR, names).
+//! * `units`: bandwidth limits as written (`100Mbit`, `64KiB`).
 //! * `report`: problems and their `file:line:col` form.
 
 mod raw;
 mod report;
 mod syntax;
 mod types;
+mod units;
 mod validate;
 
 #[cfg(test)]
@@ -26,12 +28,14 @@ use std::path::Path;
 
 pub use syntax::{is_pattern, parse_cidr};
 pub use types::{
-    AttachMode, BridgeSpec, Config, DEFAULT_FDB_AGING_SECS, DEFAULT_FDB_MAX_ENTRIES,
-    DEFAULT_MAC_LIMIT_ACCESS, DEFAULT_MAC_LIMIT_TRUNK, DEFAULT_METRICS, DEFAULT_PIN_DIR,
-    DEFAULT_SOCKET, HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_CONFIG_BYTES, MAX_FDB_AGING_SECS,
-    MAX_FDB_MAX_ENTRIES, MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MacAddr,
-    DEFAULT_ETHERTYPES, PortMode, PortSecurity, PortSpec,
+    AttachMode, BridgeSpec, Config, DEFAULT_ETHERTYPES, DEFAULT_FDB_AGING_SECS,
+    DEFAULT_FDB_MAX_ENTRIES, DEFAULT_MAC_LIMIT_ACCESS, DEFAULT_MAC_LIMIT_TRUNK, DEFAULT_METRICS,
+    DEFAULT_PIN_DIR, DEFAULT_SOCKET, HOST_PEER_PREFIX, HostSpec, MAX_BRIDGES, MAX_BURST_BYTES,
+    MAX_CONFIG_BYTES, MAX_FDB_AGING_SECS, MAX_FDB_MAX_ENTRIES, MAX_MAC_LIMIT, MAX_MTU, MAX_PORTS,
+    MAX_RATE_BITS, MIN_FDB_MAX_ENTRIES, MIN_MTU, MIN_RATE_BITS, MacAddr, PortMode, PortSecurity,
+    PortSpec, RateLimit, default_burst,
 };
+pub use units::{parse_rate, parse_size, show_rate, show_size};
 pub use validate::port_add::check_port_add;
 
 use raw::RawConfig;

@@ -59,6 +59,8 @@ pub(super) struct RawPort {
     pub(super) allow_dhcp_server: Option<bool>,
     pub(super) allow_ra: Option<bool>,
     pub(super) allow_ethertypes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) rate: Option<Spanned<String>>,
+    pub(super) burst: Option<Spanned<String>>,
 }
 
 /// `[bridge.host]`.

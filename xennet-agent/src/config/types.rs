@@ -33,6 +33,44 @@ pub const DEFAULT_MAC_LIMIT_ACCESS: u32 = 1024;
 pub const DEFAULT_MAC_LIMIT_TRUNK: u32 = 16384;
 /// Largest `mac_limit`.
 pub const MAX_MAC_LIMIT: u32 = 1_000_000;
+/// Slowest `rate` (8 kbit/s: one byte a millisecond).
+pub const MIN_RATE_BITS: u64 = 8_000;
+/// Fastest `rate` (400 Gbit/s).
+pub const MAX_RATE_BITS: u64 = 400_000_000_000;
+/// Largest `burst` (1 GiB).
+pub const MAX_BURST_BYTES: u64 = 1 << 30;
+/// Smallest default `burst` (256 KiB): four whole GSO frames.
+pub const MIN_DEFAULT_BURST: u64 = 256 << 10;
+/// The default `burst` lasts this long at the `rate` (200 ms, TCP's shortest retransmission
+/// timeout): a policer with less makes TCP fall well below the rate (measured: 55 % of
+/// 10 Mbit/s with 128 KiB, 46 % of 100 Mbit/s with 1 MiB; docs/configuration.md).
+pub const DEFAULT_BURST_MS: u64 = 200;
+
+/// The largest frame a port of a bridge with MTU `mtu` (1500 when not set) carries: the MTU,
+/// the Ethernet header and two tags.
+#[must_use]
+pub fn largest_frame(mtu: Option<u32>) -> u64 {
+    u64::from(mtu.unwrap_or(1500)) + (xennet_common::ETH_HLEN + 2 * xennet_common::VLAN_HLEN) as u64
+}
+
+/// The `burst` of a `rate` of `bits` per second that sets none: [`DEFAULT_BURST_MS`] of it,
+/// at least [`MIN_DEFAULT_BURST`] and one full-size frame.
+#[must_use]
+pub fn default_burst(bits: u64, mtu: Option<u32>) -> u64 {
+    (bits / 8 * DEFAULT_BURST_MS / 1000)
+        .max(MIN_DEFAULT_BURST)
+        .max(largest_frame(mtu))
+}
+
+/// A port's bandwidth limit, the same in both directions (frames from the port and to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The limit, in bits per second of whole frames (Ethernet header and tags included).
+    pub bits_per_sec: u64,
+    /// How many bytes may pass at once above the rate after a quiet period.
+    pub burst_bytes: u64,
+}
+
 /// The default `[bridge.host] peer` is this prefix followed by the bridge name.
 pub const HOST_PEER_PREFIX: &str = "xnh-";
 /// Most ports the whole configuration may have, over all bridges: the datapath's port slots
@@ -204,6 +242,8 @@ pub struct PortSpec {
     pub mac_limit: u32,
     /// Port security (issue 13): what a guest on this port may send.
     pub security: PortSecurity,
+    /// Bandwidth limit (`rate`, `burst`); `None`: none.
+    pub rate: Option<RateLimit>,
 }
 
 /// The ethertypes a secured port allows unless `allow_ethertypes` says otherwise: IPv4, ARP,

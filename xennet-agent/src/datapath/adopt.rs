@@ -163,6 +163,7 @@ impl Datapath {
                     vlans,
                     host: record.is_some_and(|r| r.host),
                     security: super::security::SecurityView::default(),
+                    rate: None,
                 },
                 bridge_id: conf.bridge,
                 attach,

@@ -9,8 +9,9 @@
 //! The decisions (bridge ids, stats slots, flood lists, static FDB entries, what a reload
 //! changes) are taken by the pure functions of [`plan`]; the other submodules carry them out:
 //! `load` (programs), `attach` (links), `ports` (the port map and reloads), `fdb` (static
-//! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `pins` (bpffs,
-//! teardown), `adopt` (taking over a pinned datapath), `state` (lock and state file).
+//! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `rates`
+//! (bandwidth limits), `pins` (bpffs, teardown), `adopt` (taking over a pinned datapath),
+//! `state` (lock and state file).
 
 pub mod adopt;
 mod attach;
@@ -20,6 +21,7 @@ mod members;
 mod pins;
 pub mod plan;
 mod ports;
+pub mod rates;
 pub mod security;
 pub mod state;
 
@@ -86,6 +88,10 @@ pub struct Port {
     /// What port security enforces on the port.
     #[serde(default)]
     pub security: security::SecurityView,
+    /// The bandwidth limit it enforces in each direction (`100Mbit burst 256KiB`); `None`:
+    /// none.
+    #[serde(default)]
+    pub rate: Option<String>,
 }
 
 struct PortState {
@@ -242,6 +248,7 @@ pub fn host_port_spec(host: &HostSpec) -> PortSpec {
         macs: Vec::new(),
         mac_limit: host.mac_limit,
         security: crate::config::PortSecurity::default(),
+        rate: None,
     }
 }
 

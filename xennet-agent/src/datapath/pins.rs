@@ -9,6 +9,7 @@ use xennet_common::maps::{
     MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
     MAP_TX,
 };
+use xennet_common::rate::MAP_RATES;
 
 use super::Datapath;
 use crate::paths::{BPFFS_ROOT, BPFFS_ROOT_C, NETNS_DIR};
@@ -16,7 +17,7 @@ use crate::paths::{BPFFS_ROOT, BPFFS_ROOT_C, NETNS_DIR};
 use super::attach::LinkKind;
 
 /// Every map of the datapath, each pinned under its own name.
-pub const MAPS: [&str; 9] = [
+pub const MAPS: [&str; 10] = [
     MAP_PORTS,
     MAP_SLOTS,
     MAP_IFSLOTS,
@@ -26,6 +27,7 @@ pub const MAPS: [&str; 9] = [
     MAP_FLOOD,
     MAP_LEARNED,
     MAP_MEMBERS,
+    MAP_RATES,
 ];
 
 /// What [`teardown`] removed.

@@ -112,6 +112,7 @@ impl Datapath {
             }
             if stop && !changes.failed.is_empty() {
                 self.refresh()?;
+                self.sync_rates_into(cfg, &mut changes)?;
                 return Ok(changes);
             }
         }
@@ -120,6 +121,7 @@ impl Datapath {
             changes.removed.push(name);
         }
         self.refresh()?;
+        self.sync_rates_into(cfg, &mut changes)?;
         let (added, removed) = self.sync_statics(cfg)?;
         changes.statics_added = added;
         changes.statics_removed = removed;
@@ -141,6 +143,8 @@ impl Datapath {
             .ok_or_else(|| anyhow!("all {MAX_PORTS} port slots in use"))?;
         self.zero_slot(slot)?;
         self.learned.reset(slot);
+        // No limit until `sync_rates` sets the configured one.
+        self.write_rate(slot, &xennet_common::rate::PortRate::NONE)?;
         let conf = port_conf(bid, tpid, slot, spec);
         if let Err(e) = self.write_port(idx, &conf) {
             let _ = self.unmap_port(idx);
@@ -167,6 +171,7 @@ impl Datapath {
                     vlans: describe_mode(&spec.mode),
                     host,
                     security: super::security::SecurityView::default(),
+                    rate: None,
                 },
                 bridge_id: bid,
                 attach: spec.attach,
@@ -277,6 +282,8 @@ impl Datapath {
         let idx = st.public.ifindex;
         Self::detach(name, st.links);
         self.unmap_port(idx)?;
+        // Its limit goes with it (the slot may serve another port next).
+        self.write_rate(st.public.slot, &xennet_common::rate::PortRate::NONE)?;
         let flushed = self.flush_fdb(|_, v| v.ifindex == idx)?;
         self.statics.retain(|_, i| *i != idx);
         self.learned.reset(st.public.slot);

@@ -12,9 +12,7 @@
 
 use super::{EthHdr, Frame, Tables};
 use crate::{
-    maps::{
-        FDB_STATIC, FdbKey, PortConf, PortSec, SEC_DHCP_SERVER, SEC_RA, SEC_V4, SEC_V6,
-    },
+    maps::{FDB_STATIC, FdbKey, PortConf, PortSec, SEC_DHCP_SERVER, SEC_RA, SEC_V4, SEC_V6},
     stats::Stat,
 };
 
@@ -255,15 +253,13 @@ fn ipv6<F: Frame>(f: &F, sec: &PortSec, l3: usize, mac: &[u8; 6]) -> Result<(), 
         return Err(Stat::DropSecMalformed);
     };
     let unspecified = src == [0; 4];
-    let src_ok = src[0] & 0xffc0_0000 == 0xfe80_0000
-        || sec.flags & SEC_V6 == 0
-        || sec.owns_v6(&src);
+    let src_ok =
+        src[0] & 0xffc0_0000 == 0xfe80_0000 || sec.flags & SEC_V6 == 0 || sec.owns_v6(&src);
     let Some(dst) = addr6(f, l3 + 24) else {
         return Err(Stat::DropSecMalformed);
     };
     // ff02::1:ffXX:XXXX, and ff02::16 (MLDv2 reports).
-    let to_solicited =
-        dst[0] == 0xff02_0000 && dst[1] == 0 && dst[2] == 1 && dst[3] >> 24 == 0xff;
+    let to_solicited = dst[0] == 0xff02_0000 && dst[1] == 0 && dst[2] == 1 && dst[3] >> 24 == 0xff;
     let to_mld = dst == [0xff02_0000, 0, 0, 0x16];
     // Walk hop-by-hop, routing, destination options and fragment headers.
     let mut nh = (w1 >> 8) & 0xff;

@@ -115,6 +115,7 @@ fn fixture_rows_cover_every_core_outcome() {
         Stat::DropRedirect,   // a program's redirect failing
         Stat::FloodTruncated, // TC's flood loop
         Stat::LearnTableFull, // per_port_limit_and_full_table_stop_learning_not_forwarding
+        Stat::DropRateLimit,  // a limit over time: rate::tests::limits_in_the_core
     ];
     let story = fixtures::story::learning_story();
     let rows = fixtures::table::main_table();

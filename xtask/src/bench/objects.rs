@@ -9,6 +9,7 @@ use xennet_common::{
         MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
         MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
     },
+    rate::MAP_RATES,
 };
 
 use super::traffic::{CEIL_BC, GEN, LADDER, LADDER_TC, SINK};
@@ -48,6 +49,7 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
         MAP_FLOOD,
         MAP_LEARNED,
         MAP_MEMBERS,
+        MAP_RATES,
     ];
     assert_eq!(
         progs,

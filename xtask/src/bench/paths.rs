@@ -147,7 +147,10 @@ pub fn xen_antispoof_rules() -> Vec<String> {
             16 => ("xb0".to_owned(), GEN_IP.to_owned()),
             _ => (format!("vif{k}.0"), format!("10.78.{k}.1")),
         };
-        for m in [format!("-s {ip}"), "-p udp --sport 68 --dport 67".to_owned()] {
+        for m in [
+            format!("-s {ip}"),
+            "-p udp --sport 68 --dport 67".to_owned(),
+        ] {
             v.push(format!(
                 "-I FORWARD -m physdev --physdev-in {dev} {m} -j ACCEPT"
             ));
@@ -471,8 +474,10 @@ mod tests {
         assert_eq!(sec, [("xb0", true), ("xv1", true), ("xv2", true)]);
         let rules = xen_antispoof_rules();
         assert_eq!(rules.len(), 4 * XEN_GUESTS);
-        assert!(rules.contains(
-            &"-I FORWARD -m physdev --physdev-in xb0 -s 10.77.0.1 -j ACCEPT".to_owned()
-        ));
+        assert!(
+            rules.contains(
+                &"-I FORWARD -m physdev --physdev-in xb0 -s 10.77.0.1 -j ACCEPT".to_owned()
+            )
+        );
     }
 }

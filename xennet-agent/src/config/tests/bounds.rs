@@ -171,6 +171,7 @@ fn long_values_are_cut_in_messages() {
         native: None,
         macs: Vec::new(),
         attach: None,
+        ..PortAdd::default()
     };
     let err = check_port_add(&parse(B_ETH0), [], &req)
         .unwrap_err()
@@ -234,6 +235,7 @@ fn lo_is_never_a_port() {
         native: None,
         macs: Vec::new(),
         attach: None,
+        ..PortAdd::default()
     };
     let err = check_port_add(&parse(B_ETH0), [], &req)
         .unwrap_err()

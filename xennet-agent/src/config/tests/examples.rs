@@ -41,6 +41,7 @@ fn seed_example_parses_to_the_expected_config() {
                         (MacAddr([0x02, 0, 0, 0, 0, 0xfe]), 4093),
                     ],
                     mac_limit: 16384,
+                    rate: None,
                 },
                 access_port("vif1.0", 4094, &[("00:16:3e:00:00:01", 4094)]),
                 access_port("vif2.0", 4094, &[("00:16:3e:00:00:02", 4094)]),
@@ -60,7 +61,7 @@ fn invalid_examples_report_line_and_field() {
             &[
                 "examples/invalid/unknown-key.toml:7:1: bridge \"trunk\", port \"vif1.0\": unknown field `vlan`, expected one of \
                    `interface`, `access`, `trunk`, `native_vlan`, `attach`, `macs`, `mac_limit`, `security`, `ips`, `allow_dhcp_server`, \
-                   `allow_ra`, `allow_ethertypes`",
+                   `allow_ra`, `allow_ethertypes`, `rate`, `burst`",
             ],
         ),
         (

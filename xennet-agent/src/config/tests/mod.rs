@@ -7,6 +7,7 @@ mod examples;
 mod host;
 mod port_add;
 mod ports;
+mod rate;
 mod security;
 
 use std::collections::BTreeSet;
@@ -45,6 +46,7 @@ fn access_port(interface: &str, vlan: u16, macs: &[(&str, u16)]) -> PortSpec {
         attach: AttachMode::Auto,
         macs: macs.iter().map(|&(m, v)| (mac(m), v)).collect(),
         mac_limit: 1024,
+        rate: None,
     }
 }
 
@@ -60,6 +62,7 @@ fn port(interface: &str, mode: PortMode, mac_limit: u32) -> PortSpec {
         attach: AttachMode::Auto,
         macs: Vec::new(),
         mac_limit,
+        rate: None,
     }
 }
 

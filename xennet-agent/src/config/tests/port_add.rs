@@ -58,6 +58,7 @@ fn add(interface: &str) -> PortAdd {
         native: None,
         macs: Vec::new(),
         attach: None,
+        ..PortAdd::default()
     }
 }
 
@@ -576,6 +577,7 @@ fn good_requests() {
                 attach: AttachMode::Tc,
                 macs: vec![],
                 mac_limit: 7,
+                rate: None,
             }
         )
     );
@@ -639,6 +641,7 @@ fn good_requests() {
                 (mac("02:00:00:00:00:09"), 10)
             ],
             mac_limit: DEFAULT_MAC_LIMIT_TRUNK,
+            rate: None,
         }
     );
     let file = parse(&format!("{BASE}{}", as_toml(&req)));

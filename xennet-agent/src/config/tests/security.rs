@@ -35,7 +35,10 @@ fn port_with(keys: &str) -> PortSpec {
 #[test]
 fn defaults_follow_xen_on_for_an_access_port_with_ips_only() {
     let plain = port_with(&format!("access = 10\nmacs = [\"{MAC}\"]"));
-    assert!(!plain.security.enabled, "no ips: off (Xen filters only with ip=)");
+    assert!(
+        !plain.security.enabled,
+        "no ips: off (Xen filters only with ip=)"
+    );
     assert_eq!(plain.security.ethertypes, vec![0x0800, 0x0806, 0x86dd]);
     let with_ips = port_with(&format!(
         "access = 10\nmacs = [\"{MAC}\"]\nips = [\"192.0.2.10\", \"2001:db8::/64\", \"198.51.100.7/24\"]"
@@ -155,6 +158,8 @@ fn bad_values_give_the_same_message_in_the_file_and_through_port_add() {
             native: None,
             macs: vec![MAC.to_owned()],
             attach: None,
+            rate: None,
+            burst: None,
             security: sec,
         };
         match check_port_add(&cfg, [], &req) {
@@ -171,17 +176,21 @@ fn security_needs_the_guests_mac_and_ips_need_an_exact_name() {
     ));
     assert_eq!(
         no_mac,
-        ["t.toml:12:13: bridge \"b\", port \"x0\": port security (on by default for an access \
+        [
+            "t.toml:12:13: bridge \"b\", port \"x0\": port security (on by default for an access \
           port with `ips`) needs the guest's MAC in `macs` (only frames from the port's static \
-          MACs pass); add it, or set `security = false`"]
+          MACs pass); add it, or set `security = false`"
+        ]
     );
     let rule = errors(&format!(
         "{BASE}[[bridge.port]]\ninterface = \"y*\"\naccess = 10\nips = [\"192.0.2.10\"]\n"
     ));
     assert_eq!(
         rule,
-        ["t.toml:14:8: bridge \"b\", port \"y*\": `ips` need an exact interface name, not a \
-          pattern (add them with `xennet-agent port add … --ip` when the vif appears)"]
+        [
+            "t.toml:14:8: bridge \"b\", port \"y*\": `ips` need an exact interface name, not a \
+          pattern (add them with `xennet-agent port add … --ip` when the vif appears)"
+        ]
     );
     // Through `port add` under the rule `vif*` (security = true): no --mac is refused.
     let cfg = parse(BASE);
@@ -193,13 +202,17 @@ fn security_needs_the_guests_mac_and_ips_need_an_exact_name() {
         native: None,
         macs: Vec::new(),
         attach: None,
+        rate: None,
+        burst: None,
         security: SecurityRequest::default(),
     };
     match check_port_add(&cfg, [], &req) {
         Err(ConfigError::PortAdd(lines)) => assert_eq!(
             lines,
-            ["bridge \"b\", port \"vif3.0\": `security = true` needs the guest's MAC in `macs` \
-              (only frames from the port's static MACs pass); add it, or set `security = false`"]
+            [
+                "bridge \"b\", port \"vif3.0\": `security = true` needs the guest's MAC in `macs` \
+              (only frames from the port's static MACs pass); add it, or set `security = false`"
+            ]
         ),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -216,20 +229,29 @@ fn port_add_inherits_the_rules_security_and_ip_turns_the_default_on() {
         native: None,
         macs: vec![MAC.to_owned()],
         attach: None,
+        rate: None,
+        burst: None,
         security: SecurityRequest {
             ips: vec!["192.0.2.10".to_owned()],
             ..SecurityRequest::default()
         },
     };
     let (_, spec) = check_port_add(&cfg, [], &req).expect("valid");
-    assert!(spec.security.enabled && spec.security.allow_dhcp_server, "the rule's keys");
+    assert!(
+        spec.security.enabled && spec.security.allow_dhcp_server,
+        "the rule's keys"
+    );
     assert_eq!(spec.security.ips.len(), 1);
     req.security.allow_dhcp_server = Some(false);
     req.security.security = Some(false);
     let (_, spec) = check_port_add(&cfg, [], &req).expect("valid");
-    assert!(!spec.security.enabled && !spec.security.allow_dhcp_server, "the request wins");
+    assert!(
+        !spec.security.enabled && !spec.security.allow_dhcp_server,
+        "the request wins"
+    );
     // On the trunk's bridge without a rule's `security`: --ip alone turns it on for access.
-    let plain = parse("[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"vif*\"\naccess = 10\n");
+    let plain =
+        parse("[[bridge]]\nname = \"b\"\n[[bridge.port]]\ninterface = \"vif*\"\naccess = 10\n");
     req.security = SecurityRequest {
         ips: vec!["192.0.2.10".to_owned()],
         ..SecurityRequest::default()

@@ -71,7 +71,7 @@ impl Validator<'_> {
         let ports = raw
             .port
             .iter()
-            .filter_map(|port| self.port(name, port, &mut macs))
+            .filter_map(|port| self.port(name, mtu, port, &mut macs))
             .collect();
         let host = raw
             .host

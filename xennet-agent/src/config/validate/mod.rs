@@ -10,6 +10,7 @@ mod macs;
 mod mode;
 mod port;
 pub(super) mod port_add;
+mod rate;
 mod security;
 
 use std::collections::HashMap;

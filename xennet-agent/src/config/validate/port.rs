@@ -13,6 +13,7 @@ impl Validator<'_> {
     pub(super) fn port(
         &mut self,
         bridge: &str,
+        mtu: Option<u32>,
         raw: &Spanned<RawPort>,
         macs: &mut BridgeMacs,
     ) -> Option<PortSpec> {
@@ -74,6 +75,7 @@ impl Validator<'_> {
         let port_macs = self.macs(&ctx, interface, raw, mode.as_ref(), macs);
         let mac_limit = self.mac_limit(&ctx, raw.mac_limit.as_ref(), mode.as_ref());
         let security = self.security(&ctx, raw, mode.as_ref());
+        let rate = self.rate_limit(&ctx, raw.rate.as_ref(), raw.burst.as_ref(), mtu);
         Some(PortSpec {
             interface: interface.clone(),
             mode: mode?,
@@ -81,6 +83,7 @@ impl Validator<'_> {
             macs: port_macs,
             mac_limit: mac_limit?,
             security: security?,
+            rate: rate.ok()?,
         })
     }
 

@@ -9,6 +9,7 @@ use crate::config::raw::{RawPort, TrunkItem};
 use crate::config::report::cut_values;
 use crate::config::syntax::is_pattern;
 use crate::config::types::{BridgeSpec, Config, PortMode, PortSpec};
+use crate::config::units::{show_rate, show_size};
 use crate::control::PortAdd;
 
 /// Check a `port add` request against `cfg` and the run-time ports already added (`others`: the
@@ -18,7 +19,9 @@ use crate::control::PortAdd;
 /// The request is turned into the `[[bridge.port]]` the file would hold and validated by the
 /// same rules, with the same messages (without a location). Without `access`/`trunk`, the first
 /// port of the bridge matching the interface (a rule, or an exact name) decides the VLANs; its
-/// `attach` applies unless the request gives one, and its `mac_limit` applies. Otherwise
+/// `attach` applies unless the request gives one, and its `mac_limit` applies; its `rate` and
+/// `burst` apply unless the request gives `rate` or `burst` (a request's `rate` without
+/// `burst` has the default burst). Otherwise
 /// `attach` is `auto` and `mac_limit` the mode's default. Also refused: an interface the file
 /// names exactly (a port, a host interface or a host peer), and a static MAC that another port
 /// of the bridge (in the file, or added at run time), or the host port's `mac`, already holds in
@@ -55,7 +58,12 @@ pub fn check_port_add<'a>(
     })?;
     let mut validator = Validator::request();
     let mut macs = bridge_macs(bridge, others);
-    let spec = validator.port(&bridge.name, &Spanned::new(0..0, raw), &mut macs);
+    let spec = validator.port(
+        &bridge.name,
+        bridge.mtu,
+        &Spanned::new(0..0, raw),
+        &mut macs,
+    );
     validator.named_in_file(cfg, &ctx, interface);
     let problems: Vec<String> = validator
         .into_problems()
@@ -90,6 +98,12 @@ fn raw_port(req: &PortAdd, rule: Option<&PortSpec>) -> Option<RawPort> {
     };
     let vlan = |v: u16| unspanned(i64::from(v));
     let sec = &req.security;
+    // The rule's limit, unless the request sets its own.
+    let inherited = if req.rate.is_none() && req.burst.is_none() {
+        rule.and_then(|r| r.rate)
+    } else {
+        None
+    };
     Some(RawPort {
         interface: unspanned(req.interface.clone()),
         access: access.map(vlan),
@@ -132,6 +146,16 @@ fn raw_port(req: &PortAdd, rule: Option<&PortSpec>) -> Option<RawPort> {
                 })
             })
             .map(|list| unspanned(list.into_iter().map(unspanned).collect())),
+        rate: req
+            .rate
+            .clone()
+            .or_else(|| inherited.map(|l| show_rate(l.bits_per_sec)))
+            .map(unspanned),
+        burst: req
+            .burst
+            .clone()
+            .or_else(|| inherited.map(|l| show_size(l.burst_bytes)))
+            .map(unspanned),
     })
 }
 

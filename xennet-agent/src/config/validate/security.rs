@@ -79,7 +79,9 @@ impl Validator<'_> {
                 parse_cidr(text)
             } else {
                 match text.parse::<IpAddr>() {
-                    Ok(ip) => parse_cidr(&format!("{text}/{}", if ip.is_ipv4() { 32 } else { 128 })),
+                    Ok(ip) => {
+                        parse_cidr(&format!("{text}/{}", if ip.is_ipv4() { 32 } else { 128 }))
+                    }
                     Err(_) => Err(format!("{text:?} is not an IPv4 or IPv6 address or prefix")),
                 }
             };
@@ -106,7 +108,9 @@ impl Validator<'_> {
             if *count > max {
                 self.error(
                     &entry.span(),
-                    format!("{ctx}: `ips` entry {text:?}: a port has at most {max} {family} entries"),
+                    format!(
+                        "{ctx}: `ips` entry {text:?}: a port has at most {max} {family} entries"
+                    ),
                 );
                 continue;
             }
@@ -165,7 +169,9 @@ fn parse_ethertype(text: &str) -> Result<u16, String> {
         .and_then(|h| u16::from_str_radix(h, 16).ok())
         .ok_or_else(|| format!("not one of {} nor a hexadecimal 0xNNNN", names.join(", ")))?;
     if hex < 0x0600 {
-        return Err(format!("0x{hex:04x} is an 802.3 length, not an ethertype (≥ 0x0600)"));
+        return Err(format!(
+            "0x{hex:04x} is an 802.3 length, not an ethertype (≥ 0x0600)"
+        ));
     }
     if matches!(hex, 0x8100 | 0x88a8 | 0x9100) {
         return Err(format!(

@@ -22,6 +22,7 @@ fn access(name: &str, vlan: u16) -> PortSpec {
         attach: AttachMode::Auto,
         macs: Vec::new(),
         mac_limit: 0,
+        rate: None,
     }
 }
 
@@ -36,6 +37,7 @@ fn trunk(name: &str, vlans: &[u16], native: Option<u16>) -> PortSpec {
         attach: AttachMode::Auto,
         macs: Vec::new(),
         mac_limit: 0,
+        rate: None,
     }
 }
 
