@@ -10,16 +10,20 @@
 //! changes) are taken by the pure functions of [`plan`]; the other submodules carry them out:
 //! `load` (programs), `attach` (links), `ports` (the port map and reloads), `fdb` (static
 //! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `pins` (bpffs,
-//! teardown), `adopt` (taking over a pinned datapath), `state` (lock and state file).
+//! teardown), `adopt` (taking over a pinned datapath), `migrate` (upgrading a pinned datapath
+//! to this build's map layout, with `rawmap` for maps of any layout), `state` (lock and state
+//! file).
 
 pub mod adopt;
 mod attach;
 mod fdb;
 mod load;
 mod members;
+pub mod migrate;
 mod pins;
 pub mod plan;
 mod ports;
+mod rawmap;
 pub mod state;
 
 pub use self::pins::{Teardown, teardown};
@@ -163,6 +167,9 @@ pub struct Datapath {
     layout: String,
     /// The state file as last written.
     last_saved: String,
+    /// An upgrade to this build's map layout, started by [`Datapath::open`] and finished by
+    /// [`Datapath::finish_upgrade`].
+    upgrade: Option<migrate::Upgrade>,
 }
 
 /// Interface index of `name` in the current network namespace.
