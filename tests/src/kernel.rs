@@ -12,8 +12,8 @@ use anyhow::{Context as _, Result};
 use aya::{
     maps::{Array, Map, MapData, MapInfo},
     programs::{
-        loaded_links, loaded_programs,
         links::{FdLink, PinnedLink},
+        loaded_links, loaded_programs,
     },
 };
 
@@ -35,7 +35,10 @@ pub fn links(pin_dir: &Path) -> Result<BTreeMap<String, LinkRow>> {
         .map(|p| (p.id(), p.tag()))
         .collect();
     let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(pin_dir).context("reading the pins")?.flatten() {
+    for e in std::fs::read_dir(pin_dir)
+        .context("reading the pins")?
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.starts_with("link_") {
             continue;

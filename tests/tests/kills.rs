@@ -20,8 +20,9 @@ use xennet_tests::{
     capture::wait_marker,
     frame::{Mac, q_tags, test_frame},
     kernel::{pins, users},
-    require_root, set_gro, set_mac,
+    require_root,
     rng::XorShift,
+    set_gro, set_mac,
     topo::{Agent, BpfFs, Mode, SeedDom0, agent_bin, agent_command, xdp_attached},
     veth,
     wait::poll,
@@ -45,7 +46,10 @@ fn write_config(path: &Path, base: &str, moved: bool) {
             "access = 4093\nmacs = [\"00:16:3e:00:00:03\"]",
             "access = 4094\nmacs = [\"00:16:3e:00:00:03\"]",
         );
-        assert_ne!(text, base, "the seed configuration changed: vif3.0 not found");
+        assert_ne!(
+            text, base,
+            "the seed configuration changed: vif3.0 not found"
+        );
     }
     text.push_str(HOST);
     std::fs::write(path, text).expect("writing the config");
@@ -81,10 +85,21 @@ struct Ends {
 }
 
 /// Send one numbered frame from `from` and say whether it reached `to`.
-fn crosses(from: &RawSocket, to: &RawSocket, dst: Mac, src: Mac, vlan: Option<u16>, id: u32) -> bool {
-    from.send(&test_frame(dst, src, &q_tags(vlan), id)).expect("send");
+fn crosses(
+    from: &RawSocket,
+    to: &RawSocket,
+    dst: Mac,
+    src: Mac,
+    vlan: Option<u16>,
+    id: u32,
+) -> bool {
+    from.send(&test_frame(dst, src, &q_tags(vlan), id))
+        .expect("send");
     wait_marker(to, id).is_some()
 }
+
+/// One frame to send: what, from, to, destination and source MAC, VLAN tag.
+type Pair<'a> = (&'a str, &'a RawSocket, &'a RawSocket, Mac, Mac, Option<u16>);
 
 /// Every port forwards, both ways: guests 1 ↔ 2, guest 1 ↔ upstream (tagged 4094), guest 3 ↔
 /// upstream on its VLAN, and guest 9 ↔ guest 1 when `vif9.0` is a port. Returns the pairs
@@ -93,7 +108,7 @@ fn forwarding(sim: &SeedDom0, e: &Ends, g3_vlan: u16, g9: bool, id: &mut u32) ->
     let g1 = sim.guests[0].mac;
     let g2 = sim.guests[1].mac;
     let g3 = sim.guests[2].mac;
-    let mut pairs: Vec<(&str, &RawSocket, &RawSocket, Mac, Mac, Option<u16>)> = vec![
+    let mut pairs: Vec<Pair<'_>> = vec![
         ("g1 → g2", &e.g1, &e.g2, g2, g1, None),
         ("g2 → g1", &e.g2, &e.g1, g1, g2, None),
         ("g1 → up", &e.g1, &e.up, UP, g1, None),
@@ -125,8 +140,12 @@ struct Baseline {
 
 /// The run-time ports the state file of `pin_dir` records.
 fn recorded_runtime(pin_dir: &Path) -> Vec<String> {
-    let stem = pin_dir.to_string_lossy().replace('%', "%25").replace('/', "%2F");
-    let text = std::fs::read_to_string(format!("/run/xennet/state/{stem}.json")).unwrap_or_default();
+    let stem = pin_dir
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('/', "%2F");
+    let text =
+        std::fs::read_to_string(format!("/run/xennet/state/{stem}.json")).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     v["runtime"]
         .as_object()
@@ -155,10 +174,16 @@ fn check_round(
         .collect();
     let g9 = ports.iter().any(|p| p == "vif9.0");
     for p in ["eth1", "vif1.0", "vif2.0", "vif3.0", "xnh-trunk"] {
-        assert!(ports.iter().any(|q| q == p), "round {round} ({what}): {p} not a port: {ports:?}");
+        assert!(
+            ports.iter().any(|q| q == p),
+            "round {round} ({what}): {p} not a port: {ports:?}"
+        );
     }
     let failed = forwarding(sim, ends, if moved { 4094 } else { 4093 }, g9, id);
-    assert!(failed.is_empty(), "round {round} ({what}): no forwarding {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "round {round} ({what}): no forwarding {failed:?}"
+    );
     // Pins: the clean datapath's, plus vif9.0's TC link when it is a port.
     let idx9 = xennet_tests::ifindex(&sim.dom0, "vif9.0").expect("ifindex");
     let mut want = base.pins.clone();
@@ -175,12 +200,30 @@ fn check_round(
         || users(pin_dir).expect("kernel listing"),
         |u| *u == want_users,
     );
-    assert_eq!(progs, base.progs, "round {round} ({what}): programs using the maps");
-    assert_eq!(links, base.links + usize::from(g9), "round {round} ({what}): links");
-    assert_eq!(links_of(&sim.dom0), base.ifaces, "round {round} ({what}): dom0's interfaces");
+    assert_eq!(
+        progs, base.progs,
+        "round {round} ({what}): programs using the maps"
+    );
+    assert_eq!(
+        links,
+        base.links + usize::from(g9),
+        "round {round} ({what}): links"
+    );
+    assert_eq!(
+        links_of(&sim.dom0),
+        base.ifaces,
+        "round {round} ({what}): dom0's interfaces"
+    );
     // vif9.0: a port in full (TC link, state file) or not at all.
-    assert_eq!(tc_attached(&sim.dom0, "vif9.0"), g9, "round {round} ({what}): vif9.0 half attached");
-    assert!(!xdp_attached(&sim.dom0, "vif9.0").expect("ip link"), "round {round}: XDP on vif9.0");
+    assert_eq!(
+        tc_attached(&sim.dom0, "vif9.0"),
+        g9,
+        "round {round} ({what}): vif9.0 half attached"
+    );
+    assert!(
+        !xdp_attached(&sim.dom0, "vif9.0").expect("ip link"),
+        "round {round}: XDP on vif9.0"
+    );
     assert_eq!(
         recorded_runtime(pin_dir).contains(&"vif9.0".to_string()),
         g9,
@@ -201,7 +244,7 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64 | 1)
+                .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()) << 20 | 1)
         });
     println!("kill test seed {seed} (replay: XENNET_KILL_SEED={seed})");
     let mut rng = XorShift(seed);
@@ -256,7 +299,15 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
                 let mut child = agent_command(
                     &bin,
                     &sim.dom0,
-                    &["run", "--config", &cfg_s, "--pin-dir", &pins_s, "--socket", &sock_s],
+                    &[
+                        "run",
+                        "--config",
+                        &cfg_s,
+                        "--pin-dir",
+                        &pins_s,
+                        "--socket",
+                        &sock_s,
+                    ],
                 )
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -296,7 +347,10 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
                 std::thread::sleep(Duration::from_millis(delay));
                 agent.kill9().expect("kill -9");
                 let _ = cli.wait();
-                format!("port {} killed after {delay} ms", if g9 { "del" } else { "add" })
+                format!(
+                    "port {} killed after {delay} ms",
+                    if g9 { "del" } else { "add" }
+                )
             }
         };
         agent = Agent::start(&sim.dom0, &cfg, &pin_dir)
@@ -313,8 +367,14 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
     // `down` leaves nothing: no program on any port, no pins, no host port.
     assert!(agent.stop().expect("stop"), "agent exits 0");
     for p in ["eth1", "vif1.0", "vif2.0", "vif3.0", "vif9.0"] {
-        assert!(!tc_attached(&sim.dom0, p), "{p}: TC program left after down");
-        assert!(!xdp_attached(&sim.dom0, p).expect("ip link"), "{p}: XDP left after down");
+        assert!(
+            !tc_attached(&sim.dom0, p),
+            "{p}: TC program left after down"
+        );
+        assert!(
+            !xdp_attached(&sim.dom0, p).expect("ip link"),
+            "{p}: XDP left after down"
+        );
     }
     assert!(!pin_dir.exists(), "pin directory left after down");
     let left = links_of(&sim.dom0);

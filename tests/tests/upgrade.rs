@@ -150,12 +150,24 @@ fn upgrade_loses_nothing(tag: &str, mode: Mode) {
         assert_eq!(now.len(), base.len(), "{build:?}: {now:?}");
         for (pin, row) in &now {
             let was = prev[pin];
-            assert_eq!(row.link, was.link, "{build:?} {pin}: the link itself is kept");
-            assert_ne!(row.prog, was.prog, "{build:?} {pin}: the program is replaced");
+            assert_eq!(
+                row.link, was.link,
+                "{build:?} {pin}: the link itself is kept"
+            );
+            assert_ne!(
+                row.prog, was.prog,
+                "{build:?} {pin}: the program is replaced"
+            );
             if build == Build::Embedded {
-                assert_eq!(row.tag, base[pin].tag, "{pin}: back to the first build's program");
+                assert_eq!(
+                    row.tag, base[pin].tag,
+                    "{pin}: back to the first build's program"
+                );
             } else {
-                assert_ne!(row.tag, base[pin].tag, "{build:?} {pin}: another build's program");
+                assert_ne!(
+                    row.tag, base[pin].tag,
+                    "{build:?} {pin}: another build's program"
+                );
             }
         }
         // The layout: the next build's maps replaced the pins; back again after the downgrade.
@@ -164,13 +176,28 @@ fn upgrade_loses_nothing(tag: &str, mode: Mode) {
         } else {
             (STATS_SLOTS, MAX_PORTS)
         };
-        assert_eq!(map_entries(&pin_dir, "XN_STATS").expect("XN_STATS"), stats, "{build:?}");
-        assert_eq!(map_entries(&pin_dir, "XN_PORTS").expect("XN_PORTS"), ports, "{build:?}");
+        assert_eq!(
+            map_entries(&pin_dir, "XN_STATS").expect("XN_STATS"),
+            stats,
+            "{build:?}"
+        );
+        assert_eq!(
+            map_entries(&pin_dir, "XN_PORTS").expect("XN_PORTS"),
+            ports,
+            "{build:?}"
+        );
         let probe = array_u32(&pin_dir, "XN_PROBE").expect("XN_PROBE");
         if build == Build::Next {
-            assert_eq!(probe, Some(2), "the next build's programs write their number");
+            assert_eq!(
+                probe,
+                Some(2),
+                "the next build's programs write their number"
+            );
         } else {
-            assert_eq!(probe, None, "{build:?}: XN_PROBE pinned only with the next build");
+            assert_eq!(
+                probe, None,
+                "{build:?}: XN_PROBE pinned only with the next build"
+            );
         }
         let all = pins(&pin_dir).expect("pins");
         assert!(
@@ -187,7 +214,10 @@ fn upgrade_loses_nothing(tag: &str, mode: Mode) {
         for (port, counter) in [("vif1.0", "rx_packets"), ("vif9.0", "tx_packets")] {
             let (b, a) = (get(&before, port, counter), get(&after, port, counter));
             // 300 ms of a 10 kHz flow and more: counted on, not restarted from zero.
-            assert!(a > b + 500, "{build:?}: {port} {counter} continues: {b} then {a}");
+            assert!(
+                a > b + 500,
+                "{build:?}: {port} {counter} continues: {b} then {a}"
+            );
         }
         before = after;
         prev = now;

@@ -30,8 +30,7 @@ pub static NEXT_OBJECT: &[u8] =
 /// binary `xennet-alt` of `xennet-ebpf`, whose programs differ from `xennet`'s but whose map
 /// layout is the same.
 #[cfg(feature = "test-objects")]
-pub static ALT_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xennet-alt"));
+pub static ALT_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xennet-alt"));
 
 /// The datapath object: the embedded one, or the file named by [`OBJECT_ENV`] (tests); an
 /// error says how to get one.
@@ -41,7 +40,10 @@ pub fn object() -> anyhow::Result<&'static [u8]> {
             return Ok(o);
         }
         let bytes = std::fs::read(&path).map_err(|e| {
-            anyhow::anyhow!("reading the object {} ({OBJECT_ENV}): {e}", path.to_string_lossy())
+            anyhow::anyhow!(
+                "reading the object {} ({OBJECT_ENV}): {e}",
+                path.to_string_lossy()
+            )
         })?;
         tracing::warn!(path = %path.to_string_lossy(), "loading the datapath object from a file ({OBJECT_ENV}: a testing aid)");
         return Ok(FROM_FILE.get_or_init(|| bytes));

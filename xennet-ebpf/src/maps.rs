@@ -25,7 +25,8 @@ pub(crate) const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
 
 /// Ports by ingress ifindex: bridge, mode, VLAN bitmap, stats slot.
 #[map]
-static XN_PORTS: HashMap<u32, PortConf> = HashMap::with_max_entries(crate::variant::PORT_ENTRIES, 0);
+static XN_PORTS: HashMap<u32, PortConf> =
+    HashMap::with_max_entries(crate::variant::PORT_ENTRIES, 0);
 
 /// Ports by stats slot (each with its ifindex): the egress port of a known unicast frame,
 /// through its FDB entry's slot, without a hash lookup.

@@ -279,13 +279,13 @@ impl Datapath {
         // A run-time port whose interface went away is forgotten, as the agent does.
         self.runtime
             .retain(|n, _| self.ports.contains_key(n) || super::ifindex(n).is_ok());
-        let (layout, stats) = self.upgrade.as_ref().map_or_else(
+        let (layout, counters) = self.upgrade.as_ref().map_or_else(
             || (self.layout.clone(), super::migrate::stat_names()),
             super::migrate::Upgrade::recorded,
         );
         let state = State {
             layout,
-            stats: Some(stats),
+            stats: Some(counters),
             bridges: self
                 .bridges
                 .iter()

@@ -24,8 +24,11 @@ pub const MAP_LAYOUT_VERSION: u32 = 1;
 pub fn layout_stamp(object: &[u8]) -> anyhow::Result<String> {
     let obj = aya_obj::Object::parse(object).context("parsing the eBPF object")?;
     let mut s = format!("v{MAP_LAYOUT_VERSION}");
-    let maps: std::collections::BTreeMap<&String, &aya_obj::Map> =
-        obj.maps.iter().filter(|(n, _)| !n.starts_with('.')).collect();
+    let maps: std::collections::BTreeMap<&String, &aya_obj::Map> = obj
+        .maps
+        .iter()
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect();
     for (name, m) in maps {
         let max = if name == MAP_FDB { 0 } else { m.max_entries() };
         let _ = write!(
@@ -86,7 +89,9 @@ impl Datapath {
         let old_stats = recorded.and_then(|r| r.stats.clone());
         let bytes_ok = same_version(recorded.map(|r| r.layout.as_str()));
         if !bytes_ok {
-            warn!("the pinned datapath has another map layout version: no map is carried over byte for byte");
+            warn!(
+                "the pinned datapath has another map layout version: no map is carried over byte for byte"
+            );
         }
         let survey = migrate::survey(
             pin_dir,

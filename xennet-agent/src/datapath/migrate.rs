@@ -118,7 +118,7 @@ impl Def {
         }
     }
 
-    fn raw<'a>(self, data: &'a MapData, cpus: usize) -> RawMap<'a> {
+    fn raw(self, data: &MapData, cpus: usize) -> RawMap<'_> {
         RawMap::new(data.fd().as_fd(), self.key, self.value_len(cpus))
     }
 }
@@ -140,7 +140,7 @@ pub enum How {
 /// changed (same sizes may not mean the same bytes).
 #[must_use]
 pub fn how(name: &str, old: Def, new: Def, bytes_ok: bool) -> How {
-    let counters = |d: Def| d.per_cpu() && d.array() && d.value % 8 == 0;
+    let counters = |d: Def| d.per_cpu() && d.array() && d.value.is_multiple_of(8);
     if name == MAP_STATS && counters(old) && counters(new) {
         How::Counters
     } else if !STATEFUL.contains(&name) {
@@ -265,7 +265,7 @@ pub fn survey(
             s.vanished.push(n);
         } else if n.ends_with(STAGED) && is_map_pin(&n) {
             // A stage of a map this build has not.
-            fs::remove_file(e.path()).with_context(|| format!("removing {}", n))?;
+            fs::remove_file(e.path()).with_context(|| format!("removing {n}"))?;
         }
     }
     Ok(s)
@@ -340,7 +340,13 @@ fn count(raw: &RawMap<'_>, def: Def) -> anyhow::Result<usize> {
 
 /// Copy every entry of `from` into `to` (`flags` as [`RawMap::put`]); returns (copied, that did
 /// not fit).
-fn copy(from: &RawMap<'_>, fdef: Def, to: &RawMap<'_>, tdef: Def, flags: u64) -> anyhow::Result<(usize, usize)> {
+fn copy(
+    from: &RawMap<'_>,
+    fdef: Def,
+    to: &RawMap<'_>,
+    tdef: Def,
+    flags: u64,
+) -> anyhow::Result<(usize, usize)> {
     let (mut done, mut lost) = (0, 0);
     if fdef.array() {
         for i in 0..fdef.max {
@@ -415,7 +421,7 @@ impl Upgrade {
         Ok(Some(up))
     }
 
-    fn new_map(&self, dp: &Datapath, name: &str) -> anyhow::Result<(MapData, Def)> {
+    fn new_map(dp: &Datapath, name: &str) -> anyhow::Result<(MapData, Def)> {
         let staged = staged_path(&dp.pin_dir, name);
         let data = MapData::from_pin(&staged)
             .with_context(|| format!("opening the staged map {}", staged.display()))?;
@@ -427,9 +433,14 @@ impl Upgrade {
         let old = r.old_def.raw(&r.old, self.cpus);
         match r.how {
             How::Copy => {
-                let (data, def) = self.new_map(dp, &r.name)?;
-                let (done, lost) =
-                    copy(&old, r.old_def, &def.raw(&data, self.cpus), def, rawmap::ANY)?;
+                let (data, def) = Self::new_map(dp, &r.name)?;
+                let (done, lost) = copy(
+                    &old,
+                    r.old_def,
+                    &def.raw(&data, self.cpus),
+                    def,
+                    rawmap::ANY,
+                )?;
                 info!(map = %r.name, copied = done, lost, "map made anew, contents copied");
                 self.report.copied.push((r.name.clone(), done));
                 if lost > 0 {
@@ -479,11 +490,17 @@ impl Upgrade {
             let old = r.old_def.raw(&r.old, self.cpus);
             match r.how {
                 How::Copy if !r.old_def.array() => {
-                    let (data, def) = self.new_map(dp, &r.name)?;
-                    copy(&old, r.old_def, &def.raw(&data, self.cpus), def, rawmap::NOEXIST)?;
+                    let (data, def) = Self::new_map(dp, &r.name)?;
+                    copy(
+                        &old,
+                        r.old_def,
+                        &def.raw(&data, self.cpus),
+                        def,
+                        rawmap::NOEXIST,
+                    )?;
                 }
                 How::Counters => {
-                    let (data, def) = self.new_map(dp, &r.name)?;
+                    let (data, def) = Self::new_map(dp, &r.name)?;
                     let (pairs, lost) = counter_map(&self.old_stats, &new_names);
                     let to = def.raw(&data, self.cpus);
                     let mut carried = 0;
@@ -556,7 +573,11 @@ impl Datapath {
             for kind in [LinkKind::Tc, LinkKind::Xdp] {
                 let pin = self.ports.get(&n).and_then(|p| match kind {
                     LinkKind::Tc => p.links.tc.pin().map(Path::to_path_buf),
-                    _ => p.links.xdp.as_ref().and_then(|l| l.pin().map(Path::to_path_buf)),
+                    _ => p
+                        .links
+                        .xdp
+                        .as_ref()
+                        .and_then(|l| l.pin().map(Path::to_path_buf)),
                 });
                 let Some(pin) = pin.filter(|p| deferred.contains(p)) else {
                     continue;
@@ -574,7 +595,10 @@ impl Datapath {
         }
         let passing: Vec<String> = self.passing.keys().cloned().collect();
         for n in passing {
-            let pin = self.passing.get(&n).and_then(|l| l.pin().map(Path::to_path_buf));
+            let pin = self
+                .passing
+                .get(&n)
+                .and_then(|l| l.pin().map(Path::to_path_buf));
             if let Some(pin) = pin.filter(|p| deferred.contains(p)) {
                 let link = self.replace_in(LinkKind::Pass, &pin)?;
                 self.passing.insert(n, link);
@@ -582,7 +606,10 @@ impl Datapath {
         }
         up.after_swap(self)?;
         for r in &up.replaced {
-            let (staged, path) = (staged_path(&self.pin_dir, &r.name), self.pin_dir.join(&r.name));
+            let (staged, path) = (
+                staged_path(&self.pin_dir, &r.name),
+                self.pin_dir.join(&r.name),
+            );
             fs::rename(&staged, &path)
                 .with_context(|| format!("replacing the pin {}", path.display()))?;
         }
@@ -612,8 +639,20 @@ impl Datapath {
 mod tests {
     use super::*;
 
-    const HASH: Def = Def { ty: 1, key: 12, value: 16, max: 100, flags: 0 };
-    const STATS: Def = Def { ty: 6, key: 4, value: 8 * 28, max: 4097, flags: 0 };
+    const HASH: Def = Def {
+        ty: 1,
+        key: 12,
+        value: 16,
+        max: 100,
+        flags: 0,
+    };
+    const STATS: Def = Def {
+        ty: 6,
+        key: 4,
+        value: 8 * 28,
+        max: 4097,
+        flags: 0,
+    };
 
     #[test]
     fn counters_go_by_name() {
@@ -622,10 +661,19 @@ mod tests {
         assert_eq!(pairs, vec![(0, 1), (1, 0), (3, 2)]);
         assert_eq!(lost, vec!["gone".to_string()]);
         // Two CPUs; old values 3 counters, new 4 (each per-CPU value padded to 8 bytes).
-        let old: Vec<u8> = [1u64, 2, 3, 10, 20, 30].iter().flat_map(|v| v.to_ne_bytes()).collect();
-        let mut new: Vec<u8> = [0u64, 0, 5, 0, 0, 0, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let old: Vec<u8> = [1u64, 2, 3, 10, 20, 30]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        let mut new: Vec<u8> = [0u64, 0, 5, 0, 0, 0, 0, 0]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
         add_counters(&old, 24, &mut new, 32, &[(0, 2), (2, 0)], 2);
-        let got: Vec<u64> = new.chunks(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+        let got: Vec<u64> = new
+            .chunks(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(got, vec![3, 0, 6, 0, 30, 0, 10, 0]);
     }
 
@@ -635,11 +683,52 @@ mod tests {
         assert!(fits(MAP_FDB, HASH, bigger), "the FDB's size is configured");
         assert!(!fits("XN_PORTS", HASH, bigger));
         assert_eq!(how(MAP_FDB, HASH, bigger, true), How::Copy);
-        assert_eq!(how(MAP_FDB, HASH, Def { value: 24, ..HASH }, true), How::Lost);
-        assert_eq!(how(MAP_FDB, HASH, bigger, false), How::Lost, "layout version bumped");
+        assert_eq!(
+            how(MAP_FDB, HASH, Def { value: 24, ..HASH }, true),
+            How::Lost
+        );
+        assert_eq!(
+            how(MAP_FDB, HASH, bigger, false),
+            How::Lost,
+            "layout version bumped"
+        );
         assert_eq!(how("XN_PORTS", HASH, bigger, true), How::Refill);
-        assert_eq!(how("XN_NEWTABLE", HASH, Def { key: 8, ..HASH }, true), How::Refill);
-        assert_eq!(how(MAP_STATS, STATS, Def { value: 8 * 30, ..STATS }, false), How::Counters);
-        assert_eq!(how(MAP_LEARNED, Def { ty: 2, key: 4, value: 4, max: 10, flags: 1024 }, Def { ty: 2, key: 4, value: 4, max: 20, flags: 1024 }, true), How::Copy);
+        assert_eq!(
+            how("XN_NEWTABLE", HASH, Def { key: 8, ..HASH }, true),
+            How::Refill
+        );
+        assert_eq!(
+            how(
+                MAP_STATS,
+                STATS,
+                Def {
+                    value: 8 * 30,
+                    ..STATS
+                },
+                false
+            ),
+            How::Counters
+        );
+        assert_eq!(
+            how(
+                MAP_LEARNED,
+                Def {
+                    ty: 2,
+                    key: 4,
+                    value: 4,
+                    max: 10,
+                    flags: 1024
+                },
+                Def {
+                    ty: 2,
+                    key: 4,
+                    value: 4,
+                    max: 20,
+                    flags: 1024
+                },
+                true
+            ),
+            How::Copy
+        );
     }
 }

@@ -99,7 +99,11 @@ impl<'a> RawMap<'a> {
         if value.len() != self.value_len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("value of {} B, the map's are {} B", value.len(), self.value_len),
+                format!(
+                    "value of {} B, the map's are {} B",
+                    value.len(),
+                    self.value_len
+                ),
             ));
         }
         let mut a = self.attr(key, addr(value), flags)?;

@@ -9,6 +9,9 @@ pub(crate) const PORT_ENTRIES: u32 = MAX_PORTS;
 pub(crate) const STATS_ENTRIES: u32 = STATS_SLOTS;
 
 /// Called at the top of every ingress program; nothing in this build.
-#[allow(dead_code, reason = "the bench object, which shares this variant, has no ingress program")]
+#[allow(
+    dead_code,
+    reason = "the bench object, which shares this variant, has no ingress program"
+)]
 #[inline(always)]
 pub(crate) fn probe() {}
