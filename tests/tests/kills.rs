@@ -1,5 +1,6 @@
-//! 50 kill -9's of the agent at random points of a start, a reload or a `port add`/`port del`,
-//! each followed by a normal start: every port forwards real frames both ways, and nothing is
+//! 50 kill -9's of the agent at random points of a start, a reload, a `port add`/`port del` or
+//! an upgrade (a start of another build, `xennet-next`, whose map layout differs), each followed
+//! by a normal start (of the embedded build: after a finished upgrade, a downgrade): every port forwards real frames both ways, and nothing is
 //! leaked or half done — checked with the kernel's own listings (the programs and links that
 //! use the datapath's maps, the pins, `ip link`, tcx) and the state file.
 //!
@@ -15,6 +16,7 @@ use std::{
 };
 
 use aya::programs::{SchedClassifier, TcAttachType};
+use xennet_agent::ebpf::{NEXT_OBJECT, OBJECT_ENV};
 use xennet_tests::{
     Netns, RawSocket,
     capture::wait_marker,
@@ -287,9 +289,11 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
     let window = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(1000).max(1);
     let start_ms = window(start_time) * 5 / 4;
     let mut g9 = false;
-    let mut kinds = [0usize; 3];
+    let mut kinds = [0usize; 4];
+    let next = std::env::temp_dir().join("xennet-klr-next.o");
+    std::fs::write(&next, NEXT_OBJECT).expect("writing the next build's object");
     for round in 1..=ROUNDS {
-        let kind = rng.below(3);
+        let kind = rng.below(4);
         kinds[kind] += 1;
         let what = match kind {
             0 => {
@@ -317,7 +321,11 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
                 std::thread::sleep(Duration::from_millis(delay));
                 let _ = child.kill();
                 let _ = child.wait();
-                format!("start killed after {delay} ms")
+                if kind == 3 {
+                    format!("upgrade killed after {delay} ms")
+                } else {
+                    format!("start killed after {delay} ms")
+                }
             }
             1 => {
                 moved = !moved;
@@ -358,10 +366,11 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
         g9 = check_round(round, &what, &sim, &agent, &ends, &base, moved, &mut id);
     }
     println!(
-        "{ROUNDS} kills (starts {}, reloads {}, port add/del {}) in {:.1} s",
+        "{ROUNDS} kills (starts {}, reloads {}, port add/del {}, upgrades {}) in {:.1} s",
         kinds[0],
         kinds[1],
         kinds[2],
+        kinds[3],
         t0.elapsed().as_secs_f64()
     );
     // `down` leaves nothing: no program on any port, no pins, no host port.
@@ -383,4 +392,5 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
         "host port left after down: {left:?}"
     );
     let _ = std::fs::remove_file(&cfg);
+    let _ = std::fs::remove_file(&next);
 }
