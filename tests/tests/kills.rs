@@ -296,11 +296,12 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
         let kind = rng.below(4);
         kinds[kind] += 1;
         let what = match kind {
-            0 => {
-                // Kill a start at a random point (the running agent first: killed while idle).
+            0 | 3 => {
+                // Kill a start (kind 3: of the next build, an upgrade) at a random point; the
+                // running agent first, killed while idle.
                 agent.kill9().expect("kill -9");
-                let delay = rng.next_u64() % start_ms;
-                let mut child = agent_command(
+                let delay = rng.next_u64() % (start_ms * if kind == 3 { 2 } else { 1 });
+                let mut cmd = agent_command(
                     &bin,
                     &sim.dom0,
                     &[
@@ -312,12 +313,16 @@ fn fifty_kills_leave_a_datapath_that_forwards_and_leaks_nothing() {
                         "--socket",
                         &sock_s,
                     ],
-                )
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting the agent");
+                );
+                if kind == 3 {
+                    cmd.env(OBJECT_ENV, &next);
+                }
+                let mut child = cmd
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("starting the agent");
                 std::thread::sleep(Duration::from_millis(delay));
                 let _ = child.kill();
                 let _ = child.wait();
