@@ -182,10 +182,25 @@ fn check_round(
         );
     }
     let failed = forwarding(sim, ends, if moved { 4094 } else { 4093 }, g9, id);
-    assert!(
-        failed.is_empty(),
-        "round {round} ({what}): no forwarding {failed:?}"
-    );
+    if !failed.is_empty() {
+        // What the datapath counted, and what the agent said: enough to tell why.
+        let counters = agent.counters().unwrap_or_default();
+        let nonzero: Vec<String> = counters
+            .iter()
+            .flat_map(|(port, c)| {
+                c.iter()
+                    .filter(|(_, v)| **v != 0)
+                    .map(move |(k, v)| format!("{port} {k}={v}"))
+            })
+            .collect();
+        // A second try tells a lost frame from a port that does not forward.
+        let again = forwarding(sim, ends, if moved { 4094 } else { 4093 }, g9, id);
+        panic!(
+            "round {round} ({what}): no forwarding {failed:?} (a second try: {again:?} \
+             failed)\ncounters: {nonzero:?}\nagent log:\n{}",
+            agent.log_text()
+        );
+    }
     // Pins: the clean datapath's, plus vif9.0's TC link when it is a port.
     let idx9 = xennet_tests::ifindex(&sim.dom0, "vif9.0").expect("ifindex");
     let mut want = base.pins.clone();

@@ -11,11 +11,12 @@
 //! `load` (programs), `attach` (links), `ports` (the port map and reloads), `fdb` (static
 //! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `pins` (bpffs,
 //! teardown), `adopt` (taking over a pinned datapath), `migrate` (upgrading a pinned datapath
-//! to this build's map layout, with `rawmap` for maps of any layout), `state` (lock and state
-//! file).
+//! to this build's map layout; `carry` decides what is carried how, `rawmap` reads and writes
+//! maps of any layout), `state` (lock and state file).
 
 pub mod adopt;
 mod attach;
+mod carry;
 mod fdb;
 mod load;
 mod members;
