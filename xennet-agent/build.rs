@@ -1,6 +1,8 @@
 //! Builds the eBPF objects (every binary of crate `xennet-ebpf`) with aya-build, which leaves
 //! each in `OUT_DIR/<binary>`: `xennet`, the datapath that `src/ebpf.rs` embeds, and
-//! `xennet-bench`, the benchmark's programs, embedded only with the `bench` feature (xtask).
+//! `xennet-bench`, the benchmark's programs, embedded only with the `bench` feature (xtask);
+//! `xennet-next` and `xennet-alt`, other builds of the datapath for the upgrade tests, embedded
+//! only with the `test-objects` feature.
 //! `cargo xtask build-ebpf` goes through this same script; it is the one producer of both.
 //!
 //! The eBPF build needs nightly with rust-src and bpf-linker. Without them a plain host build
@@ -13,7 +15,7 @@ use std::{env, fs, path::PathBuf, process::Command};
 use anyhow::{Context as _, anyhow};
 
 /// The binaries of `xennet-ebpf`, one object each (its `[[bin]]` names).
-const OBJECTS: [&str; 2] = ["xennet", "xennet-bench"];
+const OBJECTS: [&str; 4] = ["xennet", "xennet-bench", "xennet-next", "xennet-alt"];
 
 fn ok(cmd: &mut Command) -> bool {
     cmd.output().is_ok_and(|o| o.status.success())

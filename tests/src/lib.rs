@@ -16,7 +16,8 @@
 //!   [`output`]: command output in assertions.
 //! - [`topo`], [`seedfull`]: the seed's setups in namespaces and a running
 //!   agent; [`fdb`]: FDB rows; [`responder`]: a test-played upstream router;
-//!   [`flow`]: a numbered steady flow; [`rng`]: a deterministic PRNG.
+//!   [`flow`]: a numbered steady flow; [`rng`]: a deterministic PRNG;
+//!   [`kernel`]: what the kernel lists of a pinned datapath (links, programs, maps).
 //!
 //! Everything needs root; tests start with `if !require_root() { return; }`.
 //! Only namespaces created here are touched, never the host's interfaces.
@@ -27,6 +28,7 @@ pub mod counters;
 pub mod fdb;
 pub mod flow;
 pub mod frame;
+pub mod kernel;
 mod netns;
 pub mod output;
 mod raw;

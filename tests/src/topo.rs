@@ -292,6 +292,27 @@ impl Agent {
 
     /// As [`Agent::start`], with the control socket at `socket`.
     pub fn start_on(dom0: &Netns, config: &Path, pin_dir: &Path, socket: &Path) -> Result<Agent> {
+        Agent::start_with(dom0, config, pin_dir, socket, &[])
+    }
+
+    /// As [`Agent::start`], with `env` added to the agent's environment (e.g. the testing
+    /// aid `XENNET_TEST_OBJECT`, another build of the programs).
+    pub fn start_env(
+        dom0: &Netns,
+        config: &Path,
+        pin_dir: &Path,
+        env: &[(&str, &Path)],
+    ) -> Result<Agent> {
+        Agent::start_with(dom0, config, pin_dir, &Agent::socket_for(dom0), env)
+    }
+
+    fn start_with(
+        dom0: &Netns,
+        config: &Path,
+        pin_dir: &Path,
+        socket: &Path,
+        env: &[(&str, &Path)],
+    ) -> Result<Agent> {
         let bin = agent_bin()?;
         let sock_name = socket
             .file_name()
@@ -317,6 +338,7 @@ impl Agent {
                 &sock,
             ],
         )
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log_file)

@@ -16,6 +16,9 @@ mod maps;
 mod pkt;
 #[cfg(target_arch = "bpf")]
 mod rt;
+#[cfg(target_arch = "bpf")]
+#[path = "variant/base.rs"]
+mod variant;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -4,7 +4,9 @@
 //!
 //! It is only meaningful for the bpf target (`cargo xtask build-ebpf`); a host build of the
 //! workspace compiles it to an empty binary. The benchmark's programs are another binary of
-//! this crate (`bench_main.rs`, object `xennet-bench`), never part of this one.
+//! this crate (`bench_main.rs`, object `xennet-bench`), never part of this one; so are two other
+//! builds of these programs for the upgrade tests (`next_main.rs`, `alt_main.rs`: the same
+//! modules with another `variant`).
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
@@ -17,6 +19,9 @@ mod pkt;
 mod rt;
 #[cfg(target_arch = "bpf")]
 mod tc;
+#[cfg(target_arch = "bpf")]
+#[path = "variant/base.rs"]
+mod variant;
 #[cfg(target_arch = "bpf")]
 mod xdp;
 

@@ -26,7 +26,8 @@ pub(crate) const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
 
 /// Ports by ingress ifindex: bridge, mode, VLAN bitmap, stats slot.
 #[map]
-static XN_PORTS: HashMap<u32, PortConf> = HashMap::with_max_entries(MAX_PORTS, 0);
+static XN_PORTS: HashMap<u32, PortConf> =
+    HashMap::with_max_entries(crate::variant::PORT_ENTRIES, 0);
 
 /// Ports by stats slot (each with its ifindex): the egress port of a known unicast frame,
 /// through its FDB entry's slot, without a hash lookup.
@@ -60,7 +61,8 @@ static XN_LEARNED: Array<u32> = Array::with_max_entries(STATS_SLOTS, BPF_F_MMAPA
 
 /// Per-CPU counters per port; slot 0 is "not a port".
 #[map]
-static XN_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(STATS_SLOTS, 0);
+static XN_STATS: PerCpuArray<PortStats> =
+    PerCpuArray::with_max_entries(crate::variant::STATS_ENTRIES, 0);
 
 /// Bandwidth limits per stats slot: each port's policers (ingress, egress); zero = none.
 #[map]

@@ -158,6 +158,7 @@ fn apply_tag(skb: *mut __sk_buff, op: TagOp, tpid: u16) -> bool {
 /// Ingress of TC-attached ports (and of XDP ports, for what XDP passed up).
 #[classifier]
 pub fn xennet_tc(ctx: TcContext) -> i32 {
+    crate::variant::probe();
     let skb = ctx.skb.skb;
     // Make the headers linear so the parser can read them directly (no-op when they are).
     let linear = ctx.data_end().saturating_sub(ctx.data());

@@ -84,6 +84,7 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
 /// can run it: only the headers, always in the first buffer, are read or moved.
 #[xdp(frags)]
 pub fn xennet_xdp(ctx: XdpContext) -> u32 {
+    crate::variant::probe();
     let frame = XdpFrame(&ctx);
     // Every buffer of a multi-buffer (jumbo) frame, not just the first.
     // SAFETY: helper on the program's own context.

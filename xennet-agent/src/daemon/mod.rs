@@ -92,6 +92,8 @@ async fn serve(config: &Path, cfg: Config) -> anyhow::Result<()> {
     let mut agent = Agent::new(config, &cfg)?;
     let bridges = cfg.bridges.len();
     agent.apply(cfg).await?;
+    // An upgrade to this build's map layout: the maps are filled now, the programs go in.
+    agent.dp.finish_upgrade()?;
     xennet_agent::metrics::start(&agent.cfg);
     let ports = agent.dp.ports().len();
     info!(bridges, ports, socket = %socket.display(), "running");

@@ -67,9 +67,7 @@ impl Datapath {
                 links.insert(k, e.path());
             }
         }
-        let ports: HashMap<&MapData, u32, PortConf> =
-            HashMap::try_from(self.map(MAP_PORTS)?).context("XN_PORTS type")?;
-        let entries: Vec<(u32, PortConf)> = ports.iter().filter_map(Result::ok).collect();
+        let entries = self.pinned_ports(state)?;
         for (idx, conf) in entries {
             let name = ifname(idx);
             let tc = links.remove(&(LinkKind::Tc, idx));
@@ -106,6 +104,26 @@ impl Datapath {
         self.adopt_members()?;
         self.adopt_statics(&mut found)?;
         Ok(found)
+    }
+
+    /// The ports of the pinned datapath: from `XN_PORTS`, or from the state file when an
+    /// upgrade rebuilds that map (the first reconcile then rewrites each port's entry).
+    fn pinned_ports(&self, state: &State) -> anyhow::Result<Vec<(u32, PortConf)>> {
+        if self.upgrade.as_ref().is_some_and(|u| u.refills(MAP_PORTS)) {
+            let out = state
+                .ports
+                .values()
+                .filter(|r| r.slot != 0)
+                .filter_map(|r| {
+                    let bridge = *state.bridges.get(&r.bridge)?;
+                    Some((r.ifindex, PortConf::new(bridge, r.slot, 0, 0, 0)))
+                })
+                .collect();
+            return Ok(out);
+        }
+        let ports: HashMap<&MapData, u32, PortConf> =
+            HashMap::try_from(self.map(MAP_PORTS)?).context("XN_PORTS type")?;
+        Ok(ports.iter().filter_map(Result::ok).collect())
     }
 
     #[expect(clippy::too_many_arguments, reason = "one port's scattered records")]
@@ -255,6 +273,7 @@ impl Datapath {
                     attached: p.public.attached,
                     host: p.public.host,
                     vlans: p.public.vlans.clone(),
+                    slot: p.public.slot,
                 };
                 (n.clone(), r)
             })
@@ -262,8 +281,13 @@ impl Datapath {
         // A run-time port whose interface went away is forgotten, as the agent does.
         self.runtime
             .retain(|n, _| self.ports.contains_key(n) || super::ifindex(n).is_ok());
+        let (layout, counters) = self.upgrade.as_ref().map_or_else(
+            || (self.layout.clone(), super::migrate::stat_names()),
+            super::migrate::Upgrade::recorded,
+        );
         let state = State {
-            layout: self.layout.clone(),
+            layout,
+            stats: Some(counters),
             bridges: self
                 .bridges
                 .iter()
@@ -294,11 +318,7 @@ impl Datapath {
             warn!(error = %format!("{e:#}"), "state file unreadable: adopting from the pins alone");
             None
         });
-        let mut dp = Self::open(
-            pin_dir,
-            fdb_max_entries,
-            state.as_ref().map(|s| s.layout.as_str()),
-        )?;
+        let mut dp = Self::open(pin_dir, fdb_max_entries, state.as_ref())?;
         let found = dp.adopt(state.as_ref())?;
         if !found.ports.is_empty() || !found.stale.is_empty() {
             info!(

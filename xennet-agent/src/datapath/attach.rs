@@ -69,6 +69,12 @@ pub struct OwnedLink {
 }
 
 impl OwnedLink {
+    /// Where the link is pinned (persistent datapath).
+    #[must_use]
+    pub fn pin(&self) -> Option<&Path> {
+        self.pin.as_deref()
+    }
+
     /// Detach: remove the pin (if any) and close the link.
     pub fn release(self) -> io::Result<()> {
         if let Some(p) = &self.pin {
@@ -196,10 +202,19 @@ impl Datapath {
 
     /// Put this datapath's program of `kind` into the pinned link at `path` (one atomic
     /// `bpf_link_update`: no frame sees a detached interface), and own the link.
+    /// During an upgrade whose maps are not filled yet, the link is only opened, and the swap
+    /// left to [`Datapath::finish_upgrade`].
     pub(super) fn replace_in(&mut self, kind: LinkKind, path: &Path) -> anyhow::Result<OwnedLink> {
         let pinned = PinnedLink::from_pin(path)
             .with_context(|| format!("opening pinned link {}", path.display()))?;
         let fd = FdLink::from(pinned);
+        if let Some(up) = self.upgrade.as_mut().filter(|u| u.defers_swap()) {
+            up.deferred.insert(path.to_path_buf());
+            return Ok(OwnedLink {
+                fd,
+                pin: Some(path.to_path_buf()),
+            });
+        }
         let fd = match kind {
             LinkKind::Tc => {
                 let link = SchedClassifierLink::try_from(fd).context("not a tcx link")?;

@@ -6,32 +6,30 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     EbpfLoader,
-    maps::MapInfo,
     programs::{SchedClassifier, Xdp},
 };
 use tracing::warn;
 use xennet_common::maps::{MAP_FDB, MAP_LEARNED, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP};
 
-use super::{Datapath, pins::MAPS};
+use super::{Datapath, migrate, state::State};
 use crate::learned::LearnedCounts;
 
 /// Bumped when a map's key or value changes meaning without changing size (sizes, types and
-/// flags are compared directly).
+/// flags are compared directly): an upgrade across a bump carries no map over byte for byte
+/// (counters still go by name), see [`super::migrate`].
 pub const MAP_LAYOUT_VERSION: u32 = 1;
-
-/// `BPF_F_RDONLY_PROG`, which the kernel sets on every devmap.
-const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 
 /// The layout stamp of `object`'s maps: version, then each map's type, key and value sizes,
 /// flags and (but for the FDB, whose size is configured) capacity.
 pub fn layout_stamp(object: &[u8]) -> anyhow::Result<String> {
     let obj = aya_obj::Object::parse(object).context("parsing the eBPF object")?;
     let mut s = format!("v{MAP_LAYOUT_VERSION}");
-    for name in MAPS {
-        let m = obj
-            .maps
-            .get(name)
-            .ok_or_else(|| anyhow!("object has no map {name}"))?;
+    let maps: std::collections::BTreeMap<&String, &aya_obj::Map> = obj
+        .maps
+        .iter()
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect();
+    for (name, m) in maps {
         let max = if name == MAP_FDB { 0 } else { m.max_entries() };
         let _ = write!(
             s,
@@ -45,74 +43,10 @@ pub fn layout_stamp(object: &[u8]) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Check every map pinned under `pin_dir` against `object`'s definition (and `stamp` against
-/// the state file's); returns the FDB size to use (a pinned FDB keeps its size).
-fn check_pinned(
-    pin_dir: &Path,
-    object: &[u8],
-    fdb_max_entries: u32,
-    recorded: Option<&str>,
-) -> anyhow::Result<u32> {
-    let obj = aya_obj::Object::parse(object).context("parsing the eBPF object")?;
-    let stamp = layout_stamp(object)?;
-    let mut any = false;
-    let mut fdb = fdb_max_entries;
-    for name in MAPS {
-        let path = pin_dir.join(name);
-        if !path.exists() {
-            continue;
-        }
-        any = true;
-        let info = MapInfo::from_pin(&path)
-            .with_context(|| format!("reading the pinned map {}", path.display()))?;
-        let def = obj
-            .maps
-            .get(name)
-            .ok_or_else(|| anyhow!("object has no map {name}"))?;
-        let ty = info.map_type().map_or(u32::MAX, |t| t as u32);
-        let max_ok = name == MAP_FDB || info.max_entries() == def.max_entries();
-        // The kernel adds BPF_F_RDONLY_PROG to devmaps itself.
-        let flags = |f: u32| f & !BPF_F_RDONLY_PROG;
-        if ty != def.map_type()
-            || info.key_size() != def.key_size()
-            || info.value_size() != def.value_size()
-            || flags(info.map_flags()) != flags(def.map_flags())
-            || !max_ok
-        {
-            bail!(
-                "the datapath pinned under {} was made by an incompatible build (map {name}: \
-                 type {ty}, key {} B, value {} B, {} entries, flags {:#x}; this build: type {}, \
-                 key {} B, value {} B, {} entries, flags {:#x}); `xennet-agent down` removes \
-                 it (guests lose the network until this agent starts)",
-                pin_dir.display(),
-                info.key_size(),
-                info.value_size(),
-                info.max_entries(),
-                info.map_flags(),
-                def.map_type(),
-                def.key_size(),
-                def.value_size(),
-                def.max_entries(),
-                def.map_flags()
-            );
-        }
-        if name == MAP_FDB && info.max_entries() != fdb_max_entries {
-            warn!(
-                pinned = info.max_entries(),
-                configured = fdb_max_entries,
-                "the pinned FDB keeps its size; fdb_max_entries takes effect after `xennet-agent down`"
-            );
-            fdb = info.max_entries();
-        }
-    }
-    if let Some(r) = recorded.filter(|r| any && *r != stamp) {
-        bail!(
-            "the datapath pinned under {} has map layout {r:?}, this build {stamp:?}; \
-             `xennet-agent down` removes it (guests lose the network until this agent starts)",
-            pin_dir.display()
-        );
-    }
-    Ok(fdb)
+/// Whether a recorded layout stamp has this build's layout version (then maps whose sizes
+/// did not change keep their bytes' meaning).
+fn same_version(recorded: Option<&str>) -> bool {
+    recorded.is_none_or(|r| r.split(';').next() == Some(&format!("v{MAP_LAYOUT_VERSION}")))
 }
 
 impl Datapath {
@@ -130,41 +64,52 @@ impl Datapath {
     }
 
     /// Load the persistent datapath of `pin_dir`: its maps are those pinned there (made and
-    /// pinned now if there are none, after checking they fit this build if there are), and
-    /// nothing is attached yet — [`Datapath::adopt`] takes over the links left pinned.
-    /// `recorded_layout` is the layout stamp of the state file, if any.
+    /// pinned now if there are none); a pinned map this build defines differently is made
+    /// anew and an upgrade started ([`super::migrate`]); nothing is attached yet —
+    /// [`Datapath::adopt`] takes over the links left pinned. `recorded` is the state file.
     pub fn open(
         pin_dir: &Path,
         fdb_max_entries: u32,
-        recorded_layout: Option<&str>,
+        recorded: Option<&State>,
     ) -> anyhow::Result<Self> {
-        Self::open_object(
-            pin_dir,
-            fdb_max_entries,
-            recorded_layout,
-            crate::ebpf::object()?,
-        )
+        let object = crate::ebpf::object()?;
+        Self::open_object(pin_dir, fdb_max_entries, recorded, object)
     }
 
-    /// As [`Datapath::open`], with another build's object (upgrade tests).
+    /// As [`Datapath::open`], with the object `object`.
     pub fn open_object(
         pin_dir: &Path,
         fdb_max_entries: u32,
-        recorded_layout: Option<&str>,
+        recorded: Option<&State>,
         object: &[u8],
     ) -> anyhow::Result<Self> {
         super::pins::ensure_bpffs(pin_dir)?;
         fs::create_dir_all(pin_dir)
             .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
-        let fdb = check_pinned(pin_dir, object, fdb_max_entries, recorded_layout)?;
+        let old_stats = recorded.and_then(|r| r.stats.clone());
+        let bytes_ok = same_version(recorded.map(|r| r.layout.as_str()));
+        if !bytes_ok {
+            warn!(
+                "the pinned datapath has another map layout version: no map is carried over byte for byte"
+            );
+        }
+        let survey = migrate::survey(
+            pin_dir,
+            object,
+            fdb_max_entries,
+            old_stats.as_deref(),
+            bytes_ok,
+        )?;
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries(MAP_FDB, fdb);
-        for name in MAPS {
+        loader.map_max_entries(MAP_FDB, survey.fdb_entries);
+        for name in &survey.pinned {
             loader.map_pin_path(name, pin_dir.join(name));
         }
         let mut dp = Self::load_with(pin_dir, &mut loader, object)?;
         dp.persistent = true;
         dp.layout = layout_stamp(object)?;
+        dp.upgrade =
+            migrate::Upgrade::start(&dp, &survey, old_stats, recorded.map(|r| r.layout.as_str()))?;
         Ok(dp)
     }
 
@@ -228,6 +173,7 @@ impl Datapath {
             members: BTreeMap::new(),
             statics: BTreeMap::new(),
             passing: BTreeMap::new(),
+            upgrade: None,
         })
     }
 

@@ -10,18 +10,23 @@
 //! changes) are taken by the pure functions of [`plan`]; the other submodules carry them out:
 //! `load` (programs), `attach` (links), `ports` (the port map and reloads), `fdb` (static
 //! entries, listing, aging), `members` (flags, redirect maps, TC flood lists), `rates`
-//! (bandwidth limits), `pins` (bpffs, teardown), `adopt` (taking over a pinned datapath),
+//! (bandwidth limits), `security` (what a port enforces), `pins` (bpffs, teardown), `adopt`
+//! (taking over a pinned datapath), `migrate` (upgrading a pinned datapath to this build's map
+//! layout; `carry` decides what is carried how, `rawmap` reads and writes maps of any layout),
 //! `state` (lock and state file).
 
 pub mod adopt;
 mod attach;
+mod carry;
 mod fdb;
 mod load;
 mod members;
+pub mod migrate;
 mod pins;
 pub mod plan;
 mod ports;
 pub mod rates;
+mod rawmap;
 pub mod security;
 pub mod state;
 
@@ -173,6 +178,9 @@ pub struct Datapath {
     layout: String,
     /// The state file as last written.
     last_saved: String,
+    /// An upgrade to this build's map layout, started by [`Datapath::open`] and finished by
+    /// [`Datapath::finish_upgrade`].
+    upgrade: Option<migrate::Upgrade>,
 }
 
 /// Interface index of `name` in the current network namespace.

@@ -125,6 +125,9 @@ pub struct PortRecord {
     /// `access N`, `trunk A,B native N`, … as `ports` shows it.
     #[serde(default)]
     pub vlans: String,
+    /// Stats slot (what an upgrade that rebuilds the port map keeps); 0 = not recorded.
+    #[serde(default)]
+    pub slot: u32,
 }
 
 /// The state file.
@@ -132,6 +135,10 @@ pub struct PortRecord {
 pub struct State {
     /// The map layout stamp of the build that wrote it.
     pub layout: String,
+    /// The counter names of that build, in `XN_STATS` order (an upgrade carries counters by
+    /// name); absent in files of older builds.
+    #[serde(default)]
+    pub stats: Option<Vec<String>>,
     /// Bridge name → bridge id in the maps.
     pub bridges: BTreeMap<String, u32>,
     /// Attached ports by interface name.
