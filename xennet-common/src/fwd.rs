@@ -16,7 +16,9 @@ use crate::{
     maps::{
         FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PortConf,
     },
+    monitor::{Event, MonitorConf},
     stats::{PortStats, Stat},
+    vstats::{VlanKey, VlanStats},
 };
 
 /// Read access to one frame.
@@ -91,6 +93,19 @@ pub trait Tables {
     fn now(&self) -> u64;
     /// Run `f` on the counters of stats slot `slot` (for this CPU).
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F);
+    /// Run `f` on the counters of VLAN `key` (for this CPU), creating them if need be;
+    /// tables without per-VLAN counters do nothing.
+    fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
+        let _ = (key, f);
+    }
+    /// The monitor's switch (`XN_MONITOR[0]`); `None` when the tables have none.
+    fn monitor(&self) -> Option<&MonitorConf> {
+        None
+    }
+    /// Emit `event` to the monitor (the eBPF programs: an aya-log record).
+    fn emit(&self, event: &Event) {
+        let _ = event;
+    }
 }
 
 /// A learned entry's `last_seen_ns` is refreshed at most this often (1 s), so that a busy
@@ -156,6 +171,8 @@ pub struct Decision {
     pub stat: Stat,
     /// Stats slot of the ingress port (0 when the interface is not a port).
     pub in_slot: u32,
+    /// Bridge id of the ingress port (0 when the interface is not a port).
+    pub bridge: u32,
     /// Egress ifindex (forward only).
     pub egress: u32,
     /// Stats slot of the egress port (forward only).
@@ -179,6 +196,7 @@ impl Decision {
             verdict,
             stat,
             in_slot,
+            bridge: 0,
             egress: 0,
             out_slot: 0,
             tag: TagOp::Keep,
@@ -194,6 +212,7 @@ impl Decision {
     pub const fn into_drop(self, reason: Stat) -> Self {
         let mut d = Decision::new(Verdict::Drop, reason, self.in_slot, self.vlan);
         d.learn = self.learn;
+        d.bridge = self.bridge;
         d
     }
 }
@@ -216,7 +235,9 @@ pub fn decide_with_port<'t, F: Frame, T: Tables>(
     let Some(port) = t.port_fast(ingress) else {
         return (Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0), None);
     };
-    (decide_on(f, t, port, ingress), Some(port))
+    let mut d = decide_on(f, t, port, ingress);
+    d.bridge = port.bridge;
+    (d, Some(port))
 }
 
 /// The decision for frame `f` on port `port` (ifindex `ingress`).
@@ -387,6 +408,7 @@ fn forward<T: Tables>(
         verdict: Verdict::Forward,
         stat: Stat::Forward,
         in_slot: slot,
+        bridge: port.bridge,
         egress,
         out_slot: out.slot,
         tag,
@@ -481,6 +503,28 @@ pub fn flood_egress<F: Frame, T: Tables>(
     ingress: u32,
     egress: u32,
 ) -> Option<(TagOp, u32)> {
+    flood_copy(f, t, ingress, egress).map(|c| (c.op, c.slot))
+}
+
+/// One flooded copy's way out: what [`flood_copy`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodCopy {
+    /// Tag operation for the egress port.
+    pub op: TagOp,
+    /// Stats slot of the egress port.
+    pub slot: u32,
+    /// The copy's bridge and VLAN (for the per-VLAN counters).
+    pub vlan: VlanKey,
+}
+
+/// [`flood_egress`], with the copy's bridge and VLAN.
+#[inline(always)]
+pub fn flood_copy<F: Frame, T: Tables>(
+    f: &F,
+    t: &T,
+    ingress: u32,
+    egress: u32,
+) -> Option<FloodCopy> {
     let out = t.port_fast(egress)?;
     let inp = t.port_fast(ingress)?;
     let tag = match parse(f) {
@@ -491,7 +535,14 @@ pub fn flood_egress<F: Frame, T: Tables>(
     };
     let tagged = member_egress(inp, out, tag.vid())?;
     let op = if tagged { TagOp::Keep } else { TagOp::Pop };
-    Some((op, out.slot))
+    Some(FloodCopy {
+        op,
+        slot: out.slot,
+        vlan: VlanKey {
+            bridge: out.bridge,
+            vlan: u32::from(tag.vid()),
+        },
+    })
 }
 
 /// Whether a flood of VLAN `vid` from port `inp` goes out of port `out`, and if so whether
@@ -517,8 +568,23 @@ pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
             s.add(l, 1);
         }
     });
+    let tx_len = len.saturating_add_signed(d.tag.len_delta());
     if d.verdict == Verdict::Forward {
-        account_tx(t, d.out_slot, len.saturating_add_signed(d.tag.len_delta()));
+        account_tx(t, d.out_slot, tx_len);
+    }
+    if d.vlan != 0 {
+        let key = VlanKey {
+            bridge: d.bridge,
+            vlan: u32::from(d.vlan),
+        };
+        t.with_vlan_stats(key, |v| {
+            v.rx_packets += 1;
+            v.rx_bytes += len;
+            if d.verdict == Verdict::Forward {
+                v.tx_packets += 1;
+                v.tx_bytes += tx_len;
+            }
+        });
     }
 }
 

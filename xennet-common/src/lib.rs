@@ -6,6 +6,8 @@
 //! * [`fwd`]: the forwarding core — parse, classify, look up, decide — written once over two small
 //!   traits ([`fwd::Frame`], [`fwd::Tables`]) and compiled into the XDP program, the TC program and
 //!   the host build that unit tests exercise.
+//! * [`monitor`]: the switch, event and text of `xennet-agent monitor` (aya-log).
+//! * [`vstats`]: per-VLAN counters.
 //! * [`bench`]: what the benchmark's own eBPF object and `cargo xtask bench` share.
 #![no_std]
 
@@ -15,7 +17,9 @@ extern crate std;
 pub mod bench;
 pub mod fwd;
 pub mod maps;
+pub mod monitor;
 pub mod stats;
+pub mod vstats;
 
 /// Ethernet header length without tags.
 pub const ETH_HLEN: usize = 14;

@@ -5,15 +5,18 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     helpers::bpf_ktime_get_coarse_ns,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
 };
+use aya_log_ebpf::info;
 use xennet_common::{
     fwd::{Put, Tables},
     maps::{
         FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
         STATS_SLOTS,
     },
+    monitor::{Event, MonitorConf},
     stats::PortStats,
+    vstats::{VSTATS_MAX_ENTRIES, VlanKey, VlanStats},
 };
 
 /// `BPF_F_MMAPABLE`: the agent maps `XN_LEARNED` into memory to decrement it atomically.
@@ -60,6 +63,19 @@ static XN_LEARNED: Array<u32> = Array::with_max_entries(STATS_SLOTS, BPF_F_MMAPA
 /// Per-CPU counters per port; slot 0 is "not a port".
 #[map]
 static XN_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(STATS_SLOTS, 0);
+
+/// Per-CPU counters per {bridge, VLAN}, created by the first frame of each.
+#[map]
+static XN_VSTATS: PerCpuHashMap<VlanKey, VlanStats> =
+    PerCpuHashMap::with_max_entries(VSTATS_MAX_ENTRIES, 0);
+
+/// The monitor's switch (entry 0): what to emit, until when. Off (zero) unless
+/// `xennet-agent monitor` runs.
+#[map]
+static XN_MONITOR: Array<MonitorConf> = Array::with_max_entries(1, 0);
+
+/// `BPF_NOEXIST`.
+const BPF_NOEXIST: u64 = 1;
 
 /// The maps, as the forwarding core sees them.
 pub(crate) struct Maps;
@@ -120,5 +136,46 @@ impl Tables for Maps {
             // SAFETY: per-CPU value, this CPU's copy, no concurrent writer on this CPU.
             f(unsafe { &mut *p });
         }
+    }
+
+    #[inline(always)]
+    fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
+        let p = match XN_VSTATS.get_ptr_mut(&key) {
+            Some(p) => p,
+            None => {
+                // First frame of this VLAN (or the map is full: then it stays uncounted).
+                let _ = XN_VSTATS.insert(&key, &VlanStats::default(), BPF_NOEXIST);
+                match XN_VSTATS.get_ptr_mut(&key) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        // SAFETY: per-CPU value, this CPU's copy, no concurrent writer on this CPU.
+        f(unsafe { &mut *p });
+    }
+
+    #[inline(always)]
+    fn monitor(&self) -> Option<&MonitorConf> {
+        XN_MONITOR.get(0)
+    }
+
+    #[inline(always)]
+    fn emit(&self, e: &Event) {
+        // The text `xennet_common::monitor::parse` reads back (the format is documented there).
+        info!(
+            &(),
+            target: "xennet::event",
+            "v={} stat={} in={} vlan={} src={:mac} dst={:mac} type={:x} out={} len={}",
+            e.verdict,
+            e.stat,
+            e.ifindex,
+            e.vlan,
+            e.src,
+            e.dst,
+            e.ethertype,
+            e.egress,
+            e.len
+        );
     }
 }

@@ -16,7 +16,9 @@ use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
     fwd::{self, Frame, Put, Tables, TagOp, Verdict},
     maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
+    monitor::{self, Event, MonitorConf},
     stats::{PortStats, Stat},
+    vstats::{self, VlanKey, VlanStats},
 };
 
 use crate::maps::{Maps, XN_MEMBERS};
@@ -58,6 +60,18 @@ impl Tables for TcMaps {
     #[inline(always)]
     fn with_stats<F: FnOnce(&mut PortStats)>(&self, slot: u32, f: F) {
         Maps.with_stats(slot, f);
+    }
+    #[inline(always)]
+    fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
+        Maps.with_vlan_stats(key, f);
+    }
+    #[inline(always)]
+    fn monitor(&self) -> Option<&MonitorConf> {
+        Maps.monitor()
+    }
+    #[inline(always)]
+    fn emit(&self, e: &Event) {
+        Maps.emit(e);
     }
 }
 
@@ -149,6 +163,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     // The one lookup of the ingress port: the decision's, handed back for the actions.
     let (mut d, port) = fwd::decide_with_port(&frame, &TcMaps, ingress);
     let Some(port) = port else {
+        monitor::observe(&frame, &Maps, &d, ingress, len);
         fwd::account(&Maps, &d, len);
         return TC_ACT_OK as i32;
     };
@@ -186,6 +201,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
             TC_ACT_SHOT as i32
         }
     };
+    monitor::observe(&frame, &Maps, &d, ingress, len);
     fwd::account(&Maps, &d, len);
     action
 }
@@ -207,6 +223,7 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
         })
         .unwrap_or(0);
     let base = ctx.len();
+    let (mut sent, mut bytes) = (0u64, 0u64);
     for i in 0..MAX_TC_FLOOD {
         if i >= count {
             break;
@@ -233,6 +250,8 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             }
             if ok {
                 fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
+                sent += 1;
+                bytes += u64::from(base) + VLAN_HLEN as u64;
             } else {
                 fwd::count(&Maps, slot, Stat::DropRedirect);
             }
@@ -240,6 +259,8 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             // SAFETY: as above.
             if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
                 fwd::account_tx(&Maps, slot, u64::from(base));
+                sent += 1;
+                bytes += u64::from(base);
             } else {
                 fwd::count(&Maps, slot, Stat::DropRedirect);
             }
@@ -247,6 +268,13 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
     }
     if count > MAX_TC_FLOOD {
         fwd::count(&Maps, d.in_slot, Stat::FloodTruncated);
+    }
+    if sent != 0 {
+        let key = VlanKey {
+            bridge,
+            vlan: u32::from(d.vlan),
+        };
+        vstats::account_vlan_tx(&Maps, key, sent, bytes);
     }
     true
 }
