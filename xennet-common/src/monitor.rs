@@ -233,6 +233,127 @@ fn mac(s: &str) -> Option<[u8; 6]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        ETH_P_8021Q,
+        fwd::fixtures::host::{World, static_entry},
+        maps::{PORT_ACCESS, PORT_TRUNK, PortConf},
+        stats::Stat,
+    };
+    use std::{collections::BTreeMap, vec::Vec};
+
+    const TRUNK: u32 = 10;
+    const VIF1: u32 = 11;
+    const VIF2: u32 = 12;
+    const G1: [u8; 6] = [0, 0x16, 0x3e, 0, 0, 1];
+    const G2: [u8; 6] = [0, 0x16, 0x3e, 0, 0, 2];
+    const UP: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+
+    /// A trunk (4093, 4094) and two access ports of VLAN 4094; G1 static on VIF1, G2 on VIF2.
+    fn world() -> World {
+        let mut ports = BTreeMap::new();
+        let mut trunk = PortConf::new(1, 1, PORT_TRUNK, 0, ETH_P_8021Q);
+        trunk.add_vlan(4093);
+        trunk.add_vlan(4094);
+        ports.insert(TRUNK, trunk);
+        ports.insert(VIF1, PortConf::new(1, 2, PORT_ACCESS, 4094, ETH_P_8021Q));
+        ports.insert(VIF2, PortConf::new(1, 3, PORT_ACCESS, 4094, ETH_P_8021Q));
+        let mut fdb = BTreeMap::new();
+        fdb.insert((1, 4094, G1), static_entry(VIF1));
+        fdb.insert((1, 4094, G2), static_entry(VIF2));
+        World::new(ports, fdb)
+    }
+
+    /// An IPv4-typed frame with `tags` 802.1Q VLAN ids.
+    fn eth(dst: [u8; 6], src: [u8; 6], tags: &[u16]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&dst);
+        v.extend_from_slice(&src);
+        for t in tags {
+            v.extend_from_slice(&ETH_P_8021Q.to_be_bytes());
+            v.extend_from_slice(&t.to_be_bytes());
+        }
+        v.extend_from_slice(&0x0800u16.to_be_bytes());
+        v.extend_from_slice(&[0x45; 46]);
+        v
+    }
+
+    fn on(w: &mut World, mode: u32) {
+        w.monitor = Some(MonitorConf {
+            mode,
+            pid: 1,
+            until_ns: w.now.get() + LEASE_NS,
+        });
+    }
+
+    /// The three drops the namespace test drives, each with its reason, port, VLAN, MACs and
+    /// ethertype; a forward is not a drop.
+    #[test]
+    fn drops_are_emitted_with_their_details() {
+        let mut w = world();
+        on(&mut w, MONITOR_DROPS);
+        w.run(VIF1, eth(G2, G1, &[4094]));
+        w.run(TRUNK, eth(G1, UP, &[100]));
+        w.run(VIF2, eth(UP, G1, &[]));
+        w.run(VIF1, eth(G2, G1, &[]));
+        let ev = w.events.borrow().clone();
+        let want = [
+            (Stat::DropTaggedOnAccess, VIF1, 0, G1, G2, 64),
+            (Stat::DropVlanNotAllowed, TRUNK, 0, UP, G1, 64),
+            (Stat::DropStaticMac, VIF2, 4094, G1, UP, 60),
+        ];
+        assert_eq!(ev.len(), want.len(), "{ev:?}");
+        for (e, (stat, port, vlan, src, dst, len)) in ev.iter().zip(want) {
+            assert_eq!(
+                *e,
+                Event {
+                    verdict: 3,
+                    stat: stat as u32,
+                    ifindex: port,
+                    vlan,
+                    src,
+                    dst,
+                    ethertype: 0x0800,
+                    egress: 0,
+                    len,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn all_mode_emits_forwards_with_their_egress() {
+        let mut w = world();
+        on(&mut w, MONITOR_ALL);
+        w.run(VIF1, eth(G2, G1, &[]));
+        let ev = w.events.borrow().clone();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].verdict, verdict_code(Verdict::Forward));
+        assert_eq!(ev[0].stat, Stat::Forward as u32);
+        assert_eq!((ev[0].egress, ev[0].vlan), (VIF2, 4094));
+    }
+
+    /// Off, or with the lease run out (a monitor killed with -9), nothing is emitted and the
+    /// decision is the same.
+    #[test]
+    fn off_or_expired_emits_nothing() {
+        let mut w = world();
+        let frame = || eth(G2, G1, &[4094]);
+        let d_on = {
+            on(&mut w, MONITOR_DROPS);
+            w.run(VIF1, frame())
+        };
+        assert_eq!(w.events.borrow().len(), 1);
+        w.events.borrow_mut().clear();
+        w.monitor = Some(MonitorConf::default());
+        assert_eq!(w.run(VIF1, frame()), d_on, "the monitor never changes a decision");
+        w.monitor = None;
+        w.run(VIF1, frame());
+        on(&mut w, MONITOR_DROPS);
+        w.now.set(w.now.get() + LEASE_NS);
+        w.run(VIF1, frame());
+        assert!(w.events.borrow().is_empty(), "{:?}", w.events.borrow());
+    }
+
 
     #[test]
     fn text_round_trip() {
