@@ -171,8 +171,6 @@ pub struct Decision {
     pub stat: Stat,
     /// Stats slot of the ingress port (0 when the interface is not a port).
     pub in_slot: u32,
-    /// Bridge id of the ingress port (0 when the interface is not a port).
-    pub bridge: u32,
     /// Egress ifindex (forward only).
     pub egress: u32,
     /// Stats slot of the egress port (forward only).
@@ -196,7 +194,6 @@ impl Decision {
             verdict,
             stat,
             in_slot,
-            bridge: 0,
             egress: 0,
             out_slot: 0,
             tag: TagOp::Keep,
@@ -212,7 +209,6 @@ impl Decision {
     pub const fn into_drop(self, reason: Stat) -> Self {
         let mut d = Decision::new(Verdict::Drop, reason, self.in_slot, self.vlan);
         d.learn = self.learn;
-        d.bridge = self.bridge;
         d
     }
 }
@@ -235,9 +231,7 @@ pub fn decide_with_port<'t, F: Frame, T: Tables>(
     let Some(port) = t.port_fast(ingress) else {
         return (Decision::new(Verdict::Pass, Stat::PassNotPort, 0, 0), None);
     };
-    let mut d = decide_on(f, t, port, ingress);
-    d.bridge = port.bridge;
-    (d, Some(port))
+    (decide_on(f, t, port, ingress), Some(port))
 }
 
 /// The decision for frame `f` on port `port` (ifindex `ingress`).
@@ -408,7 +402,6 @@ fn forward<T: Tables>(
         verdict: Verdict::Forward,
         stat: Stat::Forward,
         in_slot: slot,
-        bridge: port.bridge,
         egress,
         out_slot: out.slot,
         tag,
@@ -568,24 +561,36 @@ pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
             s.add(l, 1);
         }
     });
-    let tx_len = len.saturating_add_signed(d.tag.len_delta());
     if d.verdict == Verdict::Forward {
-        account_tx(t, d.out_slot, tx_len);
+        account_tx(t, d.out_slot, len.saturating_add_signed(d.tag.len_delta()));
     }
-    if d.vlan != 0 {
-        let key = VlanKey {
-            bridge: d.bridge,
-            vlan: u32::from(d.vlan),
-        };
-        t.with_vlan_stats(key, |v| {
-            v.rx_packets += 1;
-            v.rx_bytes += len;
-            if d.verdict == Verdict::Forward {
-                v.tx_packets += 1;
-                v.tx_bytes += tx_len;
-            }
-        });
+}
+
+/// Count a frame of `len` bytes under its final decision in its VLAN's counters ({bridge,
+/// VLAN} of the ingress port, found through its stats slot; nothing for a frame dropped
+/// before its VLAN was known).
+#[inline(always)]
+pub fn account_vlan<T: Tables>(t: &T, d: &Decision, len: u64) {
+    if d.vlan == 0 {
+        return;
     }
+    let Some(port) = t.port_at(d.in_slot) else {
+        return;
+    };
+    let key = VlanKey {
+        bridge: port.bridge,
+        vlan: u32::from(d.vlan),
+    };
+    let fwd = d.verdict == Verdict::Forward;
+    let tx_len = len.saturating_add_signed(d.tag.len_delta());
+    t.with_vlan_stats(key, |v| {
+        v.rx_packets += 1;
+        v.rx_bytes += len;
+        if fwd {
+            v.tx_packets += 1;
+            v.tx_bytes += tx_len;
+        }
+    });
 }
 
 /// Count one frame of `len` bytes sent out of the port with stats slot `slot`.

@@ -48,6 +48,7 @@ unsafe impl aya::Pod for MonitorConf {}
 
 /// One datapath event: a frame and what became of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Event {
     /// Final verdict (0 forward, 1 flood, 2 pass, 3 drop: [`verdict_code`]).
     pub verdict: u8,
@@ -142,7 +143,8 @@ pub fn wanted(conf: &MonitorConf, d: &Decision, now: u64) -> bool {
 
 /// Hand the decision `d` for frame `f` (from `ingress`, `len` bytes) to the monitor if it is
 /// on and wants it. Off, this is one array read and a branch. Called by every program at its
-/// single exit, beside [`crate::fwd::account`], and never changes the decision.
+/// single exit, after [`crate::fwd::account`] (nothing reads the decision after it, which
+/// keeps the verifier's walk short), and never changes the decision.
 #[inline(always)]
 pub fn observe<F: Frame, T: Tables>(f: &F, t: &T, d: &Decision, ingress: u32, len: u64) {
     let Some(conf) = t.monitor() else { return };

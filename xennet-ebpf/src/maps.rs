@@ -69,6 +69,14 @@ static XN_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(STATS_SL
 static XN_VSTATS: PerCpuHashMap<VlanKey, VlanStats> =
     PerCpuHashMap::with_max_entries(VSTATS_MAX_ENTRIES, 0);
 
+/// Per-CPU scratch of one entry: the TC flood loop sums its copies' per-VLAN tx here.
+#[map]
+pub(crate) static XN_VSCRATCH: PerCpuArray<VlanStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch of one entry: the event on its way to aya-log (see `emit`).
+#[map]
+static XN_EVENT: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+
 /// The monitor's switch (entry 0): what to emit, until when. Off (zero) unless
 /// `xennet-agent monitor` runs.
 #[map]
@@ -162,20 +170,36 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn emit(&self, e: &Event) {
+        // Through map memory, read back volatile: the verifier then sees the same unknown
+        // values whichever decision led here, and walks the long aya-log code once per
+        // program exit rather than once per decision (the budget of the TC program).
+        let Some(p) = XN_EVENT.get_ptr_mut(0) else {
+            return;
+        };
+        // SAFETY: this CPU's copy of a value of type Event, no concurrent writer on this CPU;
+        // each field is read back volatile (no copy of the whole event on the stack: the
+        // TC program's stack and aya-log's together must fit in 512 bytes).
+        unsafe { core::ptr::write_volatile(p, *e) };
+        macro_rules! field {
+            ($f:ident) => {
+                // SAFETY: as above.
+                unsafe { core::ptr::read_volatile(&raw const (*p).$f) }
+            };
+        }
         // The text `xennet_common::monitor::parse` reads back (the format is documented there).
         info!(
             &(),
             target: "xennet::event",
             "v={} stat={} in={} vlan={} src={:mac} dst={:mac} type={:x} out={} len={}",
-            e.verdict,
-            e.stat,
-            e.ifindex,
-            e.vlan,
-            e.src,
-            e.dst,
-            e.ethertype,
-            e.egress,
-            e.len
+            field!(verdict),
+            field!(stat),
+            field!(ifindex),
+            field!(vlan),
+            field!(src),
+            field!(dst),
+            field!(ethertype),
+            field!(egress),
+            field!(len)
         );
     }
 }

@@ -21,7 +21,7 @@ use xennet_common::{
     vstats::{self, VlanKey, VlanStats},
 };
 
-use crate::maps::{Maps, XN_MEMBERS};
+use crate::maps::{Maps, XN_MEMBERS, XN_VSCRATCH};
 
 /// The maps as TC's decision reads them: the ingress port always by ifindex (no
 /// `XN_IFSLOTS` shortcut). A port found two ways is two kinds of pointer to the verifier,
@@ -163,8 +163,8 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     // The one lookup of the ingress port: the decision's, handed back for the actions.
     let (mut d, port) = fwd::decide_with_port(&frame, &TcMaps, ingress);
     let Some(port) = port else {
-        monitor::observe(&frame, &Maps, &d, ingress, len);
         fwd::account(&Maps, &d, len);
+        monitor::observe(&frame, &Maps, &d, ingress, len);
         return TC_ACT_OK as i32;
     };
     let (tpid, xdp_port) = (port.tpid, port.flags & PORT_F_XDP != 0);
@@ -197,12 +197,16 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
                 // The learning happened all the same: `into_drop` keeps it, counted once.
                 d = d.into_drop(Stat::DropTagOp);
             }
+            // The copies are tagged: what is left to count reads no tag operation. (Written
+            // after the loop, it leaves the loop's states free of the many tag constants.)
+            d.tag = TagOp::Keep;
             // Every copy has been sent; the original is consumed.
             TC_ACT_SHOT as i32
         }
     };
-    monitor::observe(&frame, &Maps, &d, ingress, len);
     fwd::account(&Maps, &d, len);
+    fwd::account_vlan(&Maps, &d, len);
+    monitor::observe(&frame, &Maps, &d, ingress, len);
     action
 }
 
@@ -223,7 +227,13 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
         })
         .unwrap_or(0);
     let base = ctx.len();
-    let (mut sent, mut bytes) = (0u64, 0u64);
+    // The copies' per-VLAN tx is summed in a per-CPU scratch (map memory, not registers: a
+    // running sum in a register would make each loop round a new state to the verifier).
+    let Some(sum) = XN_VSCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's copy, no concurrent writer on this CPU.
+    unsafe { *sum = VlanStats::default() };
     for i in 0..MAX_TC_FLOOD {
         if i >= count {
             break;
@@ -250,8 +260,11 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             }
             if ok {
                 fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
-                sent += 1;
-                bytes += u64::from(base) + VLAN_HLEN as u64;
+                // SAFETY: as above.
+                unsafe {
+                    (*sum).tx_packets += 1;
+                    (*sum).tx_bytes += u64::from(base) + VLAN_HLEN as u64;
+                }
             } else {
                 fwd::count(&Maps, slot, Stat::DropRedirect);
             }
@@ -259,8 +272,11 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             // SAFETY: as above.
             if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
                 fwd::account_tx(&Maps, slot, u64::from(base));
-                sent += 1;
-                bytes += u64::from(base);
+                // SAFETY: as above.
+                unsafe {
+                    (*sum).tx_packets += 1;
+                    (*sum).tx_bytes += u64::from(base);
+                }
             } else {
                 fwd::count(&Maps, slot, Stat::DropRedirect);
             }
@@ -269,12 +285,18 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
     if count > MAX_TC_FLOOD {
         fwd::count(&Maps, d.in_slot, Stat::FloodTruncated);
     }
-    if sent != 0 {
+    // SAFETY: as above.
+    let VlanStats {
+        tx_packets,
+        tx_bytes,
+        ..
+    } = unsafe { *sum };
+    if tx_packets != 0 {
         let key = VlanKey {
             bridge,
             vlan: u32::from(d.vlan),
         };
-        vstats::account_vlan_tx(&Maps, key, sent, bytes);
+        vstats::account_vlan_tx(&Maps, key, tx_packets, tx_bytes);
     }
     true
 }

@@ -126,8 +126,9 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
             }
         }
     };
-    monitor::observe(&frame, &Maps, &d, ingress, len);
     fwd::account(&Maps, &d, len);
+    fwd::account_vlan(&Maps, &d, len);
+    monitor::observe(&frame, &Maps, &d, ingress, len);
     action
 }
 
