@@ -258,7 +258,7 @@ pub fn read_vlans(
     let map: PerCpuHashMap<MapData, VlanKey, VlanStats> =
         PerCpuHashMap::try_from(open(pin_dir, MAP_VSTATS)?).context("XN_VSTATS type")?;
     let mut out = Vec::new();
-    for item in map.iter() {
+    for item in &map {
         // An entry deleted while we iterate ends the walk early.
         let Ok((key, per_cpu)) = item else { break };
         let total = per_cpu
