@@ -30,10 +30,24 @@ use xennet_tests::{
     topo::{Agent, BpfFs, Mode, SeedDom0, UPSTREAM_MAC, agent_bin, agent_command, start_seed},
 };
 
-/// A running `xennet-agent monitor`, its stdout lines on a channel.
+/// A running `xennet-agent monitor`, its stdout and stderr lines on channels.
 struct Monitor {
     child: Child,
     lines: mpsc::Receiver<String>,
+    errs: mpsc::Receiver<String>,
+}
+
+/// Lines of `r` on a channel (a thread reads them).
+fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Monitor {
@@ -46,18 +60,11 @@ impl Monitor {
         let mut child = agent_command(&bin, &sim.dom0, &all)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("starting the monitor");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().expect("stdout"));
+        let errs = lines_of(child.stderr.take().expect("stderr"));
         let t0 = Instant::now();
         while switch(pin_dir).mode == 0 {
             assert!(
@@ -69,7 +76,24 @@ impl Monitor {
             }
             thread::sleep(Duration::from_millis(50));
         }
-        Monitor { child, lines: rx }
+        Monitor { child, lines, errs }
+    }
+
+    /// Wait up to 10 s for a stderr line containing `what`; every line read until then.
+    fn said(&self, what: &str) -> Vec<String> {
+        let t0 = Instant::now();
+        let mut seen = Vec::new();
+        while let Some(left) = Duration::from_secs(10).checked_sub(t0.elapsed()) {
+            match self.errs.recv_timeout(left) {
+                Ok(l) if l.contains(what) => {
+                    seen.push(l);
+                    return seen;
+                }
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!("the monitor never said {what:?}; it said {seen:?}");
     }
 
     /// The next event, parsed, within 10 s.
@@ -103,7 +127,10 @@ impl Monitor {
     /// SIGTERM; whether it exited 0.
     fn stop(mut self) -> bool {
         self.signal(libc::SIGTERM);
-        self.child.wait().expect("waiting for the monitor").success()
+        self.child
+            .wait()
+            .expect("waiting for the monitor")
+            .success()
     }
 
     /// SIGKILL, reaped.
@@ -141,7 +168,8 @@ fn records(r: &mut RingBuf<MapData>) -> usize {
 
 struct World {
     sim: SeedDom0,
-    agent: Agent,
+    agent: Option<Agent>,
+    mode: Mode,
     fs: BpfFs,
     up: RawSocket,
     g: Vec<RawSocket>,
@@ -175,11 +203,30 @@ impl World {
             .collect();
         World {
             sim,
-            agent,
+            agent: Some(agent),
+            mode,
             fs,
             up,
             g,
         }
+    }
+
+    fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("an agent")
+    }
+
+    /// Stop the agent leaving the datapath running, and start a new one on it (adoption:
+    /// new programs swapped into the pinned links).
+    fn restart_agent(&mut self) {
+        let old = self.agent.take().expect("an agent");
+        assert!(old.leave_running().expect("stopping the agent"));
+        let cfg = self
+            .mode
+            .config(self.sim.dom0.name(), "")
+            .expect("writing the config");
+        let agent = Agent::start(&self.sim.dom0, &cfg, &self.fs.pin_dir());
+        let _ = std::fs::remove_file(&cfg);
+        self.agent = Some(agent.expect("restarting the agent"));
     }
 
     fn sock(&self, from: usize) -> &RawSocket {
@@ -230,7 +277,7 @@ impl World {
     }
 
     fn dropped(&self) -> u64 {
-        let c = self.agent.counters().expect("stats");
+        let c = self.agent().counters().expect("stats");
         [
             ("vif1.0", "drop_tagged_on_access"),
             ("eth1", "drop_vlan_not_allowed"),
@@ -249,7 +296,10 @@ impl World {
         self.send_drops(id);
         let t0 = Instant::now();
         while self.dropped() < before + 3 {
-            assert!(t0.elapsed() < Duration::from_secs(10), "{what}: drops not counted");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{what}: drops not counted"
+            );
             thread::sleep(Duration::from_millis(50));
         }
         thread::sleep(Duration::from_millis(200));
@@ -259,7 +309,7 @@ impl World {
     fn vlans(&self) -> Vec<Value> {
         let pin = self.fs.pin_dir().to_string_lossy().into_owned();
         let out = self
-            .agent
+            .agent()
             .cli(&["stats", "--vlans", "--json", "--pin-dir", &pin])
             .expect("stats --vlans");
         assert!(
@@ -323,7 +373,8 @@ fn per_vlan(w: &World) {
         w.up.send(&f93).expect("send");
     }
     let (l94, l93) = (f94.len() as u64, f93.len() as u64);
-    let want = |b: [u64; 4], add: [u64; 4]| [b[0] + add[0], b[1] + add[1], b[2] + add[2], b[3] + add[3]];
+    let want =
+        |b: [u64; 4], add: [u64; 4]| [b[0] + add[0], b[1] + add[1], b[2] + add[2], b[3] + add[3]];
     let want94 = want(vlan_row(&before, 4094), [5, 5 * l94, 5, 5 * l94]);
     let want93 = want(vlan_row(&before, 4093), [3, 3 * l93, 3, 3 * (l93 - 4)]);
     let t0 = Instant::now();
@@ -339,7 +390,10 @@ fn per_vlan(w: &World) {
         thread::sleep(Duration::from_millis(100));
     };
     let text = scrape(&w.sim);
-    for (vlan, row) in [(4094, vlan_row(&after, 4094)), (4093, vlan_row(&after, 4093))] {
+    for (vlan, row) in [
+        (4094, vlan_row(&after, 4094)),
+        (4093, vlan_row(&after, 4093)),
+    ] {
         assert_eq!(metric(&text, "xennet_vlan_rx_packets_total", vlan), row[0]);
         assert_eq!(metric(&text, "xennet_vlan_rx_bytes_total", vlan), row[1]);
         assert_eq!(metric(&text, "xennet_vlan_tx_packets_total", vlan), row[2]);
@@ -348,7 +402,7 @@ fn per_vlan(w: &World) {
 }
 
 fn scenario(tag: &str, mode: Mode) {
-    let w = World::new(tag, mode);
+    let mut w = World::new(tag, mode);
     let pin = w.fs.pin_dir();
     per_vlan(&w);
 
@@ -375,24 +429,55 @@ fn scenario(tag: &str, mode: Mode) {
     let extra = m.rest(Duration::from_millis(500));
     assert!(extra.is_empty(), "only the drops: {extra:?}");
     assert!(m.stop(), "the monitor exits 0 on SIGTERM");
-    assert_eq!(switch(&pin).mode, 0, "the monitor clears the switch on exit");
+    assert_eq!(
+        switch(&pin).mode,
+        0,
+        "the monitor clears the switch on exit"
+    );
     w.drops_emit_nothing(40, "after the monitor exited");
 
     // A --port filter hides the other port's drops.
     let m = Monitor::start(&w.sim, &pin, &["--json", "--port", "vif2.0"]);
     w.send_drops(50);
     let e = m.next();
-    assert_eq!((e["port"].as_str(), e["reason"].as_str()), (Some("vif2.0"), Some("drop_static_mac")), "{e}");
+    assert_eq!(
+        (e["port"].as_str(), e["reason"].as_str()),
+        (Some("vif2.0"), Some("drop_static_mac")),
+        "{e}"
+    );
     let extra = m.rest(Duration::from_millis(500));
-    assert!(extra.is_empty(), "--port vif2.0 shows nothing else: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "--port vif2.0 shows nothing else: {extra:?}"
+    );
     assert!(m.stop());
 
     // Killed with -9: the lease stays behind, runs out, and the datapath stops by itself.
     let m = Monitor::start(&w.sim, &pin, &["--json"]);
     m.kill9();
-    assert_ne!(switch(&pin).mode, 0, "a killed monitor cannot clear the switch");
+    assert_ne!(
+        switch(&pin).mode,
+        0,
+        "a killed monitor cannot clear the switch"
+    );
     thread::sleep(Duration::from_nanos(LEASE_NS) + Duration::from_millis(300));
     w.drops_emit_nothing(60, "after the lease of a monitor killed with -9 ran out");
+
+    // The agent restarts under a running monitor: said on stderr, and the new programs'
+    // drops still arrive (the ring is pinned).
+    let m = Monitor::start(&w.sim, &pin, &["--json"]);
+    w.restart_agent();
+    m.said("the datapath's programs changed");
+    let sent = w.send_drops(70);
+    for x in &sent {
+        let e = m.next();
+        assert_eq!(
+            (e["port"].as_str(), e["reason"].as_str()),
+            (Some(x.port), Some(x.reason)),
+            "{e}"
+        );
+    }
+    assert!(m.stop());
 }
 
 #[test]

@@ -261,9 +261,7 @@ pub fn read_vlans(
     for item in &map {
         // An entry deleted while we iterate ends the walk early.
         let Ok((key, per_cpu)) = item else { break };
-        let total = per_cpu
-            .iter()
-            .fold(VlanStats::default(), |a, b| a.plus(*b));
+        let total = per_cpu.iter().fold(VlanStats::default(), |a, b| a.plus(*b));
         out.push(VlanCounters {
             bridge: names
                 .get(&key.bridge)

@@ -99,7 +99,7 @@ impl Event {
     /// MACs and ethertype are read from the frame as it is now (a tag the program pushed or
     /// popped moves the ethertype, which is read behind up to two tags).
     #[inline(always)]
-        pub fn of<F: Frame>(f: &F, d: &Decision, ingress: u32, len: u64) -> Event {
+    pub fn of<F: Frame>(f: &F, d: &Decision, ingress: u32, len: u64) -> Event {
         let src = f.load::<6>(6).unwrap_or([0; 6]);
         let dst = f.load::<6>(0).unwrap_or([0; 6]);
         let mut ethertype = f.load::<2>(12).map_or(0, u16::from_be_bytes);
@@ -347,7 +347,11 @@ mod tests {
         assert_eq!(w.events.borrow().len(), 1);
         w.events.borrow_mut().clear();
         w.monitor = Some(MonitorConf::default());
-        assert_eq!(w.run(VIF1, frame()), d_on, "the monitor never changes a decision");
+        assert_eq!(
+            w.run(VIF1, frame()),
+            d_on,
+            "the monitor never changes a decision"
+        );
         w.monitor = None;
         w.run(VIF1, frame());
         on(&mut w, MONITOR_DROPS);
@@ -355,7 +359,6 @@ mod tests {
         w.run(VIF1, frame());
         assert!(w.events.borrow().is_empty(), "{:?}", w.events.borrow());
     }
-
 
     #[test]
     fn text_round_trip() {

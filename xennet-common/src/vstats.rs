@@ -162,7 +162,11 @@ mod tests {
             }
         );
         assert_eq!(get(&w, 2, 4094).rx_packets, 1);
-        assert_eq!(w.vstats.borrow().len(), 3, "no entry for an unclassified frame");
+        assert_eq!(
+            w.vstats.borrow().len(),
+            3,
+            "no entry for an unclassified frame"
+        );
     }
 
     /// A flood copy counts as tx in its copy's bridge and VLAN.
@@ -171,7 +175,13 @@ mod tests {
         let w = world();
         let copy = Pkt(eth([0xff; 6], G1, Some(4094), 46));
         let c = fwd::flood_copy(&copy, &w, VIF1, VIF2).expect("VIF2 carries 4094");
-        assert_eq!(c.vlan, VlanKey { bridge: 1, vlan: 4094 });
+        assert_eq!(
+            c.vlan,
+            VlanKey {
+                bridge: 1,
+                vlan: 4094
+            }
+        );
         account_vlan_tx(&w, c.vlan, 1, copy.len() as u64 - 4);
         assert_eq!(get(&w, 1, 4094).tx_packets, 1);
         assert_eq!(get(&w, 1, 4094).tx_bytes, 60);

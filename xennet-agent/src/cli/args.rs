@@ -169,13 +169,15 @@ pub enum Cmd {
     },
     /// A live stream of datapath events: every drop with its reason, port, VLAN, MACs and
     /// ethertype (or every decision, with --type all), until Ctrl-C.
-    #[command(after_help = "The monitor switches the datapath's events on while it runs \
+    #[command(
+        after_help = "The monitor switches the datapath's events on while it runs \
                             (a lease it renews every second; killed with -9, the datapath \
                             stops by itself within 3 s) and reads them through aya-log from \
                             the running programs. One monitor at a time per datapath.\n\n\
                             Examples:\n  xennet-agent monitor\n  \
                             xennet-agent monitor --port vif1.0 --json\n  \
-                            xennet-agent monitor --type all --vlan 4094")]
+                            xennet-agent monitor --type all --vlan 4094"
+    )]
     Monitor {
         /// Take the pin directory from this configuration file.
         #[arg(short, long, conflicts_with = "pin_dir")]

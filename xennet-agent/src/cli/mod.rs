@@ -13,11 +13,11 @@ use anyhow::Context as _;
 use xennet_agent::{
     config::Config,
     control::{self, PortAdd, Request},
-    monitor,
     datapath::{
         self,
         state::{self as dpstate, Lock, State},
     },
+    monitor,
     netlink::Netlink,
     stats::{self, PortCounters},
 };

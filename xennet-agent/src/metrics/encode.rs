@@ -170,9 +170,11 @@ impl Snapshot {
         ];
         let proto = ConstCounter::new(0u64);
         for (name, help, unit, pick) in families {
-            let mut m = encoder.encode_descriptor(name, help, unit.as_ref(), proto.metric_type())?;
+            let mut m =
+                encoder.encode_descriptor(name, help, unit.as_ref(), proto.metric_type())?;
             for v in &self.vlans {
-                let labels: Labels = vec![("bridge", v.bridge.clone()), ("vlan", v.vlan.to_string())];
+                let labels: Labels =
+                    vec![("bridge", v.bridge.clone()), ("vlan", v.vlan.to_string())];
                 ConstCounter::new(pick(v)).encode(m.encode_family(&labels)?)?;
             }
         }

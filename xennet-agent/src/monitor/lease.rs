@@ -60,8 +60,7 @@ impl Switch {
         let map = open(pin_dir)?;
         let cur = map.get(&0, 0).context("reading XN_MONITOR")?;
         let pid = std::process::id();
-        if cur.mode != MONITOR_OFF && cur.until_ns > now_ns() && cur.pid != pid && alive(cur.pid)
-        {
+        if cur.mode != MONITOR_OFF && cur.until_ns > now_ns() && cur.pid != pid && alive(cur.pid) {
             bail!(
                 "another monitor (pid {}) is running on the datapath pinned under {}; one at a \
                  time",

@@ -78,7 +78,11 @@ fn programs(pin_dir: &Path) -> anyhow::Result<Vec<(u32, String)>> {
         if name != PROG_TC && name != PROG_XDP {
             continue;
         }
-        if p.map_ids().ok().flatten().is_some_and(|m| m.contains(&switch)) {
+        if p.map_ids()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.contains(&switch))
+        {
             out.push((p.id(), name));
         }
     }
