@@ -566,33 +566,6 @@ pub fn account<T: Tables>(t: &T, d: &Decision, len: u64) {
     }
 }
 
-/// Count a frame of `len` bytes under its final decision in its VLAN's counters ({bridge,
-/// VLAN} of the ingress port, found through its stats slot; nothing for a frame dropped
-/// before its VLAN was known).
-#[inline(always)]
-pub fn account_vlan<T: Tables>(t: &T, d: &Decision, len: u64) {
-    if d.vlan == 0 {
-        return;
-    }
-    let Some(port) = t.port_at(d.in_slot) else {
-        return;
-    };
-    let key = VlanKey {
-        bridge: port.bridge,
-        vlan: u32::from(d.vlan),
-    };
-    let fwd = d.verdict == Verdict::Forward;
-    let tx_len = len.saturating_add_signed(d.tag.len_delta());
-    t.with_vlan_stats(key, |v| {
-        v.rx_packets += 1;
-        v.rx_bytes += len;
-        if fwd {
-            v.tx_packets += 1;
-            v.tx_bytes += tx_len;
-        }
-    });
-}
-
 /// Count one frame of `len` bytes sent out of the port with stats slot `slot`.
 #[inline(always)]
 pub fn account_tx<T: Tables>(t: &T, slot: u32, len: u64) {

@@ -3,7 +3,7 @@
 //! bridges carry, so the labels stay few).
 #![expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
 
-use crate::fwd::Tables;
+use crate::fwd::{Decision, Tables, Verdict};
 
 /// Counters per {bridge, VLAN}: [`VlanKey`] → [`VlanStats`]. Per-CPU hash map.
 pub const MAP_VSTATS: &str = "XN_VSTATS";
@@ -46,6 +46,33 @@ impl VlanStats {
             tx_bytes: self.tx_bytes.wrapping_add(o.tx_bytes),
         }
     }
+}
+
+/// Count a frame of `len` bytes under its final decision in its VLAN's counters ({bridge,
+/// VLAN} of the ingress port, found through its stats slot; nothing for a frame dropped
+/// before its VLAN was known).
+#[inline(always)]
+pub fn account_vlan<T: Tables>(t: &T, d: &Decision, len: u64) {
+    if d.vlan == 0 {
+        return;
+    }
+    let Some(port) = t.port_at(d.in_slot) else {
+        return;
+    };
+    let key = VlanKey {
+        bridge: port.bridge,
+        vlan: u32::from(d.vlan),
+    };
+    let fwd = d.verdict == Verdict::Forward;
+    let tx_len = len.saturating_add_signed(d.tag.len_delta());
+    t.with_vlan_stats(key, |v| {
+        v.rx_packets += 1;
+        v.rx_bytes += len;
+        if fwd {
+            v.tx_packets += 1;
+            v.tx_bytes += tx_len;
+        }
+    });
 }
 
 /// Count `n` frames of `bytes` bytes in all sent in VLAN `key` outside [`crate::fwd::account`] (flood

@@ -205,7 +205,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
         }
     };
     fwd::account(&Maps, &d, len);
-    fwd::account_vlan(&Maps, &d, len);
+    vstats::account_vlan(&Maps, &d, len);
     monitor::observe(&frame, &Maps, &d, ingress, len);
     action
 }

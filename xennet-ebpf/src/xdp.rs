@@ -127,7 +127,7 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         }
     };
     fwd::account(&Maps, &d, len);
-    fwd::account_vlan(&Maps, &d, len);
+    vstats::account_vlan(&Maps, &d, len);
     monitor::observe(&frame, &Maps, &d, ingress, len);
     action
 }
