@@ -9,6 +9,7 @@
 //! * [`netlink`]: links, MTUs, the link watch and host ports.
 //! * [`control`]: the control socket between the CLI and the running agent.
 //! * [`learned`]: the per-port learned-MAC counts, mapped into the agent's memory.
+//! * [`monitor`]: `xennet-agent monitor`, the live event stream (aya-log) and its switch.
 //! * [`metrics`]: the Prometheus `/metrics` endpoint the daemon serves.
 //! * [`stats`]: reads the per-port counters of a running datapath from its pinned maps.
 //! * [`paths`]: the filesystem paths the agent knows by heart.
@@ -21,6 +22,7 @@ pub mod datapath;
 pub mod ebpf;
 pub mod learned;
 pub mod metrics;
+pub mod monitor;
 pub mod netlink;
 pub mod paths;
 pub mod resolve;

@@ -3,11 +3,12 @@
 use std::{borrow::Borrow, collections::BTreeMap, ffi::CStr, path::Path};
 
 use anyhow::{Context as _, anyhow};
-use aya::maps::{HashMap, Map, MapData, PerCpuArray};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use serde::{Deserialize, Serialize};
 use xennet_common::{
     maps::{MAP_PORTS, MAP_STATS, PortConf},
     stats::{PortStats, STAT_COUNT, Stat},
+    vstats::{MAP_VSTATS, VlanKey, VlanStats},
 };
 
 /// Counters of one port, summed over CPUs.
@@ -229,4 +230,68 @@ pub fn find<'a>(ports: &'a [PortCounters], interface: &str) -> anyhow::Result<&'
         .iter()
         .find(|p| p.interface == interface)
         .ok_or_else(|| anyhow!("no port {interface}"))
+}
+
+/// Counters of one VLAN of one bridge, summed over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanCounters {
+    /// Bridge name (its id when the name is not known).
+    pub bridge: String,
+    /// VLAN id.
+    pub vlan: u16,
+    /// Frames received in this VLAN (whatever became of them).
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent out of ports in this VLAN (forwards and flood copies).
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// Every {bridge, VLAN}'s counters from the maps pinned under `pin_dir`, sorted by bridge
+/// name and VLAN; `names` gives bridge names by id (an id without one is printed as is).
+pub fn read_vlans(
+    pin_dir: &Path,
+    names: &BTreeMap<u32, String>,
+) -> anyhow::Result<Vec<VlanCounters>> {
+    let map: PerCpuHashMap<MapData, VlanKey, VlanStats> =
+        PerCpuHashMap::try_from(open(pin_dir, MAP_VSTATS)?).context("XN_VSTATS type")?;
+    let mut out = Vec::new();
+    for item in &map {
+        // An entry deleted while we iterate ends the walk early.
+        let Ok((key, per_cpu)) = item else { break };
+        let total = per_cpu.iter().fold(VlanStats::default(), |a, b| a.plus(*b));
+        out.push(VlanCounters {
+            bridge: names
+                .get(&key.bridge)
+                .cloned()
+                .unwrap_or_else(|| key.bridge.to_string()),
+            vlan: u16::try_from(key.vlan).unwrap_or(u16::MAX),
+            rx_packets: total.rx_packets,
+            rx_bytes: total.rx_bytes,
+            tx_packets: total.tx_packets,
+            tx_bytes: total.tx_bytes,
+        });
+    }
+    out.sort_by(|a, b| (&a.bridge, a.vlan).cmp(&(&b.bridge, b.vlan)));
+    Ok(out)
+}
+
+/// A human table of [`read_vlans`].
+#[must_use]
+pub fn render_vlans(vlans: &[VlanCounters]) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "{:<12} {:>5} {:>12} {:>14} {:>12} {:>14}\n",
+        "BRIDGE", "VLAN", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES"
+    );
+    for v in vlans {
+        let _ = writeln!(
+            s,
+            "{:<12} {:>5} {:>12} {:>14} {:>12} {:>14}",
+            v.bridge, v.vlan, v.rx_packets, v.rx_bytes, v.tx_packets, v.tx_bytes
+        );
+    }
+    s
 }

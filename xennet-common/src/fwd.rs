@@ -18,7 +18,9 @@ use crate::{
         PortConf, SEC_ON,
     },
     rate::{Bucket, Dir, police},
+    monitor::{Event, MonitorConf},
     stats::{PortStats, Stat},
+    vstats::{VlanKey, VlanStats},
 };
 
 /// Read access to one frame.
@@ -121,6 +123,18 @@ pub trait Tables {
     /// coarse tick would let a bucket run a tick ahead.
     fn clock_ns(&self) -> u64 {
         self.now()
+    /// Run `f` on the counters of VLAN `key` (for this CPU), creating them if need be;
+    /// tables without per-VLAN counters do nothing.
+    fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
+        let _ = (key, f);
+    }
+    /// The monitor's switch (`XN_MONITOR[0]`); `None` when the tables have none.
+    fn monitor(&self) -> Option<&MonitorConf> {
+        None
+    }
+    /// Emit `event` to the monitor (the eBPF programs: an aya-log record).
+    fn emit(&self, event: &Event) {
+        let _ = event;
     }
 }
 
@@ -539,6 +553,28 @@ pub fn flood_egress<F: Frame, T: Tables>(
     ingress: u32,
     egress: u32,
 ) -> Option<(TagOp, u32)> {
+    flood_copy(f, t, ingress, egress).map(|c| (c.op, c.slot))
+}
+
+/// One flooded copy's way out: what [`flood_copy`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodCopy {
+    /// Tag operation for the egress port.
+    pub op: TagOp,
+    /// Stats slot of the egress port.
+    pub slot: u32,
+    /// The copy's bridge and VLAN (for the per-VLAN counters).
+    pub vlan: VlanKey,
+}
+
+/// [`flood_egress`], with the copy's bridge and VLAN.
+#[inline(always)]
+pub fn flood_copy<F: Frame, T: Tables>(
+    f: &F,
+    t: &T,
+    ingress: u32,
+    egress: u32,
+) -> Option<FloodCopy> {
     let out = t.port_fast(egress)?;
     let inp = t.port_fast(ingress)?;
     let tag = match parse(f) {
@@ -549,7 +585,14 @@ pub fn flood_egress<F: Frame, T: Tables>(
     };
     let tagged = member_egress(inp, out, tag.vid())?;
     let op = if tagged { TagOp::Keep } else { TagOp::Pop };
-    Some((op, out.slot))
+    Some(FloodCopy {
+        op,
+        slot: out.slot,
+        vlan: VlanKey {
+            bridge: out.bridge,
+            vlan: u32::from(tag.vid()),
+        },
+    })
 }
 
 /// Whether a flood of VLAN `vid` from port `inp` goes out of port `out`, and if so whether

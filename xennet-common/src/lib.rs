@@ -7,6 +7,8 @@
 //!   traits ([`fwd::Frame`], [`fwd::Tables`]) and compiled into the XDP program, the TC program and
 //!   the host build that unit tests exercise.
 //! * [`rate`]: bandwidth limits, a policer per port and direction (the map `XN_RATES`).
+//! * [`monitor`]: the switch, event and text of `xennet-agent monitor` (aya-log).
+//! * [`vstats`]: per-VLAN counters.
 //! * [`bench`]: what the benchmark's own eBPF object and `cargo xtask bench` share.
 #![no_std]
 
@@ -17,7 +19,9 @@ pub mod bench;
 pub mod fwd;
 pub mod maps;
 pub mod rate;
+pub mod monitor;
 pub mod stats;
+pub mod vstats;
 
 /// Ethernet header length without tags.
 pub const ETH_HLEN: usize = 14;

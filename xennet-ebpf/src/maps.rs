@@ -5,8 +5,9 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::map,
-    maps::{Array, DevMapHash, HashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
 };
+use aya_log_ebpf::info;
 use xennet_common::{
     fwd::{Put, Tables},
     maps::{
@@ -14,7 +15,9 @@ use xennet_common::{
         STATS_SLOTS,
     },
     rate::{Bucket, Dir, PortRate},
+    monitor::{Event, MonitorConf},
     stats::PortStats,
+    vstats::{VSTATS_MAX_ENTRIES, VlanKey, VlanStats},
 };
 
 /// `BPF_F_MMAPABLE`: the agent maps `XN_LEARNED` into memory to decrement it atomically.
@@ -67,6 +70,27 @@ static XN_STATS: PerCpuArray<PortStats> =
 /// Bandwidth limits per stats slot: each port's policers (ingress, egress); zero = none.
 #[map]
 static XN_RATES: Array<PortRate> = Array::with_max_entries(STATS_SLOTS, 0);
+
+/// Per-CPU counters per {bridge, VLAN}, created by the first frame of each.
+#[map]
+static XN_VSTATS: PerCpuHashMap<VlanKey, VlanStats> =
+    PerCpuHashMap::with_max_entries(VSTATS_MAX_ENTRIES, 0);
+
+/// Per-CPU scratch of one entry: the TC flood loop sums its copies' per-VLAN tx here.
+#[map]
+pub(crate) static XN_VSCRATCH: PerCpuArray<VlanStats> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch of one entry: the event on its way to aya-log (see `emit`).
+#[map]
+static XN_EVENT: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+
+/// The monitor's switch (entry 0): what to emit, until when. Off (zero) unless
+/// `xennet-agent monitor` runs.
+#[map]
+static XN_MONITOR: Array<MonitorConf> = Array::with_max_entries(1, 0);
+
+/// `BPF_NOEXIST`.
+const BPF_NOEXIST: u64 = 1;
 
 /// The maps, as the forwarding core sees them.
 pub(crate) struct Maps;
@@ -157,5 +181,59 @@ impl Tables for Maps {
     fn clock_ns(&self) -> u64 {
         // SAFETY: no preconditions.
         unsafe { bpf_ktime_get_ns() }
+    fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
+        let p = match XN_VSTATS.get_ptr_mut(&key) {
+            Some(p) => p,
+            None => {
+                // First frame of this VLAN (or the map is full: then it stays uncounted).
+                let _ = XN_VSTATS.insert(&key, &VlanStats::default(), BPF_NOEXIST);
+                match XN_VSTATS.get_ptr_mut(&key) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        // SAFETY: per-CPU value, this CPU's copy, no concurrent writer on this CPU.
+        f(unsafe { &mut *p });
+    }
+
+    #[inline(always)]
+    fn monitor(&self) -> Option<&MonitorConf> {
+        XN_MONITOR.get(0)
+    }
+
+    #[inline(always)]
+    fn emit(&self, e: &Event) {
+        // Through map memory, read back volatile: the verifier then sees the same unknown
+        // values whichever decision led here, and walks the long aya-log code once per
+        // program exit rather than once per decision (the budget of the TC program).
+        let Some(p) = XN_EVENT.get_ptr_mut(0) else {
+            return;
+        };
+        // SAFETY: this CPU's copy of a value of type Event, no concurrent writer on this CPU;
+        // each field is read back volatile (no copy of the whole event on the stack: the
+        // TC program's stack and aya-log's together must fit in 512 bytes).
+        unsafe { core::ptr::write_volatile(p, *e) };
+        macro_rules! field {
+            ($f:ident) => {
+                // SAFETY: as above.
+                unsafe { core::ptr::read_volatile(&raw const (*p).$f) }
+            };
+        }
+        // The text `xennet_common::monitor::parse` reads back (the format is documented there).
+        info!(
+            &(),
+            target: "xennet::event",
+            "v={} stat={} in={} vlan={} src={:mac} dst={:mac} type={:x} out={} len={}",
+            field!(verdict),
+            field!(stat),
+            field!(ifindex),
+            field!(vlan),
+            field!(src),
+            field!(dst),
+            field!(ethertype),
+            field!(egress),
+            field!(len)
+        );
     }
 }

@@ -17,10 +17,12 @@ use xennet_common::{
     fwd::{self, Frame, Put, Tables, TagOp, Verdict},
     maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
     rate::{Bucket, Dir, police},
+    monitor::{self, Event, MonitorConf},
     stats::{PortStats, Stat},
+    vstats::{self, VlanKey, VlanStats},
 };
 
-use crate::maps::{Maps, XN_MEMBERS};
+use crate::maps::{Maps, XN_MEMBERS, XN_VSCRATCH};
 
 /// The maps as TC's decision reads them: the ingress port always by ifindex (no
 /// `XN_IFSLOTS` shortcut). A port found two ways is two kinds of pointer to the verifier,
@@ -71,6 +73,16 @@ impl Tables for TcMaps {
     #[inline(always)]
     fn clock_ns(&self) -> u64 {
         Maps.clock_ns()
+    fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
+        Maps.with_vlan_stats(key, f);
+    }
+    #[inline(always)]
+    fn monitor(&self) -> Option<&MonitorConf> {
+        Maps.monitor()
+    }
+    #[inline(always)]
+    fn emit(&self, e: &Event) {
+        Maps.emit(e);
     }
 }
 
@@ -181,6 +193,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     let (mut d, port) = fwd::decide_with_port(&frame, &TcMaps, ingress);
     let Some(port) = port else {
         fwd::account(&Maps, &d, len);
+        monitor::observe(&frame, &Maps, &d, ingress, len);
         return TC_ACT_OK as i32;
     };
     let (tpid, xdp_port) = (port.tpid, port.flags & PORT_F_XDP != 0);
@@ -218,11 +231,16 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
                 // The learning happened all the same: `into_drop` keeps it, counted once.
                 d = d.into_drop(Stat::DropTagOp);
             }
+            // The copies are tagged: what is left to count reads no tag operation. (Written
+            // after the loop, it leaves the loop's states free of the many tag constants.)
+            d.tag = TagOp::Keep;
             // Every copy has been sent; the original is consumed.
             TC_ACT_SHOT as i32
         }
     };
     fwd::account(&Maps, &d, len);
+    vstats::account_vlan(&Maps, &d, len);
+    monitor::observe(&frame, &Maps, &d, ingress, len);
     action
 }
 
@@ -243,6 +261,13 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
         })
         .unwrap_or(0);
     let base = ctx.len();
+    // The copies' per-VLAN tx is summed in a per-CPU scratch (map memory, not registers: a
+    // running sum in a register would make each loop round a new state to the verifier).
+    let Some(sum) = XN_VSCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's copy, no concurrent writer on this CPU.
+    unsafe { *sum = VlanStats::default() };
     for i in 0..MAX_TC_FLOOD {
         if i >= count {
             break;
@@ -274,6 +299,11 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             }
             if ok {
                 fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
+                // SAFETY: as above.
+                unsafe {
+                    (*sum).tx_packets += 1;
+                    (*sum).tx_bytes += u64::from(base) + VLAN_HLEN as u64;
+                }
             } else {
                 fwd::count(&Maps, slot, Stat::DropRedirect);
             }
@@ -281,6 +311,11 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             // SAFETY: as above.
             if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
                 fwd::account_tx(&Maps, slot, u64::from(base));
+                // SAFETY: as above.
+                unsafe {
+                    (*sum).tx_packets += 1;
+                    (*sum).tx_bytes += u64::from(base);
+                }
             } else {
                 fwd::count(&Maps, slot, Stat::DropRedirect);
             }
@@ -288,6 +323,19 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
     }
     if count > MAX_TC_FLOOD {
         fwd::count(&Maps, d.in_slot, Stat::FloodTruncated);
+    }
+    // SAFETY: as above.
+    let VlanStats {
+        tx_packets,
+        tx_bytes,
+        ..
+    } = unsafe { *sum };
+    if tx_packets != 0 {
+        let key = VlanKey {
+            bridge,
+            vlan: u32::from(d.vlan),
+        };
+        vstats::account_vlan_tx(&Maps, key, tx_packets, tx_bytes);
     }
     true
 }

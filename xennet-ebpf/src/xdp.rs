@@ -9,8 +9,10 @@ use aya_ebpf::{
 use xennet_common::{
     VLAN_HLEN,
     fwd::{self, TagOp, Verdict},
+    monitor,
     rate::{Dir, police},
     stats::Stat,
+    vstats,
 };
 
 use crate::{
@@ -136,6 +138,8 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         }
     };
     fwd::account(&Maps, &d, len);
+    vstats::account_vlan(&Maps, &d, len);
+    monitor::observe(&frame, &Maps, &d, ingress, len);
     action
 }
 
@@ -148,20 +152,22 @@ pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
     let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     // SAFETY: reading fields of the program's own context.
     let (ingress, egress) = unsafe { ((*ctx.ctx).ingress_ifindex, (*ctx.ctx).egress_ifindex) };
-    let Some((op, slot)) = fwd::flood_egress(&frame, &Maps, ingress, egress) else {
+    let Some(copy) = fwd::flood_copy(&frame, &Maps, ingress, egress) else {
         return XDP_DROP;
     };
-    if !police(&Maps, slot, Dir::Out, || {
-        len.saturating_add_signed(op.len_delta())
+    if !police(&Maps, copy.slot, Dir::Out, || {
+        len.saturating_add_signed(copy.op.len_delta())
     }) {
-        fwd::count(&Maps, slot, Stat::DropRateLimit);
+        fwd::count(&Maps, copy.slot, Stat::DropRateLimit);
         return XDP_DROP;
     }
-    if apply_tag(&ctx, op).is_err() {
-        fwd::count(&Maps, slot, Stat::DropTagOp);
+    if apply_tag(&ctx, copy.op).is_err() {
+        fwd::count(&Maps, copy.slot, Stat::DropTagOp);
         return XDP_DROP;
     }
-    fwd::account_tx(&Maps, slot, len.saturating_add_signed(op.len_delta()));
+    let sent = len.saturating_add_signed(copy.op.len_delta());
+    fwd::account_tx(&Maps, copy.slot, sent);
+    vstats::account_vlan_tx(&Maps, copy.vlan, 1, sent);
     XDP_PASS
 }
 

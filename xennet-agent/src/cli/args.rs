@@ -20,6 +20,15 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// `monitor --type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventType {
+    /// Dropped frames.
+    Drop,
+    /// Every frame's decision.
+    All,
+}
+
 /// `--log-format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -152,6 +161,46 @@ pub enum Cmd {
         /// With --watch: stop after N reports [default: never].
         #[arg(long, value_name = "N", requires = "watch")]
         count: Option<u32>,
+        /// Per-VLAN counters ({bridge, VLAN}: rx/tx packets and bytes) instead of per port.
+        #[arg(long, conflicts_with = "watch")]
+        vlans: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// A live stream of datapath events: every drop with its reason, port, VLAN, MACs and
+    /// ethertype (or every decision, with --type all), until Ctrl-C.
+    #[command(
+        after_help = "The monitor switches the datapath's events on while it runs \
+                            (a lease it renews every second; killed with -9, the datapath \
+                            stops by itself within 3 s) and reads them through aya-log from \
+                            the running programs. One monitor at a time per datapath.\n\n\
+                            Examples:\n  xennet-agent monitor\n  \
+                            xennet-agent monitor --port vif1.0 --json\n  \
+                            xennet-agent monitor --type all --vlan 4094"
+    )]
+    Monitor {
+        /// Take the pin directory from this configuration file.
+        #[arg(short, long, conflicts_with = "pin_dir")]
+        config: Option<PathBuf>,
+        /// The datapath's pin directory [default: /sys/fs/bpf/xennet].
+        #[arg(long, value_name = "DIR")]
+        pin_dir: Option<PathBuf>,
+        /// Which decisions: `drop` (every dropped frame) or `all` (every frame).
+        #[arg(long = "type", value_enum, default_value_t = EventType::Drop)]
+        kind: EventType,
+        /// Only frames that arrived on this interface; repeatable.
+        #[arg(long = "port", value_name = "IFACE")]
+        ports: Vec<String>,
+        /// Only this outcome (`drop_static_mac`, `forward`…, as `stats` names them);
+        /// repeatable.
+        #[arg(long = "reason", value_name = "REASON")]
+        reasons: Vec<String>,
+        /// Only frames of this VLAN (0: dropped before a VLAN was known); repeatable.
+        #[arg(long = "vlan", value_name = "VLAN")]
+        vlans: Vec<u16>,
+        /// Stop after N events [default: never].
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
         #[command(flatten)]
         out: Output,
     },

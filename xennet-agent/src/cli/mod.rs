@@ -17,6 +17,7 @@ use xennet_agent::{
         self,
         state::{self as dpstate, Lock, State},
     },
+    monitor,
     netlink::Netlink,
     stats::{self, PortCounters},
 };
@@ -40,9 +41,17 @@ pub fn execute(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Stats {
             target,
             pin_dir,
+            vlans: true,
+            out,
+            ..
+        } => vlan_stats(&target, &pin_dir, out.json),
+        Cmd::Stats {
+            target,
+            pin_dir,
             watch,
             count,
             out,
+            ..
         } => match watch {
             None => print::print_stats(&read_stats(&target, &pin_dir)?, out.json),
             Some(secs) => watch_stats(&target, &pin_dir, secs, count, out.json),
@@ -61,6 +70,33 @@ pub fn execute(cmd: Cmd) -> anyhow::Result<()> {
             .and_then(|s| control::call(&s, &Request::Ports))
             .and_then(|v| print::print_ports(v, out.json)),
         Cmd::Port { cmd } => port(cmd),
+        Cmd::Monitor {
+            config,
+            pin_dir,
+            kind,
+            ports,
+            reasons,
+            vlans,
+            count,
+            out,
+        } => {
+            let dir = match (pin_dir, config) {
+                (Some(d), _) => d,
+                (None, Some(c)) => Config::load(&c)?.pin_dir,
+                (None, None) => PathBuf::from(xennet_agent::paths::DEFAULT_PIN_DIR),
+            };
+            let opts = monitor::Options {
+                all: kind == args::EventType::All,
+                filter: monitor::Filter {
+                    ports,
+                    reasons,
+                    vlans,
+                },
+                json: out.json,
+                count,
+            };
+            monitor::run(&dir, &opts, &mut std::io::stdout().lock())
+        }
         Cmd::Reload { target, out } => {
             let config = match &target.config {
                 Some(c) => Some(
@@ -130,6 +166,28 @@ fn watch_stats(
         print::print_rates(&rates, json)?;
         (before, at) = (after, now);
         shown += 1;
+    }
+    Ok(())
+}
+
+/// `stats --vlans`: the per-VLAN counters from the pinned maps (of `-c FILE`'s `pin_dir`, or
+/// `pin_dir`), bridges named as the agent's state file names them.
+fn vlan_stats(target: &Target, pin_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let dir = match &target.config {
+        Some(c) => Config::load(c)?.pin_dir,
+        None => pin_dir.to_path_buf(),
+    };
+    let names = State::load(&dir)?
+        .map(|s| s.bridges.into_iter().map(|(n, id)| (id, n)).collect())
+        .unwrap_or_default();
+    let vlans = stats::read_vlans(&dir, &names)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&vlans).context("encoding the counters")?
+        );
+    } else {
+        print!("{}", stats::render_vlans(&vlans));
     }
     Ok(())
 }

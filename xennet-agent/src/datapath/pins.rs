@@ -10,14 +10,19 @@ use xennet_common::maps::{
     MAP_TX,
 };
 use xennet_common::rate::MAP_RATES;
+use xennet_common::{
+    monitor::{MAP_LOGS, MAP_MONITOR},
+    vstats::MAP_VSTATS,
+};
 
 use super::Datapath;
 use crate::paths::{BPFFS_ROOT, BPFFS_ROOT_C, NETNS_DIR};
 
 use super::attach::LinkKind;
 
-/// Every map of the datapath, each pinned under its own name.
-pub const MAPS: [&str; 10] = [
+/// Every map of the datapath, each pinned under its own name. aya-log's ring buffer is one
+/// of them: a restarted agent's programs then write into the ring a running monitor reads.
+pub const MAPS: [&str; 13] = [
     MAP_PORTS,
     MAP_SLOTS,
     MAP_IFSLOTS,
@@ -28,6 +33,9 @@ pub const MAPS: [&str; 10] = [
     MAP_LEARNED,
     MAP_MEMBERS,
     MAP_RATES,
+    MAP_VSTATS,
+    MAP_MONITOR,
+    MAP_LOGS,
 ];
 
 /// What [`teardown`] removed.

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub fdb: BTreeMap<(String, &'static str), u64>,
     /// Reloads and failed reloads.
     pub reloads: (u64, u64),
+    /// Per {bridge, VLAN} counters.
+    pub vlans: Vec<stats::VlanCounters>,
 }
 
 /// Reads the datapath pinned under `pin_dir` at each scrape; asks the agent at `socket` for
@@ -143,14 +145,19 @@ impl Snapshot {
             warn!(error = %format!("{e:#}"), "metrics: reading the FDB");
             BTreeMap::new()
         });
-        Snapshot::assemble(&counters, &agent, &fdb)
+        let (mut snap, names) = Snapshot::assemble(&counters, &agent, &fdb);
+        snap.vlans = stats::read_vlans(pin_dir, &names).unwrap_or_else(|e| {
+            warn!(error = %format!("{e:#}"), "metrics: reading the per-VLAN counters");
+            Vec::new()
+        });
+        snap
     }
 
     fn assemble(
         counters: &[PortCounters],
         agent: &[AgentPort],
         fdb: &BTreeMap<(u32, bool), u64>,
-    ) -> Snapshot {
+    ) -> (Snapshot, BTreeMap<u32, String>) {
         let mut bridge_names: BTreeMap<u32, String> = BTreeMap::new();
         let mut ports = Vec::with_capacity(counters.len());
         for c in counters {
@@ -195,11 +202,13 @@ impl Snapshot {
             let kind = if *is_static { "static" } else { "learned" };
             *fdb_out.entry((name(*id), kind)).or_insert(0) += n;
         }
-        Snapshot {
+        let snap = Snapshot {
             up: true,
             ports,
             fdb: fdb_out,
             reloads: super::reloads(),
-        }
+            vlans: Vec::new(),
+        };
+        (snap, bridge_names)
     }
 }

@@ -135,7 +135,50 @@ impl Snapshot {
     pub(super) fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
         self.encode_agent(encoder)?;
         self.encode_ports(encoder)?;
+        self.encode_vlans(encoder)?;
         self.encode_fdb(encoder)
+    }
+
+    /// `xennet_vlan_{rx,tx}_{packets,bytes}_total{bridge, vlan}`.
+    fn encode_vlans(&self, encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        type Pick = fn(&crate::stats::VlanCounters) -> u64;
+        let families: [(&str, &str, Option<Unit>, Pick); 4] = [
+            (
+                "xennet_vlan_rx_packets",
+                "Frames the bridge received in the VLAN (whatever became of them).",
+                None,
+                |v| v.rx_packets,
+            ),
+            (
+                "xennet_vlan_rx",
+                "Bytes the bridge received in the VLAN.",
+                Some(Unit::Bytes),
+                |v| v.rx_bytes,
+            ),
+            (
+                "xennet_vlan_tx_packets",
+                "Frames the datapath sent out of ports in the VLAN (forwards and flood copies).",
+                None,
+                |v| v.tx_packets,
+            ),
+            (
+                "xennet_vlan_tx",
+                "Bytes the datapath sent out of ports in the VLAN.",
+                Some(Unit::Bytes),
+                |v| v.tx_bytes,
+            ),
+        ];
+        let proto = ConstCounter::new(0u64);
+        for (name, help, unit, pick) in families {
+            let mut m =
+                encoder.encode_descriptor(name, help, unit.as_ref(), proto.metric_type())?;
+            for v in &self.vlans {
+                let labels: Labels =
+                    vec![("bridge", v.bridge.clone()), ("vlan", v.vlan.to_string())];
+                ConstCounter::new(pick(v)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 
     fn encode_agent(&self, encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
@@ -285,6 +328,14 @@ mod tests {
             .into_iter()
             .collect(),
             reloads: (2, 1),
+            vlans: vec![crate::stats::VlanCounters {
+                bridge: "xenbr0".into(),
+                vlan: 4094,
+                rx_packets: 7,
+                rx_bytes: 448,
+                tx_packets: 5,
+                tx_bytes: 300,
+            }],
         });
         let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         let l = "port=\"vif1.0\",bridge=\"xenbr0\"";
@@ -319,6 +370,12 @@ mod tests {
         has("xennet_port_info{port=\"vif1.0\",bridge=\"xenbr0\",attach=\"xdp-generic\"} 1");
         has("xennet_fdb_entries{bridge=\"xenbr0\",type=\"learned\"} 3");
         has("xennet_fdb_entries{bridge=\"xenbr0\",type=\"static\"} 1");
+        let v = "bridge=\"xenbr0\",vlan=\"4094\"";
+        has(&format!("xennet_vlan_rx_packets_total{{{v}}} 7"));
+        has(&format!("xennet_vlan_rx_bytes_total{{{v}}} 448"));
+        has(&format!("xennet_vlan_tx_packets_total{{{v}}} 5"));
+        has(&format!("xennet_vlan_tx_bytes_total{{{v}}} 300"));
+        has("# UNIT xennet_vlan_tx_bytes bytes");
         has("xennet_reloads_total 2");
         has("xennet_reload_failures_total 1");
         has("xennet_datapath_up 1");

@@ -10,6 +10,8 @@ use xennet_common::{
         MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
     },
     rate::MAP_RATES,
+    monitor::{MAP_LOGS, MAP_MONITOR},
+    vstats::MAP_VSTATS,
 };
 
 use super::traffic::{CEIL_BC, GEN, LADDER, LADDER_TC, SINK};
@@ -50,6 +52,14 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
         MAP_LEARNED,
         MAP_MEMBERS,
         MAP_RATES,
+        MAP_VSTATS,
+        MAP_MONITOR,
+        MAP_LOGS,
+        // Per-CPU scratch (not pinned): the TC flood's per-VLAN sum, the monitor's event.
+        "XN_VSCRATCH",
+        "XN_EVENT",
+        // aya-log's `AYA_LOG_LEVEL` global.
+        ".rodata",
     ];
     assert_eq!(
         progs,
