@@ -123,6 +123,8 @@ pub trait Tables {
     /// coarse tick would let a bucket run a tick ahead.
     fn clock_ns(&self) -> u64 {
         self.now()
+    }
+
     /// Run `f` on the counters of VLAN `key` (for this CPU), creating them if need be;
     /// tables without per-VLAN counters do nothing.
     fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {

@@ -181,6 +181,9 @@ impl Tables for Maps {
     fn clock_ns(&self) -> u64 {
         // SAFETY: no preconditions.
         unsafe { bpf_ktime_get_ns() }
+    }
+
+    #[inline(always)]
     fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
         let p = match XN_VSTATS.get_ptr_mut(&key) {
             Some(p) => p,

@@ -73,6 +73,9 @@ impl Tables for TcMaps {
     #[inline(always)]
     fn clock_ns(&self) -> u64 {
         Maps.clock_ns()
+    }
+
+    #[inline(always)]
     fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
         Maps.with_vlan_stats(key, f);
     }
@@ -191,11 +194,34 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     let ingress = unsafe { (*skb).ifindex };
     // The one lookup of the ingress port: the decision's, handed back for the actions.
     let (mut d, port) = fwd::decide_with_port(&frame, &TcMaps, ingress);
-    let Some(port) = port else {
-        fwd::account(&Maps, &d, len);
-        monitor::observe(&frame, &Maps, &d, ingress, len);
-        return TC_ACT_OK as i32;
+    // Not a port: handed to the host, counted and observed at the one exit below (one copy
+    // of the monitor's long aya-log code for the verifier to walk, not two).
+    let action = match port {
+        None => TC_ACT_OK as i32,
+        Some(port) => match act(&ctx, &mut d, port, ingress, len) {
+            Ok(action) => action,
+            Err(counted) => return counted,
+        },
     };
+    fwd::account(&Maps, &d, len);
+    vstats::account_vlan(&Maps, &d, len);
+    monitor::observe(&frame, &Maps, &d, ingress, len);
+    action
+}
+
+/// Carry out decision `d` for a frame of `len` bytes from port `port` (ifindex `ingress`):
+/// the TC action, to be counted at the exit; `d` becomes a drop when the action fails.
+/// `Err(action)`: the frame is counted already (XDP passed it up, or the egress port's limit
+/// refused it).
+#[inline(always)]
+fn act(
+    ctx: &TcContext,
+    d: &mut fwd::Decision,
+    port: &PortConf,
+    ingress: u32,
+    len: u64,
+) -> Result<i32, i32> {
+    let skb = ctx.skb.skb;
     let (tpid, xdp_port) = (port.tpid, port.flags & PORT_F_XDP != 0);
     if xdp_port {
         // XDP ran first on this frame and counted what its learning did.
@@ -203,17 +229,17 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
     }
     let action = match d.verdict {
         // On an XDP port, XDP already counted what it passed up.
-        Verdict::Pass if xdp_port => return TC_ACT_OK as i32,
+        Verdict::Pass if xdp_port => return Err(TC_ACT_OK as i32),
         Verdict::Pass => TC_ACT_OK as i32,
         Verdict::Drop => TC_ACT_SHOT as i32,
         Verdict::Forward => {
             if !police(&Maps, d.out_slot, Dir::Out, || out_len(len, d.tag)) {
                 // The egress port's limit: counted there; the frame's outcome stays.
-                fwd::account_refused(&Maps, &d, len);
-                return TC_ACT_SHOT as i32;
+                fwd::account_refused(&Maps, d, len);
+                return Err(TC_ACT_SHOT as i32);
             }
             if !apply_tag(skb, d.tag, tpid) {
-                d = d.into_drop(Stat::DropTagOp);
+                *d = d.into_drop(Stat::DropTagOp);
                 TC_ACT_SHOT as i32
             } else {
                 // SAFETY: no preconditions.
@@ -221,15 +247,15 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
                 if r == i64::from(TC_ACT_REDIRECT) {
                     TC_ACT_REDIRECT as i32
                 } else {
-                    d = d.into_drop(Stat::DropRedirect);
+                    *d = d.into_drop(Stat::DropRedirect);
                     TC_ACT_SHOT as i32
                 }
             }
         }
         Verdict::Flood => {
-            if !flood(&ctx, &d, port, ingress) {
+            if !flood(ctx, d, port, ingress) {
                 // The learning happened all the same: `into_drop` keeps it, counted once.
-                d = d.into_drop(Stat::DropTagOp);
+                *d = d.into_drop(Stat::DropTagOp);
             }
             // The copies are tagged: what is left to count reads no tag operation. (Written
             // after the loop, it leaves the loop's states free of the many tag constants.)
@@ -238,10 +264,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
             TC_ACT_SHOT as i32
         }
     };
-    fwd::account(&Maps, &d, len);
-    vstats::account_vlan(&Maps, &d, len);
-    monitor::observe(&frame, &Maps, &d, ingress, len);
-    action
+    Ok(action)
 }
 
 /// Send a copy to every member of the bridge that carries the VLAN, tagged per member.
