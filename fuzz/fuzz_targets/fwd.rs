@@ -373,7 +373,7 @@ fn check(inp: &Input) {
                 if ifindex == ingress {
                     continue;
                 }
-                let member = fwd::member_egress(inp_port, out, d.vlan);
+                let member = fwd::member_egress(inp_port.bridge, out, d.vlan);
                 let copy = fwd::flood_egress(&Pkt(out_bytes.clone()), &w, ingress, ifindex);
                 assert_eq!(
                     member.is_some(),

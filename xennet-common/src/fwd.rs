@@ -148,35 +148,74 @@ mod parse;
 pub use parse::{EthHdr, ParseError, Tag, parse};
 pub mod security;
 
-/// What happens to the outer tag on the way out.
+/// What happens to the outer tag on the way out: its kind and, for a push or a rewrite, the
+/// new tag. A struct whose fields are always written rather than an enum with payloads: LLVM
+/// leaves the payload of a payload-less variant undefined, and once it spilled such a register
+/// the verifier refused the program (`R5 !read_ok`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TagOp {
+pub struct TagOp {
+    /// What to do with the outer tag.
+    pub kind: TagKind,
+    /// TPID of the new tag ([`TagKind::Push`]; 0 otherwise).
+    pub tpid: u16,
+    /// TCI of the new tag ([`TagKind::Push`], [`TagKind::Rewrite`]; 0 otherwise).
+    pub tci: u16,
+}
+
+/// The kinds of [`TagOp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagKind {
     /// Leave the frame's tagging as it is.
     Keep,
     /// Remove the outer tag.
     Pop,
     /// Add an outer tag.
-    Push {
-        /// TPID of the new tag.
-        tpid: u16,
-        /// TCI of the new tag.
-        tci: u16,
-    },
+    Push,
     /// Replace the TCI of the outer tag (a priority tag becoming a VLAN tag).
-    Rewrite {
-        /// The new TCI.
-        tci: u16,
-    },
+    Rewrite,
 }
 
 impl TagOp {
+    /// Leave the frame's tagging as it is.
+    pub const KEEP: TagOp = TagOp {
+        kind: TagKind::Keep,
+        tpid: 0,
+        tci: 0,
+    };
+    /// Remove the outer tag.
+    pub const POP: TagOp = TagOp {
+        kind: TagKind::Pop,
+        tpid: 0,
+        tci: 0,
+    };
+
+    /// Add an outer tag `tpid`/`tci`.
+    #[must_use]
+    pub const fn push(tpid: u16, tci: u16) -> TagOp {
+        TagOp {
+            kind: TagKind::Push,
+            tpid,
+            tci,
+        }
+    }
+
+    /// Replace the outer tag's TCI by `tci`.
+    #[must_use]
+    pub const fn rewrite(tci: u16) -> TagOp {
+        TagOp {
+            kind: TagKind::Rewrite,
+            tpid: 0,
+            tci,
+        }
+    }
+
     /// Change in frame length (one tag is [`crate::VLAN_HLEN`] bytes).
     #[must_use]
     pub const fn len_delta(self) -> i64 {
-        match self {
-            TagOp::Keep | TagOp::Rewrite { .. } => 0,
-            TagOp::Pop => -4,
-            TagOp::Push { .. } => 4,
+        match self.kind {
+            TagKind::Keep | TagKind::Rewrite => 0,
+            TagKind::Pop => -4,
+            TagKind::Push => 4,
         }
     }
 }
@@ -229,7 +268,7 @@ impl Decision {
             in_slot,
             egress: 0,
             out_slot: 0,
-            tag: TagOp::Keep,
+            tag: TagOp::KEEP,
             vlan,
             learn: None,
             tci: vlan,
@@ -373,16 +412,11 @@ pub fn is_link_local(mac: &[u8; 6]) -> bool {
 #[inline(always)]
 fn tag_for_flood(hdr: &EthHdr, port: &PortConf, vlan: u16, pcp_dei: u16, tagged: bool) -> TagOp {
     if !tagged {
-        TagOp::Push {
-            tpid: port.tpid,
-            tci: vlan,
-        }
+        TagOp::push(port.tpid, vlan)
     } else if hdr.outer.map(Tag::vid) == Some(vlan) {
-        TagOp::Keep
+        TagOp::KEEP
     } else {
-        TagOp::Rewrite {
-            tci: pcp_dei | vlan,
-        }
+        TagOp::rewrite(pcp_dei | vlan)
     }
 }
 
@@ -441,19 +475,14 @@ fn forward<T: Tables>(
     }
     let untagged_out = vlan == out.pvid;
     let tag = match (tagged, untagged_out) {
-        (true, true) => TagOp::Pop,
-        (false, true) => TagOp::Keep,
-        (false, false) => TagOp::Push {
-            tpid: out.tpid,
-            tci: vlan,
-        },
+        (true, true) => TagOp::POP,
+        (false, true) => TagOp::KEEP,
+        (false, false) => TagOp::push(out.tpid, vlan),
         (true, false) => {
             if hdr.outer.map(Tag::vid) == Some(vlan) {
-                TagOp::Keep
+                TagOp::KEEP
             } else {
-                TagOp::Rewrite {
-                    tci: pcp_dei | vlan,
-                }
+                TagOp::rewrite(pcp_dei | vlan)
             }
         }
     };
@@ -585,8 +614,8 @@ pub fn flood_copy<F: Frame, T: Tables>(
         }) if tag.tpid == out.tpid => tag,
         _ => return None,
     };
-    let tagged = member_egress(inp, out, tag.vid())?;
-    let op = if tagged { TagOp::Keep } else { TagOp::Pop };
+    let tagged = member_egress(inp.bridge, out, tag.vid())?;
+    let op = if tagged { TagOp::KEEP } else { TagOp::POP };
     Some(FloodCopy {
         op,
         slot: out.slot,
@@ -597,13 +626,13 @@ pub fn flood_copy<F: Frame, T: Tables>(
     })
 }
 
-/// Whether a flood of VLAN `vid` from port `inp` goes out of port `out`, and if so whether
-/// tagged (`Some(true)`) or untagged (`Some(false)`). The one rule both flood paths (XDP
-/// devmap egress, TC clone loop) apply.
+/// Whether a flood of VLAN `vid` from a port of `bridge` goes out of port `out`, and if so
+/// whether tagged (`Some(true)`) or untagged (`Some(false)`). The one rule both flood paths
+/// (XDP devmap egress, TC clone loop) apply.
 #[inline(always)]
 #[must_use]
-pub fn member_egress(inp: &PortConf, out: &PortConf, vid: u16) -> Option<bool> {
-    if out.bridge != inp.bridge || vid == 0 || !out.carries(vid) {
+pub fn member_egress(bridge: u32, out: &PortConf, vid: u16) -> Option<bool> {
+    if out.bridge != bridge || vid == 0 || !out.carries(vid) {
         return None;
     }
     Some(vid != out.pvid)

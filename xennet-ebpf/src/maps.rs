@@ -27,6 +27,23 @@ const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// port of the map but the ingress.
 pub(crate) const FLOOD_FLAGS: u64 = (1 << 3) | (1 << 4);
 
+/// The TC flood walk's state between `bpf_loop` rounds (per CPU, one entry).
+#[repr(C)]
+pub(crate) struct FloodWalk {
+    pub(crate) bridge: u32,
+    pub(crate) ingress: u32,
+    pub(crate) tpid: u16,
+    pub(crate) vlan: u16,
+    pub(crate) tci: u16,
+    pub(crate) base: u64,
+    pub(crate) tx_packets: u64,
+    pub(crate) tx_bytes: u64,
+}
+
+/// Per-CPU scratch of one entry: the TC flood walk ([`FloodWalk`]); not pinned.
+#[map]
+pub(crate) static XN_FLOODWALK: PerCpuArray<FloodWalk> = PerCpuArray::with_max_entries(1, 0);
+
 /// Ports by ingress ifindex: bridge, mode, VLAN bitmap, stats slot.
 #[map]
 static XN_PORTS: HashMap<u32, PortConf> =
@@ -75,10 +92,6 @@ static XN_RATES: Array<PortRate> = Array::with_max_entries(STATS_SLOTS, 0);
 #[map]
 static XN_VSTATS: PerCpuHashMap<VlanKey, VlanStats> =
     PerCpuHashMap::with_max_entries(VSTATS_MAX_ENTRIES, 0);
-
-/// Per-CPU scratch of one entry: the TC flood loop sums its copies' per-VLAN tx here.
-#[map]
-pub(crate) static XN_VSCRATCH: PerCpuArray<VlanStats> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU scratch of one entry: the event on its way to aya-log (see `emit`).
 #[map]

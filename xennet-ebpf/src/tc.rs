@@ -4,17 +4,20 @@
 //! It serves ports that cannot run native XDP or take XDP frames (xen-netback vifs), and
 //! the frames an XDP program deferred to it. GSO skbs stay whole: nothing here linearises.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
     bindings::{__sk_buff, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT},
     helpers::{
-        bpf_clone_redirect, bpf_redirect, bpf_skb_pull_data, bpf_skb_vlan_pop, bpf_skb_vlan_push,
+        bpf_clone_redirect, bpf_loop, bpf_redirect, bpf_skb_pull_data, bpf_skb_vlan_pop,
+        bpf_skb_vlan_push,
     },
     macros::classifier,
     programs::TcContext,
 };
 use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
-    fwd::{self, Frame, Put, Tables, TagOp, Verdict},
+    fwd::{self, Frame, Put, Tables, TagKind, TagOp, Verdict},
     maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
     rate::{Bucket, Dir, police},
     monitor::{self, Event, MonitorConf},
@@ -22,7 +25,7 @@ use xennet_common::{
     vstats::{self, VlanKey, VlanStats},
 };
 
-use crate::maps::{Maps, XN_MEMBERS, XN_VSCRATCH};
+use crate::maps::{FloodWalk, Maps, XN_FLOODWALK, XN_MEMBERS};
 
 /// The maps as TC's decision reads them: the ingress port always by ifindex (no
 /// `XN_IFSLOTS` shortcut). A port found two ways is two kinds of pointer to the verifier,
@@ -131,12 +134,16 @@ impl Frame for TcFrame<'_> {
 
     #[inline(always)]
     fn offloaded_tag(&self) -> Option<(u16, u16)> {
+        let skb = self.skb();
+        // All three fields are read whether a tag is present or not, and volatile: else the
+        // compiler may leave the `None` payload in whatever register was free (once the skb
+        // pointer) and do arithmetic on it, which the verifier refuses.
         // SAFETY: reading fields of the program's own context.
         let (present, tci, proto) = unsafe {
             (
-                (*self.skb()).vlan_present,
-                (*self.skb()).vlan_tci,
-                (*self.skb()).vlan_proto,
+                core::ptr::read_volatile(&raw const (*skb).vlan_present),
+                core::ptr::read_volatile(&raw const (*skb).vlan_tci),
+                core::ptr::read_volatile(&raw const (*skb).vlan_proto),
             )
         };
         #[expect(
@@ -162,11 +169,11 @@ fn pop(skb: *mut __sk_buff) -> bool {
 /// Apply a tag operation; `tpid` is the bridge's (for a rewrite).
 #[inline(always)]
 fn apply_tag(skb: *mut __sk_buff, op: TagOp, tpid: u16) -> bool {
-    match op {
-        TagOp::Keep => true,
-        TagOp::Pop => pop(skb),
-        TagOp::Push { tpid, tci } => push(skb, tpid, tci),
-        TagOp::Rewrite { tci } => pop(skb) && push(skb, tpid, tci),
+    match op.kind {
+        TagKind::Keep => true,
+        TagKind::Pop => pop(skb),
+        TagKind::Push => push(skb, op.tpid, op.tci),
+        TagKind::Rewrite => pop(skb) && push(skb, tpid, op.tci),
     }
 }
 
@@ -259,7 +266,7 @@ fn act(
             }
             // The copies are tagged: what is left to count reads no tag operation. (Written
             // after the loop, it leaves the loop's states free of the many tag constants.)
-            d.tag = TagOp::Keep;
+            d.tag = TagOp::KEEP;
             // Every copy has been sent; the original is consumed.
             TC_ACT_SHOT as i32
         }
@@ -269,6 +276,10 @@ fn act(
 
 /// Send a copy to every member of the bridge that carries the VLAN, tagged per member.
 /// `inp` is the ingress port (ifindex `ingress`), whose TPID is the bridge's.
+///
+/// The members are walked by `bpf_loop`: the verifier checks [`flood_member`] once, where an
+/// inline loop of [`MAX_TC_FLOOD`] rounds was walked round by round, beyond its budget once
+/// port security, limits and per-VLAN counters joined the program.
 #[inline(always)]
 fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bool {
     let skb = ctx.skb.skb;
@@ -283,76 +294,45 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
             idx: MEMBER_COUNT,
         })
         .unwrap_or(0);
-    let base = ctx.len();
-    // The copies' per-VLAN tx is summed in a per-CPU scratch (map memory, not registers: a
-    // running sum in a register would make each loop round a new state to the verifier).
-    let Some(sum) = XN_VSCRATCH.get_ptr_mut(0) else {
+    let Some(w) = XN_FLOODWALK.get_ptr_mut(0) else {
         return false;
     };
-    // SAFETY: this CPU's copy, no concurrent writer on this CPU.
-    unsafe { *sum = VlanStats::default() };
-    for i in 0..MAX_TC_FLOOD {
-        if i >= count {
-            break;
-        }
-        let Some(m) = Maps.member(MemberKey { bridge, idx: i }) else {
-            continue;
+    // SAFETY: this CPU's copy; nothing else on this CPU runs until the program ends.
+    unsafe {
+        *w = FloodWalk {
+            bridge,
+            ingress,
+            tpid,
+            vlan: d.vlan,
+            tci: d.tci,
+            base: u64::from(ctx.len()),
+            tx_packets: 0,
+            tx_bytes: 0,
         };
-        if m == ingress {
-            continue;
-        }
-        let Some(out) = Maps.port(m) else { continue };
-        let Some(tagged) = fwd::member_egress(inp, out, d.vlan) else {
-            continue;
-        };
-        let slot = out.slot;
-        let copy_len = u64::from(base) + if tagged { VLAN_HLEN as u64 } else { 0 };
-        if !police(&Maps, slot, Dir::Out, || copy_len) {
-            fwd::count(&Maps, slot, Stat::DropRateLimit);
-            continue;
-        }
-        if tagged {
-            if !push(skb, tpid, d.tci) {
-                return false;
-            }
-            // SAFETY: helper on the program's own skb.
-            let ok = unsafe { bpf_clone_redirect(skb, m, 0) } == 0;
-            if !pop(skb) {
-                return false;
-            }
-            if ok {
-                fwd::account_tx(&Maps, slot, u64::from(base) + VLAN_HLEN as u64);
-                // SAFETY: as above.
-                unsafe {
-                    (*sum).tx_packets += 1;
-                    (*sum).tx_bytes += u64::from(base) + VLAN_HLEN as u64;
-                }
-            } else {
-                fwd::count(&Maps, slot, Stat::DropRedirect);
-            }
-        } else {
-            // SAFETY: as above.
-            if unsafe { bpf_clone_redirect(skb, m, 0) } == 0 {
-                fwd::account_tx(&Maps, slot, u64::from(base));
-                // SAFETY: as above.
-                unsafe {
-                    (*sum).tx_packets += 1;
-                    (*sum).tx_bytes += u64::from(base);
-                }
-            } else {
-                fwd::count(&Maps, slot, Stat::DropRedirect);
-            }
-        }
+    }
+    let rounds = count.min(MAX_TC_FLOOD);
+    // Only the skb pointer goes on the stack (the kernel wants the callback's context there, and
+    // the TC program's stack plus port security's is close to 512 bytes); the rest of the walk
+    // lives in the per-CPU `XN_FLOODWALK`.
+    let mut skb_arg = skb;
+    // SAFETY: `flood_member` has the callback signature; `skb_arg` outlives the call.
+    let done = unsafe {
+        bpf_loop(
+            rounds,
+            flood_member as *mut c_void,
+            core::ptr::from_mut(&mut skb_arg).cast(),
+            0,
+        )
+    };
+    // A round that returns 1 (a tag operation failed) ends the walk early.
+    if done != i64::from(rounds) {
+        return false;
     }
     if count > MAX_TC_FLOOD {
         fwd::count(&Maps, d.in_slot, Stat::FloodTruncated);
     }
     // SAFETY: as above.
-    let VlanStats {
-        tx_packets,
-        tx_bytes,
-        ..
-    } = unsafe { *sum };
+    let (tx_packets, tx_bytes) = unsafe { ((*w).tx_packets, (*w).tx_bytes) };
     if tx_packets != 0 {
         let key = VlanKey {
             bridge,
@@ -361,6 +341,56 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
         vstats::account_vlan_tx(&Maps, key, tx_packets, tx_bytes);
     }
     true
+}
+
+/// One round of the flood walk: the copy for member `i` of the bridge in [`XN_FLOODWALK`], if it
+/// carries the VLAN. `arg` points at the skb pointer. Returns 0 to go on, 1 to stop (a tag
+/// operation failed: the frame is a drop).
+extern "C" fn flood_member(i: u64, arg: *mut c_void) -> i64 {
+    // SAFETY: `bpf_loop` hands back the pointer to the skb pointer that `flood` passed.
+    let skb = unsafe { *arg.cast::<*mut __sk_buff>() };
+    let Some(w) = XN_FLOODWALK.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's copy, filled by `flood` before the walk.
+    let w = unsafe { &mut *w };
+    #[expect(clippy::cast_possible_truncation, reason = "i < MAX_TC_FLOOD")]
+    let idx = i as u32;
+    let Some(m) = Maps.member(MemberKey {
+        bridge: w.bridge,
+        idx,
+    }) else {
+        return 0;
+    };
+    if m == w.ingress {
+        return 0;
+    }
+    let Some(out) = Maps.port(m) else { return 0 };
+    let Some(tagged) = fwd::member_egress(w.bridge, out, w.vlan) else {
+        return 0;
+    };
+    let slot = out.slot;
+    let copy_len = w.base + if tagged { VLAN_HLEN as u64 } else { 0 };
+    if !police(&Maps, slot, Dir::Out, || copy_len) {
+        fwd::count(&Maps, slot, Stat::DropRateLimit);
+        return 0;
+    }
+    if tagged && !push(skb, w.tpid, w.tci) {
+        return 1;
+    }
+    // SAFETY: helper on the program's own skb.
+    let ok = unsafe { bpf_clone_redirect(skb, m, 0) } == 0;
+    if tagged && !pop(skb) {
+        return 1;
+    }
+    if ok {
+        fwd::account_tx(&Maps, slot, copy_len);
+        w.tx_packets += 1;
+        w.tx_bytes += copy_len;
+    } else {
+        fwd::count(&Maps, slot, Stat::DropRedirect);
+    }
+    0
 }
 
 /// Length of a frame of `len` bytes after the tag operation `op`.

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use xennet_common::{
     VLAN_HLEN,
-    fwd::{self, TagOp, Verdict},
+    fwd::{self, TagKind, TagOp, Verdict},
     monitor,
     rate::{Dir, police},
     stats::Stat,
@@ -33,9 +33,10 @@ fn head<const N: usize>(ctx: &XdpContext) -> Option<*mut [u8; N]> {
 /// Apply the egress tag operation to the frame in place.
 #[inline(always)]
 fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
-    match op {
-        TagOp::Keep => Ok(()),
-        TagOp::Rewrite { tci } => {
+    let (tpid, tci) = (op.tpid, op.tci);
+    match op.kind {
+        TagKind::Keep => Ok(()),
+        TagKind::Rewrite => {
             let p = head::<16>(ctx).ok_or(())?;
             // SAFETY: 16 bytes in bounds; TCI sits at 14..16.
             unsafe {
@@ -46,7 +47,7 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
             };
             Ok(())
         }
-        TagOp::Pop => {
+        TagKind::Pop => {
             let p = head::<16>(ctx).ok_or(())?;
             // SAFETY: 16 bytes in bounds. Copy the MACs over the tag, then drop 4 bytes of head.
             unsafe {
@@ -59,7 +60,7 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
             }
             Ok(())
         }
-        TagOp::Push { tpid, tci } => {
+        TagKind::Push => {
             // SAFETY: ctx is the program's own context.
             if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VLAN_HLEN as i32)) } != 0 {
                 return Err(());

@@ -291,13 +291,13 @@ fn native_vlan_frames() {
     let d = decide(&Pkt(eth(N1, UP, &[(Q, 4094)])), &w, TRUNK);
     assert_eq!(
         (d.verdict, d.egress, d.tag),
-        (Verdict::Forward, NATIVE, TagOp::Keep)
+        (Verdict::Forward, NATIVE, TagOp::KEEP)
     );
     // From NATIVE, tagged with its native VID → to an access port: pop.
     let d = decide(&Pkt(eth(G1, N1, &[(Q, 4094)])), &w, NATIVE);
     assert_eq!(
         (d.verdict, d.egress, d.tag),
-        (Verdict::Forward, VIF1, TagOp::Pop)
+        (Verdict::Forward, VIF1, TagOp::POP)
     );
     // To NATIVE on its native VLAN 100 from an untagged source is untagged: build a port on 100.
     let mut w2 = world();
@@ -306,7 +306,7 @@ fn native_vlan_frames() {
     let d = decide(&Pkt(eth(N1, G2, &[])), &w2, 30);
     assert_eq!(
         (d.verdict, d.egress, d.tag, d.vlan),
-        (Verdict::Forward, NATIVE, TagOp::Keep, 100)
+        (Verdict::Forward, NATIVE, TagOp::KEEP, 100)
     );
     // And from NATIVE, tagged with native VID 100, to the access-100 port: pop.
     w2.fdb.borrow_mut().insert(
@@ -321,7 +321,7 @@ fn native_vlan_frames() {
     let d = decide(&Pkt(eth(G2, N1, &[(Q, 100)])), &w2, NATIVE);
     assert_eq!(
         (d.verdict, d.egress, d.tag),
-        (Verdict::Forward, 30, TagOp::Pop)
+        (Verdict::Forward, 30, TagOp::POP)
     );
 }
 
@@ -331,7 +331,7 @@ fn offloaded_tag_is_classified_like_an_inline_one() {
     let d = decide(&Offloaded(eth(G1, UP, &[]), Q, 4094), &w, TRUNK);
     assert_eq!(
         (d.verdict, d.egress, d.tag),
-        (Verdict::Forward, VIF1, TagOp::Pop)
+        (Verdict::Forward, VIF1, TagOp::POP)
     );
     let d = decide(&Offloaded(eth(G1, UP, &[]), Q, 10), &w, TRUNK);
     assert_eq!(d.stat, Stat::DropVlanNotAllowed);
@@ -442,7 +442,7 @@ fn learning_new_refresh_move_and_static() {
     let d = w.run(TRUNK, eth(L1, UP, &[(Q, 4094)]));
     assert_eq!(
         (d.verdict, d.egress, d.tag),
-        (Verdict::Forward, VIF1, TagOp::Pop)
+        (Verdict::Forward, VIF1, TagOp::POP)
     );
     // Learned per VLAN: the same MAC in 4093 is still unknown.
     assert_eq!(
@@ -555,22 +555,22 @@ fn flood_egress_tags_per_port_and_filters() {
     // to NATIVE (carries 4094 tagged) keep; to the other bridge nothing.
     assert_eq!(
         flood_egress(&tagged(4094), &w, VIF1, VIF2),
-        Some((TagOp::Pop, 3))
+        Some((TagOp::POP, 3))
     );
     assert_eq!(
         flood_egress(&tagged(4094), &w, VIF1, TRUNK),
-        Some((TagOp::Keep, 1))
+        Some((TagOp::KEEP, 1))
     );
     assert_eq!(flood_egress(&tagged(4094), &w, VIF1, VIF3), None);
     assert_eq!(
         flood_egress(&tagged(4094), &w, VIF1, NATIVE),
-        Some((TagOp::Keep, 5))
+        Some((TagOp::KEEP, 5))
     );
     assert_eq!(flood_egress(&tagged(4094), &w, VIF1, OTHER_BR), None);
     // Native VLAN leaves a trunk untagged.
     assert_eq!(
         flood_egress(&tagged(100), &w, NATIVE, NATIVE),
-        Some((TagOp::Pop, 5))
+        Some((TagOp::POP, 5))
     );
     assert_eq!(flood_egress(&tagged(100), &w, NATIVE, TRUNK), None);
     // Untagged, priority-tagged, foreign TPID or unknown ports: nothing (fail closed).
@@ -612,7 +612,7 @@ fn flood_round_trip_matches_unicast_tagging() {
                 let mut f = frame.clone();
                 // What unicast would send: strip any tag, then tag unless untagged egress.
                 if f[12..14] == Q.to_be_bytes() {
-                    f = apply(&f, TagOp::Pop);
+                    f = apply(&f, TagOp::POP);
                 }
                 if d.vlan == out.pvid {
                     f
@@ -623,10 +623,7 @@ fn flood_round_trip_matches_unicast_tagging() {
                         .map_or(0, |t| t.tci & 0xf000);
                     apply(
                         &f,
-                        TagOp::Push {
-                            tpid: Q,
-                            tci: pcp | d.vlan,
-                        },
+                        TagOp::push(Q, pcp | d.vlan),
                     )
                 }
             });

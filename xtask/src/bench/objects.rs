@@ -55,9 +55,9 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
         MAP_VSTATS,
         MAP_MONITOR,
         MAP_LOGS,
-        // Per-CPU scratch (not pinned): the TC flood's per-VLAN sum, the monitor's event.
-        "XN_VSCRATCH",
+        // Per-CPU scratch (not pinned): the TC flood walk, the monitor's event.
         "XN_EVENT",
+        "XN_FLOODWALK",
         // aya-log's `AYA_LOG_LEVEL` global.
         ".rodata",
     ];
