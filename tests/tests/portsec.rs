@@ -213,6 +213,7 @@ fn add_v6(w: &World, i: usize, addr: &str) {
 }
 
 /// Every spoof kind guest 1 may try: (what, frame, the drop reason that counts it).
+#[expect(clippy::too_many_lines, reason = "test data: one spoof per entry")]
 fn spoofs(w: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let (g1, g2) = (w.mac(0), w.mac(1));
     let me = ip4("10.94.0.1");

@@ -45,7 +45,7 @@ pub enum Request {
         config: Option<std::path::PathBuf>,
     },
     /// Attach an interface as a port at run time (the toolstack's hot-plug script).
-    PortAdd(PortAdd),
+    PortAdd(Box<PortAdd>),
     /// Detach a port added at run time.
     PortDel {
         /// Interface name.

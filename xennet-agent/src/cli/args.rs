@@ -237,6 +237,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per command line")]
 pub enum PortCmd {
     /// Attach IFACE to a bridge; without --access/--trunk, the bridge's port rule matching
     /// IFACE decides.

@@ -294,7 +294,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 rate,
                 burst,
             };
-            (target, Request::PortAdd(req))
+            (target, Request::PortAdd(Box::new(req)))
         }
         PortCmd::Del { interface, target } => (target, Request::PortDel { interface }),
     };
