@@ -30,6 +30,8 @@ pub const PROG_CEIL: &str = "xnb_ceil";
 pub const PROG_CEIL_BC: &str = "xnb_ceil_bc";
 /// The TC ceiling: a bare `bpf_redirect` to the port in [`MAP_TC_TX`].
 pub const PROG_TC_CEIL: &str = "xnb_tc_ceil";
+/// Ladder step: the ceiling plus the monitor's switch, off (what the monitor costs when off).
+pub const PROG_CEIL_MON: &str = "xnb_ceil_mon";
 /// The TC ceiling's egress ifindex (one `u32`). Array.
 pub const MAP_TC_TX: &str = "XNB_TC_TX";
 /// Ladder step 1: VLAN-aware lookup only.

@@ -7,6 +7,7 @@
 //! * `xnb_sink`: attached behind the device under test; counts frames and bytes, drops them.
 //! * `xnb_ceil` / `xnb_ceil_bc`: the ceiling, a bare devmap redirect with no parsing at all
 //!   (unicast: by ingress ifindex; flood: broadcast to every other port).
+//! * `xnb_ceil_mon`: the ceiling plus the drop monitor's switch, off (its cost when off).
 //! * `xnb_tc_ceil`: the TC ceiling, a bare `bpf_redirect` (for the ladder's TC part).
 //! * `xnb_l1_lookup`: a ladder step between the ceiling and `xennet_xdp` (which adds the
 //!   learning lookup, the clock and the counters), to attribute the per-frame cost; run
@@ -31,8 +32,10 @@ use aya_ebpf::{
 };
 use xennet_common::{
     bench::{GenConf, SINK_BYTES, SINK_FRAMES},
-    fwd::{self, Tables},
+    fwd::{self, Tables, TagOp, Verdict},
     maps::FdbKey,
+    monitor,
+    stats::Stat,
 };
 
 use crate::{
@@ -120,6 +123,33 @@ pub fn xnb_ceil(ctx: XdpContext) -> u32 {
         reason = "ifindex is a u32 in xdp_md"
     )]
     let ingress = ctx.ingress_ifindex() as u32;
+    XNB_TX.redirect(ingress, 0).unwrap_or(XDP_DROP)
+}
+
+/// Ladder step: the unicast ceiling plus the drop monitor's check, exactly as the datapath's
+/// exit runs it (`monitor::observe`). With the switch off (the bench never turns it on) the
+/// difference to `xnb_ceil` is what the monitor costs every frame while nobody watches.
+#[xdp]
+pub fn xnb_ceil_mon(ctx: XdpContext) -> u32 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "ifindex is a u32 in xdp_md"
+    )]
+    let ingress = ctx.ingress_ifindex() as u32;
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let d = fwd::Decision {
+        verdict: Verdict::Forward,
+        stat: Stat::Forward,
+        in_slot: 0,
+        egress: ingress,
+        out_slot: 0,
+        tag: TagOp::KEEP,
+        vlan: 0,
+        learn: None,
+        tci: 0,
+        defer_to_tc: false,
+    };
+    monitor::observe(&Bytes(&ctx), &Maps, &d, ingress, len);
     XNB_TX.redirect(ingress, 0).unwrap_or(XDP_DROP)
 }
 

@@ -38,6 +38,7 @@ pub fn load_objects(
             CEIL,
             CEIL_BC,
             LADDER[1],
+            LADDER[2],
             PROG_XDP,
             LADDER_TC[0],
             LADDER_TC[1],

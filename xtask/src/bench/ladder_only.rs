@@ -36,7 +36,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         cfg.place_napi(&t)?;
         let ladder = profile::ladder(&cfg, &mut obj, d, &tr.small)?;
         let situ = profile::in_situ(&cfg, &t, &mut obj, d, &tr.small)?;
-        Ok(profile::render(&ladder, &situ))
+        let mut text = profile::render(&ladder, &situ);
+        if let Some(t) = super::targets::monitor_off(&ladder) {
+            let met = if t.met == Some(true) { "met" } else { "MISSED" };
+            text.push_str(&format!("\n{}: {} (wanted {}) {met}\n", t.what, t.measured, t.wanted));
+        }
+        Ok(text)
     })();
     for s in sinks {
         let _ = obj.detach(s);

@@ -366,7 +366,8 @@ fn build_report(
     let scenarios = scenarios::scenarios(cfg.args);
     let path_names: Vec<String> = PathKind::ALL.iter().map(|k| k.name().to_string()).collect();
     let summary = report::summarize(&scenarios, &path_names, &m.samples, na);
-    let targets = targets::targets(&summary, cfg.args);
+    let mut targets = targets::targets(&summary, cfg.args);
+    targets.extend(targets::monitor_off(&m.ladder));
     let mut notes = targets::run_notes(cfg.args, cfg.gen_cpu, cfg.dut_cpu, &machine);
     if !cfg.args.scenarios.is_empty() || !cfg.args.paths.is_empty() {
         notes.push("A partial run (--scenarios/--paths).".into());

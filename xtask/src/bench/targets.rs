@@ -14,6 +14,19 @@ fn find<'a>(s: &'a [Summary], scn: &str, path: &str) -> Option<&'a Summary> {
         .find(|r| r.scenario == scn && r.path == path && r.na.is_none())
 }
 
+/// The drop monitor's cost while off (issue 14: one array read and a branch, ≤ 2 ns): the
+/// ladder's `xnb_ceil_mon` minus `xnb_ceil`, medians of the same rounds.
+pub fn monitor_off(ladder: &[(String, f64, f64, f64)]) -> Option<Target> {
+    let ns = |p: &str| ladder.iter().find(|l| l.0 == p).map(|l| l.1);
+    let cost = ns(xennet_common::bench::PROG_CEIL_MON)? - ns(xennet_common::bench::PROG_CEIL)?;
+    Some(Target {
+        what: "drop monitor off: cost per frame (ladder, xnb_ceil_mon − xnb_ceil)".into(),
+        wanted: "≤ 2.0 ns".into(),
+        measured: format!("{cost:.1} ns"),
+        met: Some(cost <= 2.0),
+    })
+}
+
 /// The issue's targets, checked against this run.
 pub fn targets(s: &[Summary], args: &BenchArgs) -> Vec<Target> {
     let mut v = Vec::new();

@@ -42,7 +42,7 @@ pub const SINK: &str = bench::PROG_SINK;
 pub const CEIL: &str = bench::PROG_CEIL;
 pub const CEIL_BC: &str = bench::PROG_CEIL_BC;
 /// The ladder from the ceiling to `xennet_xdp`, in order.
-pub const LADDER: [&str; 3] = [CEIL, bench::PROG_L1_LOOKUP, PROG_XDP];
+pub const LADDER: [&str; 4] = [CEIL, bench::PROG_CEIL_MON, bench::PROG_L1_LOOKUP, PROG_XDP];
 /// The TC part of the ladder: the TC ceiling, then `xennet_tc`.
 pub const LADDER_TC: [&str; 2] = [bench::PROG_TC_CEIL, PROG_TC];
 
