@@ -15,8 +15,9 @@
 //!   [`counters`]: counter snapshots and deltas; [`wait::poll`]: polling;
 //!   [`output`]: command output in assertions.
 //! - [`topo`], [`seedfull`]: the seed's setups in namespaces and a running
-//!   agent; [`fdb`]: FDB rows; [`responder`]: a test-played upstream router;
-//!   [`flow`]: a numbered steady flow; [`rng`]: a deterministic PRNG;
+//!   agent; [`seedworld`]: a running seed dom0 seen from its edges;
+//!   [`fdb`]: FDB rows; [`responder`]: a test-played upstream router;
+//!   [`flow`]: a numbered steady flow; [`liveflows`]: flows that must survive a change; [`rng`]: a deterministic PRNG;
 //!   [`kernel`]: what the kernel lists of a pinned datapath (links, programs, maps).
 //!
 //! Everything needs root; tests start with `if !require_root() { return; }`.
@@ -29,12 +30,14 @@ pub mod fdb;
 pub mod flow;
 pub mod frame;
 pub mod kernel;
+pub mod liveflows;
 mod netns;
 pub mod output;
 mod raw;
 pub mod responder;
 pub mod rng;
 pub mod seedfull;
+pub mod seedworld;
 pub mod testrun;
 pub mod topo;
 pub mod wait;

@@ -7,12 +7,12 @@
 //! live and the test can fail.
 
 use xennet_tests::{
-    RawSocket,
-    capture::{Got, arrived, collect_marked, drain, nowhere},
-    counters::{Counters, Deltas, delta, expect},
-    frame::{Mac, q_tag, test_frame, test_frame_len},
+    capture::{arrived, nowhere},
+    counters::expect,
+    frame::{q_tag, test_frame, test_frame_len},
     require_root,
-    topo::{Agent, BpfFs, SeedDom0, UPSTREAM_MAC},
+    seedworld::SeedWorld,
+    topo::{SeedDom0, UPSTREAM_MAC},
 };
 
 /// The uplink carries VLAN 4094 untagged (native) and 4093 tagged.
@@ -32,71 +32,19 @@ fn config(tc: bool) -> String {
     s
 }
 
-struct World {
-    sim: SeedDom0,
-    agent: Agent,
-    _fs: BpfFs,
-    up: RawSocket,
-    g: Vec<RawSocket>,
-}
-
-impl World {
-    fn new(tag: &str, tc: bool) -> World {
-        let sim = SeedDom0::new(tag).expect("building the simulated dom0");
-        let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
-        let cfg = std::env::temp_dir().join(format!("xennet-{}.toml", sim.dom0.name()));
-        std::fs::write(&cfg, config(tc)).expect("writing the config");
-        let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
-        let _ = std::fs::remove_file(&cfg);
-        let want = if tc { "tc" } else { "xdp" };
-        for p in agent.ports().expect("ports") {
-            assert_eq!(p["attached"], want, "attach mode of {}", p["interface"]);
-        }
-        let up = sim.upstream_socket().expect("upstream socket");
-        let g = ["vif1.0", "vif2.0", "vif3.0"]
-            .iter()
-            .map(|v| sim.guest_socket(v).expect("guest socket"))
-            .collect();
-        World {
-            sim,
-            agent,
-            _fs: fs,
-            up,
-            g,
-        }
+/// The seed dom0 with the hostile configuration, its agent in XDP or TC mode.
+fn world(tag: &str, tc: bool) -> SeedWorld {
+    let sim = SeedDom0::new(tag).expect("building the simulated dom0");
+    let w = SeedWorld::start(sim, &config(tc));
+    let want = if tc { "tc" } else { "xdp" };
+    for p in w.agent.ports().expect("ports") {
+        assert_eq!(p["attached"], want, "attach mode of {}", p["interface"]);
     }
-
-    fn mac(&self, i: usize) -> Mac {
-        self.sim.guests[i].mac
-    }
-
-    fn stats(&self) -> Counters {
-        self.agent.stats(&self.sim.dom0).expect("reading stats")
-    }
-
-    fn points(&self) -> [(&str, &RawSocket); 4] {
-        [
-            ("g1", &self.g[0]),
-            ("g2", &self.g[1]),
-            ("g3", &self.g[2]),
-            ("up", &self.up),
-        ]
-    }
-
-    /// Send `frames` from `from`, then collect what arrived (marked frames) and the counters.
-    fn send(&self, from: &RawSocket, frames: &[Vec<u8>]) -> (Got, Deltas) {
-        drain(&self.points());
-        let before = self.stats();
-        for f in frames {
-            from.send(f).expect("send");
-        }
-        let got = collect_marked(&self.points());
-        (got, delta(&before, &self.stats()))
-    }
+    w
 }
 
 fn hopping(tag: &str, tc: bool) {
-    let w = World::new(tag, tc);
+    let w = world(tag, tc);
     let (g1, g2, g3) = (w.mac(0), w.mac(1), w.mac(2));
     let prio = q_tag(0);
     let into = q_tag(4093);

@@ -14,18 +14,15 @@ use aya::programs::{
     links::{FdLink, PinnedLink},
 };
 use xennet_tests::{
-    Netns, RawSocket,
+    Netns,
     counters::get,
-    flow::{Flow, FlowResult},
-    frame::{Mac, format_mac, test_frame},
-    require_root, set_gro, set_mac,
+    frame::format_mac,
+    liveflows::{G9, LiveFlows, assert_no_loss, g9_learned},
+    require_root,
     topo::{Agent, BpfFs, Mode, SeedDom0, agent_bin, agent_command, workspace_root, xdp_attached},
-    veth,
-    wait::poll,
 };
 
 /// The run-time port's guest.
-const G9: Mac = [0x00, 0x16, 0x3e, 0x00, 0x00, 0x09];
 
 /// Whether an xennet TC program is on `ifname`'s tcx ingress in `ns`.
 fn tc_attached(ns: &Netns, ifname: &str) -> bool {
@@ -35,17 +32,6 @@ fn tc_attached(ns: &Netns, ifname: &str) -> bool {
             .is_ok_and(|(_, progs)| progs.iter().any(|p| p.name_as_str() == Some("xennet_tc")))
     })
     .expect("querying tcx")
-}
-
-fn assert_no_loss(what: &str, r: &FlowResult, min_sent: u32) {
-    assert!(r.sent >= min_sent, "{what}: only {} frames sent", r.sent);
-    assert!(
-        r.missing.is_empty(),
-        "{what}: {} of {} frames lost (first {:?})",
-        r.missing.len(),
-        r.sent,
-        &r.missing[..r.missing.len().min(10)]
-    );
 }
 
 /// Every pinned link under `pin_dir`: pin name → (link id, program id).
@@ -90,62 +76,12 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     let cfg = mode.config(sim.dom0.name(), "").expect("config");
     let pins = fs.pin_dir();
     let agent = Agent::start(&sim.dom0, &cfg, &pins).expect("starting the agent");
-    // A run-time port with a guest whose MAC is learned, not configured.
-    let g9 = Netns::new(&format!("{tag}-g9")).expect("guest 9");
-    veth(&sim.dom0, "vif9.0", &g9, "eth0").expect("vif9.0");
-    set_mac(&g9, "eth0", G9).expect("mac");
-    // Receiving native-XDP redirects on a veth needs NAPI (GRO) on the receiving end.
-    set_gro(&g9, "eth0", true).expect("gro");
-    let mut args = vec![
-        "port", "add", "vif9.0", "--bridge", "trunk", "--access", "4094",
-    ];
-    if mode != Mode::Xdp {
-        args.extend(["--attach", "tc"]);
-    }
-    let out = agent.ctl(&args).expect("port add");
-    assert!(out.status.success(), "port add: {out:?}");
-    let g9_sock = RawSocket::open(&g9, "eth0").expect("socket");
-    let g1 = sim.guest("vif1.0").expect("g1").mac;
-    let g2 = sim.guest("vif2.0").expect("g2").mac;
-    g9_sock.send(&test_frame(g1, G9, &[], 1)).expect("send");
-    let learned = |a: &Agent| {
-        a.fdb(Some("trunk")).ok().is_some_and(|rows| {
-            rows.iter().any(|r| {
-                r.mac == format_mac(&G9) && r.vlan == 4094 && r.port == "vif9.0" && !r.is_static
-            })
-        })
-    };
-    let (ok, _) = poll(
-        Duration::from_secs(2),
-        Duration::from_millis(20),
-        || learned(&agent),
-        |l| *l,
-    );
-    assert!(ok, "g9 learned on vif9.0");
-
-    // Receivers with room for seconds of the flow: on a loaded machine a descheduled test
-    // thread must not lose frames the datapath delivered.
-    let big = |sock: RawSocket| {
-        sock.set_rcvbuf(32 << 20).expect("SO_RCVBUFFORCE");
-        sock
-    };
-    let slow = Flow::start(
-        sim.guest_socket("vif1.0").expect("socket"),
-        big(sim.guest_socket("vif2.0").expect("socket")),
-        g2,
-        g1,
-        1000,
-        1_000_000,
-    );
-    let fast = Flow::start(
-        sim.guest_socket("vif1.0").expect("socket"),
-        big(g9_sock),
-        G9,
-        g1,
-        10_000,
-        5_000_000,
-    );
-    std::thread::sleep(Duration::from_millis(200));
+    // A run-time port with a guest whose MAC is learned, not configured, and two flows.
+    let LiveFlows {
+        g9: _g9,
+        slow,
+        fast,
+    } = LiveFlows::start(tag, &sim, &agent, mode);
     let before = agent.counters().expect("counters");
     let links_before = links(&pins);
     assert_eq!(
@@ -158,7 +94,7 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
     std::thread::sleep(Duration::from_millis(300));
     let probe = Agent::start(&sim.dom0, &cfg, &pins).expect("restart after kill -9");
     assert!(
-        learned(&probe),
+        g9_learned(&probe),
         "the learned entry survives kill -9 and restart"
     );
     let ports = probe.ports().expect("ports");

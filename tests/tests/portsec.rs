@@ -12,12 +12,12 @@ use xennet_common::fwd::fixtures::portsec::{
     arp, eui64, icmp6, ipv4, ipv6, mcast6, nd_body, udp, v6,
 };
 use xennet_tests::{
-    RawSocket,
-    capture::{Got, collect_marked, drain, nowhere},
-    counters::{Counters, Deltas, delta},
+    capture::nowhere,
+    counters::{Deltas, delta},
     frame::{Mac, marker},
     require_root,
-    topo::{Agent, BpfFs, SeedDom0, UPSTREAM_MAC},
+    seedworld::SeedWorld,
+    topo::{SeedDom0, UPSTREAM_MAC},
     wait::poll,
 };
 
@@ -51,104 +51,52 @@ fn config(tc: bool) -> String {
     s
 }
 
-struct World {
-    sim: SeedDom0,
-    agent: Agent,
-    _fs: BpfFs,
-    up: RawSocket,
-    g: Vec<RawSocket>,
+/// The seed dom0 with guests 1 and 2 secured, IPv6 on, its agent in XDP or TC mode.
+fn world(tag: &str, tc: bool) -> SeedWorld {
+    let sim = SeedDom0::new(tag).expect("building the simulated dom0");
+    // The test namespaces start without IPv6; this test needs it in dom0 (mgmt0, created
+    // by the agent) and in the guests.
+    let enable = |ns: &xennet_tests::Netns, confs: &[&str]| {
+        for c in confs {
+            ns.exec_ok(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{c}.disable_ipv6=0"),
+            ])
+            .expect("enabling IPv6");
+        }
+    };
+    enable(&sim.dom0, &["all", "default"]);
+    for g in &sim.guests {
+        enable(&g.ns, &["all", "default", "eth0"]);
+    }
+    let w = SeedWorld::start(sim, &config(tc));
+    let ports = w.agent.ports().expect("ports");
+    let sec = |name: &str| {
+        ports
+            .iter()
+            .find(|p| p["interface"] == name)
+            .map(|p| p["security"].clone())
+            .expect("port listed")
+    };
+    assert_eq!(sec("vif1.0")["enabled"], true, "ports --json: {ports:?}");
+    assert_eq!(
+        sec("vif1.0")["ips"],
+        serde_json::json!(["10.94.0.1/32", "fd94::1/128"])
+    );
+    assert_eq!(sec("vif3.0")["enabled"], false);
+    assert_eq!(sec("eth1")["enabled"], false);
+    w
 }
 
-impl World {
-    fn new(tag: &str, tc: bool) -> World {
-        let sim = SeedDom0::new(tag).expect("building the simulated dom0");
-        // The test namespaces start without IPv6; this test needs it in dom0 (mgmt0, created
-        // by the agent) and in the guests.
-        let enable = |ns: &xennet_tests::Netns, confs: &[&str]| {
-            for c in confs {
-                ns.exec_ok(&[
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv6.conf.{c}.disable_ipv6=0"),
-                ])
-                .expect("enabling IPv6");
-            }
-        };
-        enable(&sim.dom0, &["all", "default"]);
-        for g in &sim.guests {
-            enable(&g.ns, &["all", "default", "eth0"]);
-        }
-        let fs = BpfFs::new(sim.dom0.name()).expect("mounting a bpffs");
-        let cfg = std::env::temp_dir().join(format!("xennet-{}.toml", sim.dom0.name()));
-        std::fs::write(&cfg, config(tc)).expect("writing the config");
-        let agent = Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
-        let _ = std::fs::remove_file(&cfg);
-        let ports = agent.ports().expect("ports");
-        let sec = |name: &str| {
-            ports
-                .iter()
-                .find(|p| p["interface"] == name)
-                .map(|p| p["security"].clone())
-                .expect("port listed")
-        };
-        assert_eq!(sec("vif1.0")["enabled"], true, "ports --json: {ports:?}");
-        assert_eq!(
-            sec("vif1.0")["ips"],
-            serde_json::json!(["10.94.0.1/32", "fd94::1/128"])
-        );
-        assert_eq!(sec("vif3.0")["enabled"], false);
-        assert_eq!(sec("eth1")["enabled"], false);
-        let up = sim.upstream_socket().expect("upstream socket");
-        let g = ["vif1.0", "vif2.0", "vif3.0"]
-            .iter()
-            .map(|v| sim.guest_socket(v).expect("guest socket"))
-            .collect();
-        World {
-            sim,
-            agent,
-            _fs: fs,
-            up,
-            g,
-        }
-    }
-
-    fn mac(&self, i: usize) -> Mac {
-        self.sim.guests[i].mac
-    }
-
-    fn stats(&self) -> Counters {
-        self.agent.stats(&self.sim.dom0).expect("reading stats")
-    }
-
-    fn points(&self) -> [(&str, &RawSocket); 4] {
-        [
-            ("g1", &self.g[0]),
-            ("g2", &self.g[1]),
-            ("g3", &self.g[2]),
-            ("up", &self.up),
-        ]
-    }
-
-    /// Send `frames` from guest 1, then collect what arrived (marked frames) and the counters.
-    fn send(&self, frames: &[Vec<u8>]) -> (Got, Deltas) {
-        drain(&self.points());
-        let before = self.stats();
-        for f in frames {
-            self.g[0].send(f).expect("send");
-        }
-        let got = collect_marked(&self.points());
-        (got, delta(&before, &self.stats()))
-    }
-
-    /// dom0's neighbour entry for `ip` on `mgmt0` (`ip neigh show`), e.g. `… lladdr … REACHABLE`.
-    fn neigh(&self, ip: &str) -> String {
-        let out = self
-            .sim
-            .dom0
-            .exec(&["ip", "neigh", "show", ip, "dev", "mgmt0"])
-            .expect("ip neigh");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
+/// dom0's neighbour entry for `ip` on `mgmt0` (`ip neigh show`), e.g. `… lladdr … REACHABLE`.
+fn neigh(w: &SeedWorld, ip: &str) -> String {
+    let out = w
+        .sim
+        .dom0
+        .exec(&["ip", "neigh", "show", ip, "dev", "mgmt0"])
+        .expect("ip neigh");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The drop counters of `port` in `d`.
@@ -183,7 +131,7 @@ fn ip6(s: &str) -> [u8; 16] {
 }
 
 /// Guest `i`'s stack: an IPv6 address, and wait until DAD is done (no `tentative`).
-fn add_v6(w: &World, i: usize, addr: &str) {
+fn add_v6(w: &SeedWorld, i: usize, addr: &str) {
     let ns = &w.sim.guests[i].ns;
     ns.exec_ok(&[
         "ip",
@@ -214,7 +162,7 @@ fn add_v6(w: &World, i: usize, addr: &str) {
 
 /// Every spoof kind guest 1 may try: (what, frame, the drop reason that counts it).
 #[expect(clippy::too_many_lines, reason = "test data: one spoof per entry")]
-fn spoofs(w: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+fn spoofs(w: &SeedWorld) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let (g1, g2) = (w.mac(0), w.mac(1));
     let me = ip4("10.94.0.1");
     let other = ip4("10.94.0.2");
@@ -356,7 +304,7 @@ fn spoofs(w: &World) -> Vec<(&'static str, Vec<u8>, &'static str)> {
 }
 
 fn legitimate_then_spoofs(tag: &str, tc: bool) {
-    let w = World::new(tag, tc);
+    let w = world(tag, tc);
     let (g1, g2) = (w.mac(0), w.mac(1));
     let ping = |i: usize, ip: &str| {
         let o = w.sim.guests[i].ns.ping(ip).expect("ping");
@@ -381,15 +329,15 @@ fn legitimate_then_spoofs(tag: &str, tc: bool) {
         assert_eq!(drops(&d, p), [], "{p}: legitimate traffic dropped: {d:?}");
     }
     assert!(
-        w.neigh("10.94.0.1").contains("00:16:3e:00:00:01"),
+        neigh(&w, "10.94.0.1").contains("00:16:3e:00:00:01"),
         "dom0 learned guest 1 by ARP: {}",
-        w.neigh("10.94.0.1")
+        neigh(&w, "10.94.0.1")
     );
-    assert!(w.neigh("10.94.0.2").contains("00:16:3e:00:00:02"));
+    assert!(neigh(&w, "10.94.0.2").contains("00:16:3e:00:00:02"));
     assert!(
-        w.neigh(G2_V6).contains("00:16:3e:00:00:02"),
+        neigh(&w, G2_V6).contains("00:16:3e:00:00:02"),
         "{}",
-        w.neigh(G2_V6)
+        neigh(&w, G2_V6)
     );
 
     // A DHCP client's discover (0.0.0.0 → 255.255.255.255, UDP 68 → 67) floods the VLAN.
@@ -399,7 +347,7 @@ fn legitimate_then_spoofs(tag: &str, tc: bool) {
         0x0800,
         &ipv4([0; 4], [255; 4], 17, 0, false, &udp_marked(68, 67, 1)),
     );
-    let (got, d) = w.send(&[discover]);
+    let (got, d) = w.send(&w.g[0], &[discover]);
     let at: Vec<(&str, usize)> = got
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -410,7 +358,7 @@ fn legitimate_then_spoofs(tag: &str, tc: bool) {
 
     // Every spoof kind from guest 1: nowhere, each under its reason.
     for (what, frame, reason) in &spoofs(&w) {
-        let (got, d) = w.send(std::slice::from_ref(frame));
+        let (got, d) = w.send(&w.g[0], std::slice::from_ref(frame));
         nowhere(&got);
         assert_eq!(drops(&d, "vif1.0"), [(*reason, 1)], "{what}: {d:?}");
     }
@@ -424,14 +372,14 @@ fn legitimate_then_spoofs(tag: &str, tc: bool) {
         .collect();
     assert_eq!(on_vif1, ["00:16:3e:00:00:01 static=true"], "FDB: {fdb:?}");
     assert!(
-        w.neigh("10.94.0.2").contains("00:16:3e:00:00:02"),
+        neigh(&w, "10.94.0.2").contains("00:16:3e:00:00:02"),
         "dom0's entry for guest 2 poisoned: {}",
-        w.neigh("10.94.0.2")
+        neigh(&w, "10.94.0.2")
     );
     assert!(
-        w.neigh(G2_V6).contains("00:16:3e:00:00:02"),
+        neigh(&w, G2_V6).contains("00:16:3e:00:00:02"),
         "dom0's IPv6 entry for guest 2 poisoned: {}",
-        w.neigh(G2_V6)
+        neigh(&w, G2_V6)
     );
     // And guest 1 still works.
     ping(0, "10.94.0.254");

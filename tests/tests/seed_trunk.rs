@@ -12,87 +12,37 @@
 use std::collections::BTreeMap;
 
 use xennet_tests::{
-    RawSocket,
-    capture::{Got, collect_marked, drain, nowhere, only},
-    counters::{Counters, Deltas, delta, expect},
+    capture::{Got, nowhere, only},
+    counters::{delta, expect},
     frame::{
-        ETH_P_8021AD, ETH_P_8021Q, Mac, find_marker, parse_eth, q_tag, tci, test_frame,
-        test_frame_len,
+        ETH_P_8021AD, ETH_P_8021Q, find_marker, parse_eth, q_tag, tci, test_frame, test_frame_len,
     },
     output::assert_ok,
     require_root,
+    seedworld::SeedWorld,
     topo::{
         Agent, BpfFs, Mode, SEED_CONFIG, SeedDom0, UPSTREAM_MAC, start_seed, workspace_root,
         xdp_attached,
     },
 };
 
-struct World {
-    sim: SeedDom0,
-    agent: Agent,
-    _fs: BpfFs,
-    up: RawSocket,
-    g: Vec<RawSocket>,
-}
-
-impl World {
-    fn new(tag: &str, mode: Mode) -> World {
-        let (sim, fs, agent) = start_seed(tag, mode, "").expect("starting the seed setup");
-        let want = match mode {
-            Mode::Xdp => ["xdp"; 4],
-            Mode::VifsTc => ["xdp", "tc", "tc", "tc"],
-            Mode::AllTc => ["tc"; 4],
-        };
-        let ports = agent.ports().expect("ports");
-        for (name, attached) in ["eth1", "vif1.0", "vif2.0", "vif3.0"].iter().zip(want) {
-            let p = ports
-                .iter()
-                .find(|p| p["interface"] == *name)
-                .unwrap_or_else(|| panic!("{name} missing from `ports`: {ports:?}"));
-            assert_eq!(p["attached"], attached, "{name} attach mode");
-        }
-        let up = sim.upstream_socket().expect("upstream socket");
-        let g = ["vif1.0", "vif2.0", "vif3.0"]
+/// The seed's trunk setup in `mode`, each port attached as the mode says.
+fn world(tag: &str, mode: Mode) -> SeedWorld {
+    let (sim, fs, agent) = start_seed(tag, mode, "").expect("starting the seed setup");
+    let want = match mode {
+        Mode::Xdp => ["xdp"; 4],
+        Mode::VifsTc => ["xdp", "tc", "tc", "tc"],
+        Mode::AllTc => ["tc"; 4],
+    };
+    let ports = agent.ports().expect("ports");
+    for (name, attached) in ["eth1", "vif1.0", "vif2.0", "vif3.0"].iter().zip(want) {
+        let p = ports
             .iter()
-            .map(|v| sim.guest_socket(v).expect("guest socket"))
-            .collect();
-        World {
-            sim,
-            agent,
-            _fs: fs,
-            up,
-            g,
-        }
+            .find(|p| p["interface"] == *name)
+            .unwrap_or_else(|| panic!("{name} missing from `ports`: {ports:?}"));
+        assert_eq!(p["attached"], attached, "{name} attach mode");
     }
-
-    fn stats(&self) -> Counters {
-        self.agent.stats(&self.sim.dom0).expect("reading stats")
-    }
-
-    fn mac(&self, i: usize) -> Mac {
-        self.sim.guests[i].mac
-    }
-
-    /// Every endpoint, by name.
-    fn points(&self) -> [(&str, &RawSocket); 4] {
-        [
-            ("g1", &self.g[0]),
-            ("g2", &self.g[1]),
-            ("g3", &self.g[2]),
-            ("up", &self.up),
-        ]
-    }
-
-    /// Run `f`, then collect what every endpoint received: (endpoint, frames with a marker),
-    /// and the counter deltas.
-    fn observe<F: FnOnce(&World)>(&self, f: F) -> (Got, Deltas) {
-        // Drain anything stale first.
-        drain(&self.points());
-        let before = self.stats();
-        f(self);
-        let got = collect_marked(&self.points());
-        (got, delta(&before, &self.stats()))
-    }
+    SeedWorld::with(sim, fs, agent)
 }
 
 /// The tags of every marked frame at each endpoint that received any.
@@ -139,7 +89,7 @@ fn seed_trunk_all_tc() {
 
 /// The whole seed scenario; the same deliveries, tags and counters whatever the mode.
 fn scenario(tag: &str, mode: Mode) {
-    let w = World::new(tag, mode);
+    let w = world(tag, mode);
     let (g1, g2, g3) = (w.mac(0), w.mac(1), w.mac(2));
 
     // Guests on the same VLAN reach each other: ping with static MACs.

@@ -13,30 +13,14 @@ use std::{
 use xennet_agent::ebpf::{ALT_OBJECT, NEXT_OBJECT, OBJECT_ENV};
 use xennet_common::maps::{MAX_PORTS, STATS_SLOTS};
 use xennet_tests::{
-    Netns, RawSocket,
     counters::get,
-    flow::{Flow, FlowResult},
-    frame::{Mac, format_mac, test_frame},
     kernel::{LinkRow, array_u32, links, map_entries, pins},
-    require_root, set_gro, set_mac,
+    liveflows::{LiveFlows, assert_no_loss, g9_learned},
+    require_root,
     topo::{Agent, BpfFs, Mode, SeedDom0},
-    veth,
-    wait::poll,
 };
 
 /// The run-time port's guest.
-const G9: Mac = [0x00, 0x16, 0x3e, 0x00, 0x00, 0x09];
-
-fn assert_no_loss(what: &str, r: &FlowResult, min_sent: u32) {
-    assert!(r.sent >= min_sent, "{what}: only {} frames sent", r.sent);
-    assert!(
-        r.missing.is_empty(),
-        "{what}: {} of {} frames lost (first {:?})",
-        r.missing.len(),
-        r.sent,
-        &r.missing[..r.missing.len().min(10)]
-    );
-}
 
 /// `bytes` written to a file the agent can load (`XENNET_TEST_OBJECT`).
 fn object_file(tag: &str, name: &str, bytes: &[u8]) -> PathBuf {
@@ -75,58 +59,11 @@ fn upgrade_loses_nothing(tag: &str, mode: Mode) {
     let alt = object_file(tag, "alt", ALT_OBJECT);
     let next = object_file(tag, "next", NEXT_OBJECT);
     let mut agent = Agent::start(&sim.dom0, &cfg, &pin_dir).expect("starting the agent");
-    let g9 = Netns::new(&format!("{tag}-g9")).expect("guest 9");
-    veth(&sim.dom0, "vif9.0", &g9, "eth0").expect("vif9.0");
-    set_mac(&g9, "eth0", G9).expect("mac");
-    set_gro(&g9, "eth0", true).expect("gro");
-    let mut args = vec![
-        "port", "add", "vif9.0", "--bridge", "trunk", "--access", "4094",
-    ];
-    if mode != Mode::Xdp {
-        args.extend(["--attach", "tc"]);
-    }
-    let out = agent.ctl(&args).expect("port add");
-    assert!(out.status.success(), "port add: {out:?}");
-    let g9_sock = RawSocket::open(&g9, "eth0").expect("socket");
-    let g1 = sim.guest("vif1.0").expect("g1").mac;
-    let g2 = sim.guest("vif2.0").expect("g2").mac;
-    g9_sock.send(&test_frame(g1, G9, &[], 1)).expect("send");
-    let learned = |a: &Agent| {
-        a.fdb(Some("trunk")).ok().is_some_and(|rows| {
-            rows.iter().any(|r| {
-                r.mac == format_mac(&G9) && r.vlan == 4094 && r.port == "vif9.0" && !r.is_static
-            })
-        })
-    };
-    let (ok, _) = poll(
-        Duration::from_secs(2),
-        Duration::from_millis(20),
-        || learned(&agent),
-        |l| *l,
-    );
-    assert!(ok, "g9 learned on vif9.0");
-
-    let big = |sock: RawSocket| {
-        sock.set_rcvbuf(32 << 20).expect("SO_RCVBUFFORCE");
-        sock
-    };
-    let slow = Flow::start(
-        sim.guest_socket("vif1.0").expect("socket"),
-        big(sim.guest_socket("vif2.0").expect("socket")),
-        g2,
-        g1,
-        1000,
-        1_000_000,
-    );
-    let fast = Flow::start(
-        sim.guest_socket("vif1.0").expect("socket"),
-        big(g9_sock),
-        G9,
-        g1,
-        10_000,
-        5_000_000,
-    );
-    std::thread::sleep(Duration::from_millis(200));
+    let LiveFlows {
+        g9: _g9,
+        slow,
+        fast,
+    } = LiveFlows::start(tag, &sim, &agent, mode);
     let base = prog_links(&pin_dir);
     assert_eq!(
         base.len(),
@@ -204,7 +141,7 @@ fn upgrade_loses_nothing(tag: &str, mode: Mode) {
             all.iter().all(|p| !p.ends_with("_staged")),
             "{build:?}: no staged map left: {all:?}"
         );
-        assert!(learned(&agent), "{build:?}: the learned entry is kept");
+        assert!(g9_learned(&agent), "{build:?}: the learned entry is kept");
         let ports = agent.ports().expect("ports");
         assert!(
             ports.iter().any(|p| p["interface"] == "vif9.0"),

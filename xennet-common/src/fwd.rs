@@ -17,8 +17,8 @@ use crate::{
         FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP,
         PortConf, SEC_ON,
     },
-    rate::{Bucket, Dir, police},
     monitor::{Event, MonitorConf},
+    rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
     vstats::{VlanKey, VlanStats},
 };

@@ -18,8 +18,8 @@ extern crate std;
 pub mod bench;
 pub mod fwd;
 pub mod maps;
-pub mod rate;
 pub mod monitor;
+pub mod rate;
 pub mod stats;
 pub mod vstats;
 

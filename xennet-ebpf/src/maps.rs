@@ -14,8 +14,8 @@ use xennet_common::{
         FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
         STATS_SLOTS,
     },
-    rate::{Bucket, Dir, PortRate},
     monitor::{Event, MonitorConf},
+    rate::{Bucket, Dir, PortRate},
     stats::PortStats,
     vstats::{VSTATS_MAX_ENTRIES, VlanKey, VlanStats},
 };

@@ -19,8 +19,8 @@ use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
     fwd::{self, Frame, Put, Tables, TagKind, TagOp, Verdict},
     maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
-    rate::{Bucket, Dir, police},
     monitor::{self, Event, MonitorConf},
+    rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
     vstats::{self, VlanKey, VlanStats},
 };

@@ -621,10 +621,7 @@ fn flood_round_trip_matches_unicast_tagging() {
                         .ok()
                         .and_then(|h| h.outer)
                         .map_or(0, |t| t.tci & 0xf000);
-                    apply(
-                        &f,
-                        TagOp::push(Q, pcp | d.vlan),
-                    )
+                    apply(&f, TagOp::push(Q, pcp | d.vlan))
                 }
             });
             assert_eq!(got, want, "{ingress} → {egress}");

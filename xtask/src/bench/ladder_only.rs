@@ -39,7 +39,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let mut text = profile::render(&ladder, &situ);
         if let Some(t) = super::targets::monitor_off(&ladder) {
             let met = if t.met == Some(true) { "met" } else { "MISSED" };
-            text.push_str(&format!("\n{}: {} (wanted {}) {met}\n", t.what, t.measured, t.wanted));
+            text.push_str(&format!(
+                "\n{}: {} (wanted {}) {met}\n",
+                t.what, t.measured, t.wanted
+            ));
         }
         Ok(text)
     })();

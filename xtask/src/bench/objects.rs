@@ -9,8 +9,8 @@ use xennet_common::{
         MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
         MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
     },
-    rate::MAP_RATES,
     monitor::{MAP_LOGS, MAP_MONITOR},
+    rate::MAP_RATES,
     vstats::MAP_VSTATS,
 };
 
