@@ -99,6 +99,7 @@ impl SeedWorld {
     ///
     /// # Panics
     /// When a frame cannot be sent.
+    #[must_use]
     pub fn send(&self, from: &RawSocket, frames: &[Vec<u8>]) -> (Got, Deltas) {
         self.observe(|_| {
             for f in frames {
