@@ -166,7 +166,11 @@ fn restart_loses_nothing(tag: &str, mode: Mode) {
             "{p}: XDP program left after down"
         );
     }
-    assert!(!pins.exists(), "pin directory left after down");
+    assert!(
+        !pins.exists(),
+        "pin directory left after down: {:?}",
+        std::fs::read_dir(&pins).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
     assert_eq!(
         state_files(&pins),
         Vec::<String>::new(),

@@ -131,10 +131,12 @@ pub fn survey(
     Ok(s)
 }
 
-/// Whether a pin name under `pin_dir` is one of a datapath's maps (any build's, stages too).
+/// Whether a pin name under `pin_dir` is one of a datapath's maps (any build's, stages too):
+/// ours start with `XN_`; aya-log's ring keeps aya-log's own name.
 #[must_use]
 pub fn is_map_pin(name: &str) -> bool {
-    name.starts_with("XN_")
+    let base = name.strip_suffix(STAGED).unwrap_or(name);
+    base.starts_with("XN_") || base == xennet_common::monitor::MAP_LOGS
 }
 
 fn staged_path(pin_dir: &Path, name: &str) -> PathBuf {
@@ -459,5 +461,26 @@ impl Datapath {
             "upgraded the pinned datapath to this build's map layout"
         );
         Ok(Some(up.report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_map_pin;
+
+    #[test]
+    fn map_pins_are_ours_and_aya_logs_ring() {
+        for n in [
+            "XN_FDB",
+            "XN_FDB_staged",
+            "XN_PROBE",
+            "AYA_LOGS",
+            "AYA_LOGS_staged",
+        ] {
+            assert!(is_map_pin(n), "{n}");
+        }
+        for n in ["link_xdp_3", "link_tc_3", "AYA_LOGSX", "state", "other"] {
+            assert!(!is_map_pin(n), "{n}");
+        }
     }
 }
