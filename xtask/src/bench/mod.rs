@@ -62,9 +62,9 @@ struct Setting<'a> {
 }
 
 impl Setting<'_> {
-    /// Pin the NAPI threads: DUTs' ingress on the DUT CPU, the sinks on the generator's.
+    /// Place the NAPI work by `--placement` (see [`topo::Placement`]).
     fn place_napi(&self, t: &Topo) -> Result<()> {
-        t.place_napi(self.dut_cpu, self.gen_cpu)
+        t.place_napi(self.args.placement, self.dut_cpu, self.gen_cpu)
     }
 
     /// One measurement window of `tr` from the generator veth `gen_if`.
@@ -135,9 +135,10 @@ pub fn run(args: &BenchArgs, agent: &Path, root: &Path) -> Result<()> {
         dut_cpu,
     };
     log(&format!(
-        "{} rounds, {:.2} s windows; generator + sinks on CPU {gen_cpu}, DUT on CPU {dut_cpu}; \
+        "{} rounds, {:.2} s windows; placement {} (generator CPU {gen_cpu}, DUT CPU {dut_cpu}); \
          building {} DUT namespaces",
         cfg.p.rounds,
+        args.placement.name(),
         cfg.p.window.as_secs_f64(),
         roles.len()
     ));
@@ -199,6 +200,10 @@ fn choose_paths(
             }
         }
     }
+    na.insert(
+        (SCN_FLOOD.into(), PathKind::TcCeiling.name().into()),
+        "a bare bpf_redirect sends one copy".into(),
+    );
     for k in [
         PathKind::Bridge,
         PathKind::BridgeNf,
@@ -364,7 +369,9 @@ fn build_report(
     agent_counters: AgentCounters,
 ) -> Report {
     let scenarios = scenarios::scenarios(cfg.args);
-    let path_names: Vec<String> = PathKind::ALL.iter().map(|k| k.name().to_string()).collect();
+    let path_names: Vec<String> = std::iter::once(scenarios::NO_DUT.to_string())
+        .chain(PathKind::ALL.iter().map(|k| k.name().to_string()))
+        .collect();
     let summary = report::summarize(&scenarios, &path_names, &m.samples, na);
     let targets = targets::targets(&summary, cfg.args);
     let mut notes = targets::run_notes(cfg.args, cfg.gen_cpu, cfg.dut_cpu, &machine);

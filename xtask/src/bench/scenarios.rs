@@ -12,7 +12,7 @@ use super::{
     interrupted, log,
     paths::{Active, PathKind},
     report::{Sample, Scenario, Unit},
-    topo::{self, Topo},
+    topo::{self, Placement, Topo},
     traffic::{BenchObj, CEIL, CEIL_BC, GenConf, Window},
     udp,
 };
@@ -147,14 +147,45 @@ fn conf(dst: [u8; 6], dst_n: u32, flows: u16, vlan: Option<u16>) -> GenConf {
     }
 }
 
-/// One window as a sample of `scenario` on `path`, with its secondary values.
+/// The null path's name in the report: generator → sink, no DUT in between.
+pub const NO_DUT: &str = "no-dut (gen→sink)";
+
+/// CPU time per generated frame of a null-path window (`--placement one-cpu`: generating,
+/// receiving and dropping a frame, all in the generator thread).
+#[must_use]
+pub fn null_ns(w: &Window) -> Option<f64> {
+    (w.offered_pps > 0.0).then(|| w.gen_busy * 1e9 / w.offered_pps)
+}
+
+/// Measure one null-path window of `tr` when everything runs on one CPU (the DUT's CPU time
+/// per frame is then the rest of the frame's cost); its sample goes to `samples`.
+pub fn null_window(
+    cfg: &Setting,
+    t: &Topo,
+    obj: &mut BenchObj,
+    scn: &'static str,
+    round: usize,
+    tr: &Traffic,
+    samples: &mut Vec<Sample>,
+) -> Result<Option<f64>> {
+    if cfg.args.placement != Placement::OneCpu {
+        return Ok(None);
+    }
+    let w = cfg.window(t, obj, t.null_if, tr)?;
+    samples.push(sample(scn, NO_DUT, round, &w, Unit::Pps, cfg, None));
+    Ok(null_ns(&w))
+}
+
+/// One window as a sample of `scenario` on `path`, with its secondary values; `null` is the
+/// null path's CPU time per frame in the same round (`--placement one-cpu`).
 pub fn sample(
     scenario: &'static str,
     path: &str,
     round: usize,
     w: &Window,
     unit: Unit,
-    dut_cpu: usize,
+    cfg: &Setting,
+    null: Option<f64>,
 ) -> Sample {
     let mut extra = BTreeMap::new();
     extra.insert("offered_mpps".into(), w.offered_pps / 1e6);
@@ -162,17 +193,34 @@ pub fn sample(
         extra.insert("delivered_share".into(), w.pps / w.offered_pps);
     }
     if w.pps > 0.0 {
-        // DUT CPU time per forwarded frame (flood: per delivered copy): the DUT's NAPI
-        // thread's run time when known, else the busy share of its CPU.
-        let busy = if w.dut_busy > 0.0 {
-            Some(w.dut_busy)
+        if cfg.args.placement == Placement::OneCpu {
+            // Generator, DUT and sinks all ran in the generator thread: its run time per
+            // frame is what a frame costs the one CPU; the DUT's part is what generating and
+            // sinking the frames (the null path) did not cost.
+            let all = w.gen_busy * 1e9;
+            extra.insert("cpu_ns".into(), all / w.pps);
+            if let Some(n) = null {
+                let gen_sink = n * w.offered_pps;
+                extra.insert("dut_ns".into(), (all - gen_sink).max(0.0) / w.pps);
+                if all > 0.0 {
+                    extra.insert("gen_sink_share".into(), (gen_sink / all).min(1.0));
+                }
+            }
         } else {
-            w.cpu_busy.get(dut_cpu).copied()
-        };
-        if let Some(b) = busy {
-            extra.insert("dut_ns".into(), b * 1e9 / w.pps);
+            // DUT CPU time per forwarded frame (flood: per delivered copy): the DUT's NAPI
+            // thread's run time when known, else the busy share of its CPU.
+            let busy = if w.dut_busy > 0.0 {
+                Some(w.dut_busy)
+            } else {
+                w.cpu_busy.get(cfg.dut_cpu).copied()
+            };
+            if let Some(b) = busy {
+                extra.insert("dut_ns".into(), b * 1e9 / w.pps);
+            }
         }
+        extra.insert("ipi_per_kframe".into(), w.ipi_ps * 1e3 / w.pps);
     }
+    extra.insert("gen_busy".into(), w.gen_busy);
     extra.insert("dut_busy".into(), w.dut_busy);
     extra.insert("lost_in_mpps".into(), w.lost_in_pps / 1e6);
     extra.insert("lost_out_mpps".into(), w.lost_out_pps / 1e6);
@@ -212,6 +260,23 @@ pub fn ceiling_maps(
         all.push(d.idx(&format!("xb{i}"))?);
     }
     obj.set_ceiling(&d.ns, &[(xb0, out), (xv1, xv2), (xv2, xv1)], &all)
+}
+
+/// The TC ceiling's egress for xb0 (`tagged`: the tagged-uplink egress), where it runs.
+fn tc_ceiling_egress(
+    obj: &mut BenchObj,
+    t: &Topo,
+    actives: &[Option<Active>],
+    tagged: bool,
+) -> Result<()> {
+    for (k, a) in actives.iter().enumerate() {
+        if let Some(Active::TcCeiling { .. }) = a {
+            let d = &t.duts[k];
+            let out = d.idx(if tagged { "xbt" } else { "xb1" })?;
+            obj.set_tc_ceiling(&d.ns, &[(d.idx("xb0")?, out)])?;
+        }
+    }
+    Ok(())
 }
 
 /// Attach `prog` as the ceiling's program on xb0 in place of the one there.
@@ -258,6 +323,7 @@ pub fn rate_rounds(
             .iter()
             .copied()
             .filter(|(_, k)| scn != SCN_TAG || k.vlan_aware())
+            .filter(|(_, k)| scn != SCN_FLOOD || *k != PathKind::TcCeiling)
             .collect();
         if scn_paths.is_empty() {
             continue;
@@ -265,6 +331,7 @@ pub fn rate_rounds(
         // Per-scenario state of the ceiling: the tagged scenario's egress, the flood program.
         if scn == SCN_TAG {
             ceiling_maps(obj, t, ceil_k, true)?;
+            tc_ceiling_egress(obj, t, actives, true)?;
         }
         if scn == SCN_FLOOD {
             ceiling_prog(obj, t, ceil_k, actives, CEIL_BC)?;
@@ -284,14 +351,16 @@ pub fn rate_rounds(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            let null = null_window(cfg, t, obj, scn, round, tr, &mut samples)?;
             for (k, kind) in order {
                 interrupted()?;
                 let w = cfg.window(t, obj, t.duts[k].gen_if, tr)?;
-                samples.push(sample(scn, kind.name(), round, &w, Unit::Pps, cfg.dut_cpu));
+                samples.push(sample(scn, kind.name(), round, &w, Unit::Pps, cfg, null));
             }
         }
         if scn == SCN_TAG {
             ceiling_maps(obj, t, ceil_k, false)?;
+            tc_ceiling_egress(obj, t, actives, false)?;
         }
         if scn == SCN_FLOOD {
             ceiling_prog(obj, t, ceil_k, actives, CEIL)?;

@@ -36,6 +36,9 @@ pub const G2_IP: &str = "10.99.0.2";
 /// The VLAN of the tagged uplink scenario (xbt is an access port of it).
 pub const TAG_VLAN: u16 = 100;
 
+/// The sink of the null path (generator → sink, no DUT).
+pub const NULL_SINK: &str = "snull";
+
 /// MAC of sink interface `i` (1-based; 0 = the tagged scenario's).
 #[must_use]
 pub fn sink_mac(i: usize) -> Mac {
@@ -89,6 +92,9 @@ pub struct Topo {
     pub napi: std::sync::Mutex<Vec<i32>>,
     /// The DUTs' ingress NAPI threads (a subset of `napi`): where the DUT's work runs.
     pub dut_napi: std::sync::Mutex<Vec<i32>>,
+    /// ifindex of `gnull` in the generator namespace: its peer is a sink (`snull`), no DUT in
+    /// between — what generating and sinking a frame costs without forwarding it.
+    pub null_if: u32,
 }
 
 impl Topo {
@@ -97,6 +103,8 @@ impl Topo {
     pub fn new(duts: &[bool], ports: usize) -> Result<Topo> {
         let genns = Netns::new("bgen")?;
         let sink = Netns::new("bsink")?;
+        veth(&genns, "gnull", &sink, NULL_SINK)?;
+        let null_if = ifindex(&genns, "gnull")?;
         let mut v = Vec::new();
         for (k, with_guests) in duts.iter().enumerate() {
             let ns = Netns::new("bdut")?;
@@ -158,13 +166,14 @@ impl Topo {
             ports,
             napi: std::sync::Mutex::new(Vec::new()),
             dut_napi: std::sync::Mutex::new(Vec::new()),
+            null_if,
         })
     }
 
-    /// The sink interface names of every DUT.
+    /// The sink interface names of every DUT, and the null path's.
     #[must_use]
     pub fn sinks(&self) -> Vec<String> {
-        let mut v = Vec::new();
+        let mut v = vec![NULL_SINK.to_string()];
         for k in 0..self.duts.len() {
             v.extend((1..=self.ports).map(|i| format!("s{k}.{i}")));
             v.push(format!("s{k}.t"));
@@ -172,27 +181,37 @@ impl Topo {
         v
     }
 
-    /// Give every DUT's ingress (xb0) a NAPI thread of its own on `dut_cpu`, and the sinks'
-    /// NAPI threads `gen_cpu`, so that the device under test has one CPU to itself.
-    /// Called after every change of attached programs (which may recreate NAPI instances).
+    /// Place the NAPI work by `placement` (see [`Placement`]). Called after every change of
+    /// attached programs (which may recreate NAPI instances).
     ///
-    /// The NAPI threads run `SCHED_FIFO` (like softirq work, which preempts tasks): the sinks
-    /// must never be starved by the generator thread sharing their CPU, and other load on the
-    /// machine must not steal the DUT's CPU.
-    pub fn place_napi(&self, dut_cpu: usize, gen_cpu: usize) -> Result<()> {
+    /// Threaded NAPI runs `SCHED_FIFO` (like softirq work, which preempts tasks): other load
+    /// on the machine must not steal the DUT's CPU, and (split) the sinks must never be
+    /// starved by the generator thread sharing their CPU.
+    pub fn place_napi(&self, placement: Placement, dut_cpu: usize, gen_cpu: usize) -> Result<()> {
         let mut pids = Vec::new();
-        for d in &self.duts {
-            set_threaded(&d.ns, "xb0", true)?;
-        }
-        let dut = pin_napi("xb0", dut_cpu, self.duts.len())?;
+        let dut = if placement == Placement::OneCpu {
+            for d in &self.duts {
+                set_unthreaded(&d.ns, "xb0")?;
+            }
+            Vec::new()
+        } else {
+            for d in &self.duts {
+                set_threaded(&d.ns, "xb0", true)?;
+            }
+            pin_napi("xb0", dut_cpu, self.duts.len())?
+        };
         pids.extend(&dut);
         *self
             .dut_napi
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = dut;
         for s in self.sinks() {
-            set_threaded(&self.sink, &s, false)?;
-            pids.extend(pin_napi(&s, gen_cpu, 1)?);
+            if placement == Placement::Split {
+                set_threaded(&self.sink, &s, false)?;
+                pids.extend(pin_napi(&s, gen_cpu, 1)?);
+            } else {
+                set_unthreaded(&self.sink, &s)?;
+            }
         }
         *self
             .napi
@@ -237,8 +256,24 @@ impl Topo {
     }
 }
 
+/// Rescheduling and function-call IPIs so far, summed over the CPUs (`/proc/interrupts`).
+pub fn ipis() -> u64 {
+    let Ok(s) = fs::read_to_string("/proc/interrupts") else {
+        return 0;
+    };
+    s.lines()
+        .filter_map(|l| l.trim_start().split_once(':'))
+        .filter(|(k, _)| *k == "RES" || *k == "CAL")
+        .map(|(_, v)| {
+            v.split_whitespace()
+                .map_while(|x| x.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
 /// Run time of thread `pid` in ns (first field of `/proc/PID/schedstat`), 0 when gone.
-fn schedstat_ns(pid: i32) -> u64 {
+pub fn schedstat_ns(pid: i32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/schedstat"))
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
@@ -319,6 +354,49 @@ fn set_threaded(ns: &Netns, ifname: &str, coalesce: bool) -> Result<()> {
         ),
     ])?;
     Ok(())
+}
+
+/// NAPI of `ifname` in `ns` as softirq work (not threaded, not coalesced): it runs on the CPU
+/// that scheduled it — the one that sent it frames — in whatever context that CPU was in.
+fn set_unthreaded(ns: &Netns, ifname: &str) -> Result<()> {
+    let d = format!("/sys/class/net/{ifname}");
+    ns.exec_ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "echo 0 > {d}/threaded && echo 0 > {d}/napi_defer_hard_irqs && \
+             echo 0 > {d}/gro_flush_timeout"
+        ),
+    ])?;
+    Ok(())
+}
+
+/// Where the generator, the device under test and the sinks run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// The generator alone on its CPU; the DUT's ingress NAPI thread on the DUT CPU, and the
+    /// sinks' NAPI as softirq work of that thread (they are scheduled from it): one cross-CPU
+    /// hop per frame (generator → DUT, like a NIC's DMA) and no wake-up of another CPU. The
+    /// DUT's CPU time includes the sinks' receive-and-drop.
+    DutSink,
+    /// Everything as softirq work of the generator thread on one CPU: a plain veth setup.
+    /// No cross-CPU traffic at all; the rate is that of generator + DUT + sinks together.
+    OneCpu,
+    /// The generator and the sinks' NAPI threads on the generator's CPU, the DUT's on its
+    /// own: every burst crosses CPUs twice and wakes the sinks' thread on the other CPU.
+    Split,
+}
+
+impl Placement {
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Placement::DutSink => "dut-sink",
+            Placement::OneCpu => "one-cpu",
+            Placement::Split => "split",
+        }
+    }
 }
 
 /// Poll interval of an idle NAPI instance (`gro_flush_timeout`, ns).

@@ -19,7 +19,8 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
-        Program, SchedClassifier, Xdp, XdpMode,
+        Program, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        tc::SchedClassifierLinkId,
         xdp::XdpLinkId,
         {TestRun as _, TestRunAttrs, TestRunOptions},
     },
@@ -41,6 +42,7 @@ pub const GEN: &str = bench::PROG_GEN;
 pub const SINK: &str = bench::PROG_SINK;
 pub const CEIL: &str = bench::PROG_CEIL;
 pub const CEIL_BC: &str = bench::PROG_CEIL_BC;
+pub const TC_CEIL: &str = bench::PROG_TC_CEIL;
 /// The ladder from the ceiling to `xennet_xdp`, in order.
 pub const LADDER: [&str; 3] = [CEIL, bench::PROG_L1_LOOKUP, PROG_XDP];
 /// The TC part of the ladder: the TC ceiling, then `xennet_tc`.
@@ -103,6 +105,12 @@ pub struct Window {
     /// Frames per second dropped on the way out of the DUT into the sinks (their queues full:
     /// the sinks are the bottleneck).
     pub lost_out_pps: f64,
+    /// Run time of the generator thread during the window, seconds per second (with
+    /// `--placement one-cpu` it includes the DUT's and the sinks' softirq work).
+    pub gen_busy: f64,
+    /// Inter-processor interrupts (rescheduling and function-call) per second, all CPUs: the
+    /// cross-CPU wake-ups a placement costs (in a VM each one is an exit).
+    pub ipi_ps: f64,
 }
 
 /// The counters a window is measured between.
@@ -113,16 +121,20 @@ struct Mark {
     /// Drops entering the DUT and toward the sinks.
     drops: (u64, u64),
     dut_ns: u64,
+    gen_ns: u64,
+    ipis: u64,
     cpu: Vec<(u64, u64)>,
     own_ticks: u64,
 }
 
 impl Mark {
-    fn take(t: &Topo, read: &dyn Fn() -> Result<(u64, u64, u64)>) -> Result<Mark> {
+    fn take(t: &Topo, gen_tid: i32, read: &dyn Fn() -> Result<(u64, u64, u64)>) -> Result<Mark> {
         Ok(Mark {
             counts: read()?,
             drops: t.drops(),
             dut_ns: t.dut_runtime_ns(),
+            gen_ns: topo::schedstat_ns(gen_tid),
+            ipis: topo::ipis(),
             cpu: topo::cpu_times()?,
             own_ticks: t.own_ticks(),
             at: Instant::now(),
@@ -143,6 +155,8 @@ impl Mark {
             dut_busy: per_s(a.dut_ns, self.dut_ns) / 1e9,
             lost_in_pps: per_s(a.drops.0, self.drops.0),
             lost_out_pps: per_s(a.drops.1, self.drops.1),
+            gen_busy: per_s(a.gen_ns, self.gen_ns) / 1e9,
+            ipi_ps: per_s(a.ipis, self.ipis),
         }
     }
 }
@@ -295,6 +309,54 @@ impl BenchObj {
         })?
     }
 
+    /// Set the TC ceiling's `ingress → egress` pairs (ifindices in the DUT namespace; every
+    /// DUT namespace is built alike, so that they agree between DUTs, as the XDP ceiling's).
+    pub fn set_tc_ceiling(&mut self, dut: &Netns, pairs: &[(u32, u32)]) -> Result<()> {
+        let ebpf = self.bench_mut()?;
+        dut.run_in(|| -> Result<()> {
+            let name = bench::MAP_TC_TX;
+            let mut to: HashMap<&mut MapData, u32, u32> =
+                HashMap::try_from(ebpf.map_mut(name).context(name)?)?;
+            for (a, b) in pairs {
+                to.insert(a, b, 0).with_context(|| format!("{name} insert"))?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Attach the TC program `prog` (tcx ingress) to `ifname` in `ns`.
+    pub fn attach_tc(
+        &mut self,
+        ns: &Netns,
+        prog: &str,
+        ifname: &str,
+    ) -> Result<(String, SchedClassifierLinkId)> {
+        let p: &mut SchedClassifier = self
+            .holder_mut(prog)?
+            .program_mut(prog)
+            .ok_or_else(|| anyhow!("object has no program {prog}"))?
+            .try_into()
+            .with_context(|| format!("{prog} type"))?;
+        let name = ifname.to_string();
+        let link = ns.run_in(move || {
+            p.attach(&name, TcAttachType::Ingress)
+                .with_context(|| format!("attaching {prog} to {name} (tcx ingress)"))
+        })??;
+        Ok((prog.to_string(), link))
+    }
+
+    /// Detach what [`BenchObj::attach_tc`] attached.
+    pub fn detach_tc(&mut self, link: (String, SchedClassifierLinkId)) -> Result<()> {
+        let p: &mut SchedClassifier = self
+            .holder_mut(&link.0)?
+            .program_mut(&link.0)
+            .ok_or_else(|| anyhow!("object has no program {}", link.0))?
+            .try_into()
+            .with_context(|| format!("{} type", link.0))?;
+        p.detach(link.1)
+            .with_context(|| format!("detaching {}", link.0))
+    }
+
     /// Fill the xennet maps of every loaded object like the agent would for: xb0 trunk [100]
     /// native 1, xb1 access 1 (the sink's MAC static there), and `fdb_entries` static entries
     /// in VLAN 1 behind xb1 — the first `hot` of them are the FDB scenario's destinations, the
@@ -387,9 +449,10 @@ impl BenchObj {
                 while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                let m0 = Mark::take(t, &read)?;
+                let tid = gen_tid.load(Ordering::SeqCst);
+                let m0 = Mark::take(t, tid, &read)?;
                 std::thread::sleep(window);
-                Ok(Mark::take(t, &read)?.window_since(&m0))
+                Ok(Mark::take(t, tid, &read)?.window_since(&m0))
             })();
             stop.store(true, Ordering::SeqCst);
             // One test_run call runs for the whole window (its setup and teardown wait for
@@ -440,12 +503,7 @@ impl BenchObj {
     pub fn tc_ns(&mut self, t: &Dut, prog: &str, frame: &[u8], repeat: u32) -> Result<f64> {
         let (xb0, xb1) = (t.idx("xb0")?, t.idx("xb1")?);
         if is_bench(prog) {
-            let mut to: Array<&mut MapData, u32> = Array::try_from(
-                self.bench_mut()?
-                    .map_mut(bench::MAP_TC_TX)
-                    .context(bench::MAP_TC_TX)?,
-            )?;
-            to.set(0, xb1, 0).context("writing XNB_TC_TX")?;
+            self.set_tc_ceiling(&t.ns, &[(xb0, xb1)])?;
         }
         let p: &SchedClassifier = self
             .holder(prog)?

@@ -8,7 +8,7 @@ mod text;
 
 use std::collections::BTreeMap;
 
-use super::topo::Machine;
+use super::{paths::PathKind, scenarios::NO_DUT, topo::Machine};
 
 pub use self::{
     files::{stem, write},
@@ -65,6 +65,8 @@ pub struct Summary {
     pub vs_bridge: Option<f64>,
     /// median / median of the XDP ceiling.
     pub vs_ceiling: Option<f64>,
+    /// TC paths: median / median of the TC ceiling (a bare tcx `bpf_redirect`).
+    pub vs_tc_ceiling: Option<f64>,
     /// Set when the path could not run this scenario.
     pub na: Option<String>,
 }
@@ -141,6 +143,7 @@ pub fn summarize(
                         extra: BTreeMap::new(),
                         vs_bridge: None,
                         vs_ceiling: None,
+                        vs_tc_ceiling: None,
                         na: Some(why.clone()),
                     });
                 }
@@ -170,6 +173,7 @@ pub fn summarize(
                 extra,
                 vs_bridge: None,
                 vs_ceiling: None,
+                vs_tc_ceiling: None,
                 na: None,
             });
         }
@@ -179,10 +183,18 @@ pub fn summarize(
                 .map(|r| r.median)
         };
         let (b, c) = (base("linux-bridge"), base("xdp-ceiling"));
+        let tc = base(PathKind::TcCeiling.name());
         for r in &mut rows {
-            if r.na.is_none() {
+            // The null path forwards nothing: no ratio.
+            if r.na.is_none() && r.path != NO_DUT {
                 r.vs_bridge = b.map(|b| r.median / b);
                 r.vs_ceiling = c.map(|c| r.median / c);
+                let is_tc = PathKind::ALL
+                    .iter()
+                    .any(|k| k.name() == r.path && k.is_tc());
+                if is_tc {
+                    r.vs_tc_ceiling = tc.map(|c| r.median / c);
+                }
             }
         }
         out.extend(rows);
