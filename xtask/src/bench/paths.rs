@@ -460,10 +460,20 @@ pub fn guest_tx_csum(t: &Dut, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// Median ping RTT g1 → g2 in microseconds, from `count` pings `interval` apart.
-pub fn ping_rtt(t: &Dut, count: u32, interval: f64) -> Result<f64> {
+/// Median and minimum ping RTT g1 → g2 in microseconds, from `count` pings `interval`
+/// apart. The ping runs `SCHED_FIFO` pinned to `cpu`: the whole round trip (both guests and
+/// the DUT in softirq work of the sending CPU, the reply included) then runs there without
+/// waiting for other load on the machine, so that the RTT is the paths' cost rather than the
+/// machine's scheduling latency.
+pub fn ping_rtt(t: &Dut, count: u32, interval: f64, cpu: usize) -> Result<(f64, f64)> {
     let (g1, _) = t.guests()?;
     let out = g1.exec(&[
+        "chrt",
+        "-f",
+        "30",
+        "taskset",
+        "-c",
+        &cpu.to_string(),
         "ping",
         "-n",
         "-c",
@@ -483,10 +493,13 @@ pub fn ping_rtt(t: &Dut, count: u32, interval: f64) -> Result<f64> {
         .map(|ms| ms * 1000.0)
         .collect();
     if v.is_empty() {
-        bail!("ping g1 → g2 got no replies:\n{text}");
+        bail!(
+            "ping g1 → g2 got no replies:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+    Ok((v[v.len() / 2], v[0]))
 }
 
 #[cfg(test)]

@@ -82,6 +82,9 @@ fn row_cells(s: &Scenario, r: &Summary) -> [String; 5] {
     if let Some(g) = r.extra.get("gbps") {
         notes.push(format!("{g:.2} Gbit/s"));
     }
+    if let Some(m) = r.extra.get("min_us") {
+        notes.push(format!("min {m:.0} µs"));
+    }
     if let Some(x) = r.vs_tc_ceiling {
         notes.push(format!("{x:.2}× tc-ceiling"));
     }
