@@ -176,6 +176,33 @@ pub fn null_window(
     Ok(null_ns(&w))
 }
 
+/// Per-frame costs of a window with everything on one CPU.
+#[derive(Debug, PartialEq)]
+pub struct OneCpuCosts {
+    /// Generator thread run time per delivered frame: generator, DUT and sinks.
+    pub all_ns: f64,
+    /// The DUT's part: `all_ns` less what generating and sinking the offered frames cost in
+    /// the null path (`null` ns per generated frame).
+    pub dut_ns: Option<f64>,
+    /// The generator's and sinks' share of the CPU time.
+    pub gen_sink_share: Option<f64>,
+}
+
+/// Split a one-CPU window's run time into the generator's and sinks' part (the null path's
+/// cost per generated frame, `null`) and the DUT's, per delivered frame (flood: per copy).
+#[must_use]
+pub fn one_cpu_costs(w: &Window, null: Option<f64>) -> OneCpuCosts {
+    let all = w.gen_busy * 1e9;
+    let gen_sink = null.map(|n| n * w.offered_pps);
+    OneCpuCosts {
+        all_ns: all / w.pps,
+        dut_ns: gen_sink.map(|g| (all - g).max(0.0) / w.pps),
+        gen_sink_share: gen_sink
+            .filter(|_| all > 0.0)
+            .map(|g| (g / all).min(1.0)),
+    }
+}
+
 /// One window as a sample of `scenario` on `path`, with its secondary values; `null` is the
 /// null path's CPU time per frame in the same round (`--placement one-cpu`).
 pub fn sample(
@@ -197,14 +224,11 @@ pub fn sample(
             // Generator, DUT and sinks all ran in the generator thread: its run time per
             // frame is what a frame costs the one CPU; the DUT's part is what generating and
             // sinking the frames (the null path) did not cost.
-            let all = w.gen_busy * 1e9;
-            extra.insert("cpu_ns".into(), all / w.pps);
-            if let Some(n) = null {
-                let gen_sink = n * w.offered_pps;
-                extra.insert("dut_ns".into(), (all - gen_sink).max(0.0) / w.pps);
-                if all > 0.0 {
-                    extra.insert("gen_sink_share".into(), (gen_sink / all).min(1.0));
-                }
+            let c = one_cpu_costs(w, null);
+            extra.insert("cpu_ns".into(), c.all_ns);
+            if let Some((dut, share)) = c.dut_ns.zip(c.gen_sink_share) {
+                extra.insert("dut_ns".into(), dut);
+                extra.insert("gen_sink_share".into(), share);
             }
         } else {
             // DUT CPU time per forwarded frame (flood: per delivered copy): the DUT's NAPI
@@ -368,4 +392,44 @@ pub fn rate_rounds(
         }
     }
     Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(pps: f64, offered_pps: f64, gen_busy: f64) -> Window {
+        Window {
+            pps,
+            bps: 0.0,
+            offered_pps,
+            cpu_busy: vec![1.0, 1.0],
+            foreign_cpu: 0.0,
+            dut_busy: 0.0,
+            lost_in_pps: 0.0,
+            lost_out_pps: 0.0,
+            gen_busy,
+            ipi_ps: 0.0,
+        }
+    }
+
+    /// The DUT's part of a one-CPU window is what the null path does not explain, per frame
+    /// delivered; a flood's copies share the generated frames' null cost.
+    #[test]
+    fn one_cpu_costs_subtract_the_null_path() {
+        // 4 Mpps on a full CPU: 250 ns per frame, of which the null path explains 150.
+        let null = window(6_666_666.0, 6_666_666.0, 1.0);
+        let n = null_ns(&null).unwrap_or(0.0);
+        assert!((n - 150.0).abs() < 0.01, "{n}");
+        let c = one_cpu_costs(&window(4e6, 4e6, 1.0), Some(n));
+        assert!((c.all_ns - 250.0).abs() < 0.01);
+        assert!((c.dut_ns.unwrap_or(0.0) - 100.0).abs() < 0.01);
+        assert!((c.gen_sink_share.unwrap_or(0.0) - 0.6).abs() < 1e-6);
+        // Flood: 1 M frames generated, 4 M copies delivered in 0.9 s of CPU per s.
+        let c = one_cpu_costs(&window(4e6, 1e6, 0.9), Some(n));
+        assert!((c.dut_ns.unwrap_or(0.0) - 187.5).abs() < 0.01);
+        // Without a null measurement only the whole is known.
+        let c = one_cpu_costs(&window(4e6, 4e6, 1.0), None);
+        assert_eq!((c.dut_ns, c.gen_sink_share), (None, None));
+    }
 }

@@ -255,4 +255,43 @@ mod tests {
         assert_eq!(s[3].na.as_deref(), Some("not built"));
         assert!(s[3].vs_bridge.is_none());
     }
+
+    #[test]
+    fn tc_paths_are_compared_with_the_tc_ceiling_and_the_null_path_with_nothing() {
+        let scn = [Scenario {
+            id: "u64",
+            title: String::new(),
+            unit: Unit::Pps,
+        }];
+        let paths: Vec<String> = [
+            NO_DUT,
+            "linux-bridge",
+            "xdp-ceiling",
+            "xennet-xdp",
+            "tc-ceiling",
+            "xennet-tc",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let samples = vec![
+            sample("u64", NO_DUT, 6.0),
+            sample("u64", "linux-bridge", 1.0),
+            sample("u64", "xdp-ceiling", 4.0),
+            sample("u64", "xennet-xdp", 2.0),
+            sample("u64", "tc-ceiling", 1.25),
+            sample("u64", "xennet-tc", 1.0),
+        ];
+        let s = summarize(&scn, &paths, &samples, &BTreeMap::new());
+        let row = |p: &str| s.iter().find(|r| r.path == p).expect("row");
+        let null = row(NO_DUT);
+        assert!(null.vs_bridge.is_none() && null.vs_ceiling.is_none());
+        assert!(null.vs_tc_ceiling.is_none());
+        assert!((row("xennet-tc").vs_tc_ceiling.unwrap_or(0.0) - 0.8).abs() < 1e-9);
+        assert!((row("xennet-tc").vs_ceiling.unwrap_or(0.0) - 0.25).abs() < 1e-9);
+        assert!((row("tc-ceiling").vs_tc_ceiling.unwrap_or(0.0) - 1.0).abs() < 1e-9);
+        // XDP paths and bridges are not TC paths.
+        assert!(row("xennet-xdp").vs_tc_ceiling.is_none());
+        assert!(row("linux-bridge").vs_tc_ceiling.is_none());
+    }
 }
