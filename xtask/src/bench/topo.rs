@@ -256,6 +256,17 @@ impl Topo {
     }
 }
 
+/// The pid of `ksoftirqd/CPU`, where softirq work raised on `cpu` goes when it is deferred.
+#[must_use]
+pub fn ksoftirqd(cpu: usize) -> Option<i32> {
+    let want = format!("ksoftirqd/{cpu}");
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+        let comm = fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim_end() == want).then_some(pid)
+    })
+}
+
 /// Rescheduling and function-call IPIs so far, summed over the CPUs (`/proc/interrupts`).
 pub fn ipis() -> u64 {
     let Ok(s) = fs::read_to_string("/proc/interrupts") else {

@@ -105,8 +105,9 @@ pub struct Window {
     /// Frames per second dropped on the way out of the DUT into the sinks (their queues full:
     /// the sinks are the bottleneck).
     pub lost_out_pps: f64,
-    /// Run time of the generator thread during the window, seconds per second (with
-    /// `--placement one-cpu` it includes the DUT's and the sinks' softirq work).
+    /// Run time of the generator thread and of its CPU's `ksoftirqd` during the window,
+    /// seconds per second (with `--placement one-cpu` it includes the DUT's and the sinks'
+    /// softirq work).
     pub gen_busy: f64,
     /// Inter-processor interrupts (rescheduling and function-call) per second, all CPUs: the
     /// cross-CPU wake-ups a placement costs (in a VM each one is an exit).
@@ -128,12 +129,18 @@ struct Mark {
 }
 
 impl Mark {
-    fn take(t: &Topo, gen_tid: i32, read: &dyn Fn() -> Result<(u64, u64, u64)>) -> Result<Mark> {
+    /// `gen_threads`: the generator thread and its CPU's `ksoftirqd` (where softirq work the
+    /// generator raised goes when the kernel defers it).
+    fn take(
+        t: &Topo,
+        gen_threads: (i32, Option<i32>),
+        read: &dyn Fn() -> Result<(u64, u64, u64)>,
+    ) -> Result<Mark> {
         Ok(Mark {
             counts: read()?,
             drops: t.drops(),
             dut_ns: t.dut_runtime_ns(),
-            gen_ns: topo::schedstat_ns(gen_tid),
+            gen_ns: topo::schedstat_ns(gen_threads.0) + gen_threads.1.map_or(0, topo::schedstat_ns),
             ipis: topo::ipis(),
             cpu: topo::cpu_times()?,
             own_ticks: t.own_ticks(),
@@ -449,10 +456,10 @@ impl BenchObj {
                 while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                let tid = gen_tid.load(Ordering::SeqCst);
-                let m0 = Mark::take(t, tid, &read)?;
+                let threads = (gen_tid.load(Ordering::SeqCst), topo::ksoftirqd(cpu));
+                let m0 = Mark::take(t, threads, &read)?;
                 std::thread::sleep(window);
-                Ok(Mark::take(t, tid, &read)?.window_since(&m0))
+                Ok(Mark::take(t, threads, &read)?.window_since(&m0))
             })();
             stop.store(true, Ordering::SeqCst);
             // One test_run call runs for the whole window (its setup and teardown wait for
