@@ -198,6 +198,10 @@ pub fn run_notes(
          generator's source MACs are learned on the uplink, the destinations are static \
          `macs`."
             .into(),
+        "tc-ceiling: `xnb_tc_ceil` on tcx ingress, one hash lookup of the ingress ifindex and \
+         `bpf_redirect`, no parsing; xennet's TC rows give their ratio to it (`× tc-ceiling`). \
+         no-dut (gen→sink): the null path, the generator's veth straight into a sink."
+            .into(),
         "Tagged uplink: only xennet can pop a tag here (no 802.1Q devices and no bridge VLAN \
          filtering in this kernel), the ceiling forwards the tagged frame unchanged."
             .into(),
