@@ -460,13 +460,12 @@ pub fn guest_tx_csum(t: &Dut, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// Median and minimum ping RTT g1 → g2 in microseconds, from `count` pings `interval`
-/// apart. The ping runs `SCHED_FIFO` pinned to `cpu`: the whole round trip (both guests and
+/// Median and minimum ping RTT from guest `g1` to g2 in microseconds, from `count` pings
+/// `interval` apart. The ping runs `SCHED_FIFO` pinned to `cpu`: the whole round trip (both guests and
 /// the DUT in softirq work of the sending CPU, the reply included) then runs there without
 /// waiting for other load on the machine, so that the RTT is the paths' cost rather than the
 /// machine's scheduling latency.
-pub fn ping_rtt(t: &Dut, count: u32, interval: f64, cpu: usize) -> Result<(f64, f64)> {
-    let (g1, _) = t.guests()?;
+pub fn ping_rtt(g1: &Netns, count: u32, interval: f64, cpu: usize) -> Result<(f64, f64)> {
     let out = g1.exec(&[
         "chrt",
         "-f",

@@ -147,8 +147,9 @@ fn conf(dst: [u8; 6], dst_n: u32, flows: u16, vlan: Option<u16>) -> GenConf {
     }
 }
 
-/// The null path's name in the report: generator → sink, no DUT in between.
-pub const NO_DUT: &str = "no-dut (gen→sink)";
+/// The null path's name in the report: no DUT in between (frame rates: the generator
+/// straight into a sink; RTT: the guests joined by one veth pair).
+pub const NO_DUT: &str = "no-dut";
 
 /// CPU time per generated frame of a null-path window (`--placement one-cpu`: generating,
 /// receiving and dropping a frame, all in the generator thread).

@@ -200,7 +200,8 @@ pub fn run_notes(
             .into(),
         "tc-ceiling: `xnb_tc_ceil` on tcx ingress, one hash lookup of the ingress ifindex and \
          `bpf_redirect`, no parsing; xennet's TC rows give their ratio to it (`× tc-ceiling`). \
-         no-dut (gen→sink): the null path, the generator's veth straight into a sink."
+         no-dut: the null path, no DUT (frame rates: the generator's veth straight into a \
+         sink; RTT: the guests joined by one veth pair)."
             .into(),
         "Tagged uplink: only xennet can pop a tag here (no 802.1Q devices and no bridge VLAN \
          filtering in this kernel), the ceiling forwards the tagged frame unchanged."

@@ -9,7 +9,7 @@ use super::{
     Setting, interrupted, log,
     paths::{self, PathKind},
     report::Sample,
-    scenarios::{SCN_RTT, SCN_TCP, SCN_TCP_NOCSUM},
+    scenarios::{NO_DUT, SCN_RTT, SCN_TCP, SCN_TCP_NOCSUM},
     topo::Topo,
 };
 
@@ -41,6 +41,17 @@ pub fn rounds(cfg: &Setting, t: &Topo, paths: &[(usize, PathKind)]) -> Result<Gu
             round + 1,
             cfg.p.rounds.min(5)
         ));
+        if want(SCN_RTT) {
+            interrupted()?;
+            let (median, min) = paths::ping_rtt(&t.rtt_null.0, cfg.p.pings, 0.005, cfg.gen_cpu)?;
+            samples.push(Sample {
+                scenario: SCN_RTT,
+                path: NO_DUT.into(),
+                round,
+                value: median,
+                extra: BTreeMap::from([("min_us".into(), min)]),
+            });
+        }
         for (k, kind) in order {
             let d = &t.duts[k];
             let name = kind.name();
@@ -74,7 +85,7 @@ pub fn rounds(cfg: &Setting, t: &Topo, paths: &[(usize, PathKind)]) -> Result<Gu
             }
             if want(SCN_RTT) {
                 interrupted()?;
-                let (median, min) = paths::ping_rtt(d, cfg.p.pings, 0.005, cfg.gen_cpu)?;
+                let (median, min) = paths::ping_rtt(d.guests()?.0, cfg.p.pings, 0.005, cfg.gen_cpu)?;
                 push_extra(SCN_RTT, median, BTreeMap::from([("min_us".into(), min)]));
             }
         }

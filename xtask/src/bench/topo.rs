@@ -92,6 +92,9 @@ pub struct Topo {
     pub napi: std::sync::Mutex<Vec<i32>>,
     /// The DUTs' ingress NAPI threads (a subset of `napi`): where the DUT's work runs.
     pub dut_napi: std::sync::Mutex<Vec<i32>>,
+    /// Two guests joined by one veth pair, nothing in between: the null path of the ping
+    /// RTT (what the machine adds to any path's round trip).
+    pub rtt_null: (Netns, Netns),
     /// ifindex of `gnull` in the generator namespace: its peer is a sink (`snull`), no DUT in
     /// between — what generating and sinking a frame costs without forwarding it.
     pub null_if: u32,
@@ -105,6 +108,17 @@ impl Topo {
         let sink = Netns::new("bsink")?;
         veth(&genns, "gnull", &sink, NULL_SINK)?;
         let null_if = ifindex(&genns, "gnull")?;
+        let rtt_null = (Netns::new("bg1")?, Netns::new("bg2")?);
+        veth(&rtt_null.0, "eth0", &rtt_null.1, "eth0")?;
+        for (g, mac, ip) in [
+            (&rtt_null.0, G1_MAC, G1_IP),
+            (&rtt_null.1, G2_MAC, G2_IP),
+        ] {
+            set_mac(g, "eth0", mac)?;
+            // As the guests of the paths.
+            set_gro(g, "eth0", true)?;
+            add_addr(g, "eth0", &format!("{ip}/24"))?;
+        }
         let mut v = Vec::new();
         for (k, with_guests) in duts.iter().enumerate() {
             let ns = Netns::new("bdut")?;
@@ -166,6 +180,7 @@ impl Topo {
             ports,
             napi: std::sync::Mutex::new(Vec::new()),
             dut_napi: std::sync::Mutex::new(Vec::new()),
+            rtt_null,
             null_if,
         })
     }
