@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Result, bail};
 
-use super::topo::Placement;
+use super::cpu::Placement;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]

@@ -13,6 +13,7 @@
 //! `docs` (`--update-docs`), and `paths`, `topo`, `traffic` (what is measured, where, how).
 
 mod args;
+mod cpu;
 mod docs;
 mod fdb;
 mod ladder_only;
@@ -27,6 +28,7 @@ mod tcp;
 mod topo;
 mod traffic;
 mod udp;
+mod window;
 
 use std::{
     collections::BTreeMap,
@@ -46,7 +48,8 @@ use self::{
         SCN_TCP_NOCSUM, SCN_U64, Traffic, Traffics,
     },
     topo::Topo,
-    traffic::{BenchObj, SINK, Window},
+    traffic::{BenchObj, SINK},
+    window::Window,
 };
 
 fn log(msg: &str) {
@@ -62,7 +65,7 @@ struct Setting<'a> {
 }
 
 impl Setting<'_> {
-    /// Place the NAPI work by `--placement` (see [`topo::Placement`]).
+    /// Place the NAPI work by `--placement` (see [`cpu::Placement`]).
     fn place_napi(&self, t: &Topo) -> Result<()> {
         t.place_napi(self.args.placement, self.dut_cpu, self.gen_cpu)
     }

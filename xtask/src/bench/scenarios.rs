@@ -9,12 +9,14 @@ use xennet_tests::frame::BROADCAST;
 use super::{
     Setting,
     args::BenchArgs,
+    cpu::Placement,
     interrupted, log,
     paths::{Active, PathKind},
     report::{Sample, Scenario, Unit},
-    topo::{self, Placement, Topo},
-    traffic::{BenchObj, CEIL, CEIL_BC, GenConf, Window},
+    topo::{self, Topo},
+    traffic::{BenchObj, CEIL, CEIL_BC, GenConf},
     udp,
+    window::Window,
 };
 
 pub const SCN_U64: &str = "u64";
@@ -198,9 +200,7 @@ pub fn one_cpu_costs(w: &Window, null: Option<f64>) -> OneCpuCosts {
     OneCpuCosts {
         all_ns: all / w.pps,
         dut_ns: gen_sink.map(|g| (all - g).max(0.0) / w.pps),
-        gen_sink_share: gen_sink
-            .filter(|_| all > 0.0)
-            .map(|g| (g / all).min(1.0)),
+        gen_sink_share: gen_sink.filter(|_| all > 0.0).map(|g| (g / all).min(1.0)),
     }
 }
 

@@ -3,10 +3,11 @@
 
 use super::{
     args::BenchArgs,
+    cpu::Placement,
     paths::PathKind,
     report::{Summary, Target},
     scenarios::{NO_DUT, SCN_FDB_BIG, SCN_FDB_SMALL, SCN_RTT, SCN_TCP, SCN_U64},
-    topo::{self, Placement},
+    topo,
 };
 
 fn find<'a>(s: &'a [Summary], scn: &str, path: &str) -> Option<&'a Summary> {

@@ -85,7 +85,8 @@ pub fn rounds(cfg: &Setting, t: &Topo, paths: &[(usize, PathKind)]) -> Result<Gu
             }
             if want(SCN_RTT) {
                 interrupted()?;
-                let (median, min) = paths::ping_rtt(d.guests()?.0, cfg.p.pings, 0.005, cfg.gen_cpu)?;
+                let (median, min) =
+                    paths::ping_rtt(d.guests()?.0, cfg.p.pings, 0.005, cfg.gen_cpu)?;
                 push_extra(SCN_RTT, median, BTreeMap::from([("min_us".into(), min)]));
             }
         }

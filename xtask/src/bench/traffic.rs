@@ -35,7 +35,11 @@ use xennet_common::{
 };
 use xennet_tests::{Netns, frame::Mac};
 
-use super::topo::{self, Dut, Topo};
+use super::{
+    cpu,
+    topo::{self, Dut, Topo},
+    window::{Mark, Window},
+};
 
 /// Programs of the bench object.
 pub const GEN: &str = bench::PROG_GEN;
@@ -79,93 +83,6 @@ fn xdp_md(len: usize, ingress: u32) -> [u8; 24] {
     b[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
     b[12..16].copy_from_slice(&ingress.to_ne_bytes());
     b
-}
-
-/// One measurement window.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Window {
-    /// Frames counted by the sinks per second.
-    pub pps: f64,
-    /// Bits per second of those frames (Ethernet frame bytes, no FCS).
-    pub bps: f64,
-    /// Frames generated per second (offered load, before any drop).
-    pub offered_pps: f64,
-    /// Busy fraction of each CPU.
-    pub cpu_busy: Vec<f64>,
-    /// CPUs' worth of time used by everything but the benchmark (other processes on the
-    /// machine) during the window.
-    pub foreign_cpu: f64,
-    /// Run time of the DUT's ingress NAPI thread during the window, seconds per second: the
-    /// device under test's own CPU time (all of its work runs there), unlike `cpu_busy`, which
-    /// also counts whatever else shares the CPU.
-    pub dut_busy: f64,
-    /// Frames per second dropped on the way into the DUT (its ingress queue full: the DUT is
-    /// the bottleneck).
-    pub lost_in_pps: f64,
-    /// Frames per second dropped on the way out of the DUT into the sinks (their queues full:
-    /// the sinks are the bottleneck).
-    pub lost_out_pps: f64,
-    /// Run time of the generator thread and of its CPU's `ksoftirqd` during the window,
-    /// seconds per second (with `--placement one-cpu` it includes the DUT's and the sinks'
-    /// softirq work).
-    pub gen_busy: f64,
-    /// Inter-processor interrupts (rescheduling and function-call) per second, all CPUs: the
-    /// cross-CPU wake-ups a placement costs (in a VM each one is an exit).
-    pub ipi_ps: f64,
-}
-
-/// The counters a window is measured between.
-struct Mark {
-    at: Instant,
-    /// Sink frames, sink bytes, generated frames.
-    counts: (u64, u64, u64),
-    /// Drops entering the DUT and toward the sinks.
-    drops: (u64, u64),
-    dut_ns: u64,
-    gen_ns: u64,
-    ipis: u64,
-    cpu: Vec<(u64, u64)>,
-    own_ticks: u64,
-}
-
-impl Mark {
-    /// `gen_threads`: the generator thread and its CPU's `ksoftirqd` (where softirq work the
-    /// generator raised goes when the kernel defers it).
-    fn take(
-        t: &Topo,
-        gen_threads: (i32, Option<i32>),
-        read: &dyn Fn() -> Result<(u64, u64, u64)>,
-    ) -> Result<Mark> {
-        Ok(Mark {
-            counts: read()?,
-            drops: t.drops(),
-            dut_ns: t.dut_runtime_ns(),
-            gen_ns: topo::schedstat_ns(gen_threads.0) + gen_threads.1.map_or(0, topo::schedstat_ns),
-            ipis: topo::ipis(),
-            cpu: topo::cpu_times()?,
-            own_ticks: t.own_ticks(),
-            at: Instant::now(),
-        })
-    }
-
-    /// The window from `a` to this mark.
-    #[expect(clippy::cast_precision_loss, reason = "counters")]
-    fn window_since(&self, a: &Mark) -> Window {
-        let dt = self.at.duration_since(a.at).as_secs_f64();
-        let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
-        Window {
-            pps: per_s(a.counts.0, self.counts.0),
-            bps: per_s(a.counts.1, self.counts.1) * 8.0,
-            offered_pps: per_s(a.counts.2, self.counts.2),
-            cpu_busy: topo::cpu_busy(&a.cpu, &self.cpu),
-            foreign_cpu: topo::foreign(&a.cpu, &self.cpu, self.own_ticks - a.own_ticks),
-            dut_busy: per_s(a.dut_ns, self.dut_ns) / 1e9,
-            lost_in_pps: per_s(a.drops.0, self.drops.0),
-            lost_out_pps: per_s(a.drops.1, self.drops.1),
-            gen_busy: per_s(a.gen_ns, self.gen_ns) / 1e9,
-            ipi_ps: per_s(a.ipis, self.ipis),
-        }
-    }
 }
 
 /// Loaded copies of the objects: the bench object (its own maps) and the datapath object
@@ -325,7 +242,8 @@ impl BenchObj {
             let mut to: HashMap<&mut MapData, u32, u32> =
                 HashMap::try_from(ebpf.map_mut(name).context(name)?)?;
             for (a, b) in pairs {
-                to.insert(a, b, 0).with_context(|| format!("{name} insert"))?;
+                to.insert(a, b, 0)
+                    .with_context(|| format!("{name} insert"))?;
             }
             Ok(())
         })?
@@ -423,10 +341,10 @@ impl BenchObj {
                 if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     return Err(std::io::Error::last_os_error()).context("setns gen");
                 }
-                topo::set_affinity(0, cpu)?;
+                cpu::set_affinity(0, cpu)?;
                 // Below the sinks' NAPI threads (50), above everything else: other load on
                 // the machine must not throttle the generator.
-                topo::set_fifo(0, 40)?;
+                cpu::set_fifo(0, 40)?;
                 // SAFETY: gettid has no preconditions.
                 gen_tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
                 let r = (|| -> Result<()> {
@@ -456,7 +374,7 @@ impl BenchObj {
                 while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                let threads = (gen_tid.load(Ordering::SeqCst), topo::ksoftirqd(cpu));
+                let threads = (gen_tid.load(Ordering::SeqCst), cpu::ksoftirqd(cpu));
                 let m0 = Mark::take(t, threads, &read)?;
                 std::thread::sleep(window);
                 Ok(Mark::take(t, threads, &read)?.window_since(&m0))

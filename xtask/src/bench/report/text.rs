@@ -42,9 +42,8 @@ fn limit(r: &Summary) -> String {
     let get = |k: &str| r.extra.get(k).copied().unwrap_or(0.0);
     let (lost_in, lost_out) = (get("lost_in_mpps"), get("lost_out_mpps"));
     let offered = get("offered_mpps");
-    let dut_idle = !r.extra.contains_key("cpu_ns")
-        && r.extra.contains_key("dut_ns")
-        && get("dut_busy") < 0.75;
+    let dut_idle =
+        !r.extra.contains_key("cpu_ns") && r.extra.contains_key("dut_ns") && get("dut_busy") < 0.75;
     if let Some(share) = r.extra.get("gen_sink_share") {
         let by = if *share > 0.5 {
             "limited by the generator and sinks: "
