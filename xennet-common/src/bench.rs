@@ -28,11 +28,11 @@ pub const PROG_SINK: &str = "xnb_sink";
 pub const PROG_CEIL: &str = "xnb_ceil";
 /// The ceiling, flood: a devmap broadcast to every other port.
 pub const PROG_CEIL_BC: &str = "xnb_ceil_bc";
-/// The TC ceiling: a bare `bpf_redirect` to the port in [`MAP_TC_TX`].
+/// The TC ceiling: a bare `bpf_redirect` to the port [`MAP_TC_TX`] gives for the ingress.
 pub const PROG_TC_CEIL: &str = "xnb_tc_ceil";
 /// Ladder step: the ceiling plus the monitor's switch, off (what the monitor costs when off).
 pub const PROG_CEIL_MON: &str = "xnb_ceil_mon";
-/// The TC ceiling's egress ifindex (one `u32`). Array.
+/// The TC ceiling's egress ifindex by ingress ifindex (`u32` → `u32`). Hash.
 pub const MAP_TC_TX: &str = "XNB_TC_TX";
 /// Ladder step 1: VLAN-aware lookup only.
 pub const PROG_L1_LOOKUP: &str = "xnb_l1_lookup";

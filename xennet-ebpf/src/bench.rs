@@ -8,7 +8,8 @@
 //! * `xnb_ceil` / `xnb_ceil_bc`: the ceiling, a bare devmap redirect with no parsing at all
 //!   (unicast: by ingress ifindex; flood: broadcast to every other port).
 //! * `xnb_ceil_mon`: the ceiling plus the drop monitor's switch, off (its cost when off).
-//! * `xnb_tc_ceil`: the TC ceiling, a bare `bpf_redirect` (for the ladder's TC part).
+//! * `xnb_tc_ceil`: the TC ceiling, a bare `bpf_redirect` by ingress ifindex (the ladder's
+//!   TC part and the bench's `tc-ceiling` path).
 //! * `xnb_l1_lookup`: a ladder step between the ceiling and `xennet_xdp` (which adds the
 //!   learning lookup, the clock and the counters), to attribute the per-frame cost; run
 //!   without live frames, for the program's own run time. (The steps that ran `decide()`
@@ -27,7 +28,7 @@ use aya_ebpf::{
     },
     helpers::bpf_redirect,
     macros::{classifier, map, xdp},
-    maps::{Array, DevMapHash, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
 use xennet_common::{
@@ -63,9 +64,9 @@ static XNB_TX: DevMapHash = DevMapHash::with_max_entries(64, 0);
 #[map]
 static XNB_ALL: DevMapHash = DevMapHash::with_max_entries(64, 0);
 
-/// TC ceiling: the egress ifindex (one entry).
+/// TC ceiling: ingress ifindex → egress ifindex.
 #[map]
-static XNB_TC_TX: Array<u32> = Array::with_max_entries(1, 0);
+static XNB_TC_TX: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
 
 /// Generator: rewrite the header, send the frame back out of its device.
 #[xdp]
@@ -153,11 +154,14 @@ pub fn xnb_ceil_mon(ctx: XdpContext) -> u32 {
     XNB_TX.redirect(ingress, 0).unwrap_or(XDP_DROP)
 }
 
-/// TC ceiling: `bpf_redirect` to the configured port, nothing else (the bare tcx redirect
-/// xennet's TC program is measured against).
+/// TC ceiling: `bpf_redirect` by ingress ifindex, nothing else (the bare tcx redirect
+/// xennet's TC program is measured against, like `xnb_ceil` in XDP).
 #[classifier]
-pub fn xnb_tc_ceil(_ctx: TcContext) -> i32 {
-    match XNB_TC_TX.get(0) {
+pub fn xnb_tc_ceil(ctx: TcContext) -> i32 {
+    // SAFETY: reading a field of the program's own context.
+    let ingress = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: the value is a plain u32, copied out at once.
+    match unsafe { XNB_TC_TX.get(&ingress) } {
         // SAFETY: no preconditions.
         #[expect(clippy::cast_possible_truncation, reason = "TC_ACT_REDIRECT is 7")]
         Some(to) => unsafe { bpf_redirect(*to, 0) as i32 },

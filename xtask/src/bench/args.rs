@@ -4,6 +4,8 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Result, bail};
 
+use super::cpu::Placement;
+
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -35,12 +37,18 @@ pub struct BenchArgs {
     /// Frame size of the large-frame scenario, without FCS (1514 = a 1500-byte IP MTU).
     #[arg(long, default_value_t = 1514)]
     pub large: usize,
-    /// CPU of the generator and the sinks.
+    /// CPU of the generator (and of everything with `--placement one-cpu`, of the sinks with
+    /// `split`).
     #[arg(long, default_value_t = 0)]
     pub gen_cpu: usize,
-    /// CPU of the device under test (its ingress NAPI thread).
+    /// CPU of the device under test (its ingress NAPI thread; with `dut-sink` the sinks too).
     #[arg(long, default_value_t = 1)]
     pub dut_cpu: usize,
+    /// Where generator, DUT and sinks run: `dut-sink` (generator alone on its CPU, DUT and
+    /// sinks on the DUT's), `one-cpu` (all on the generator's CPU, a plain veth setup) or
+    /// `split` (sinks with the generator, the layout before `dut-sink`).
+    #[arg(long, value_enum, default_value_t = Placement::OneCpu)]
+    pub placement: Placement,
     /// Replace the generated section of docs/benchmarks.md with this run's markdown.
     #[arg(long)]
     pub update_docs: bool,
@@ -49,7 +57,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Only these paths (comma-separated: `linux-bridge`, `bridge+br_netfilter`,
-    /// `xdp-ceiling`, `xennet-xdp`, `xennet-tc`); default all.
+    /// `xdp-ceiling`, `xennet-xdp`, `tc-ceiling`, `xennet-tc`, `bridge+xen-antispoof`,
+    /// `xennet-tc-portsec`); default all.
     #[arg(long, value_delimiter = ',')]
     pub paths: Vec<String>,
     /// Frames per live-frame batch of the generator (1..=256).
@@ -145,6 +154,7 @@ impl Params {
         params.insert("gen_batch".into(), self.gen_batch.to_string());
         params.insert("gen_cpu".into(), gen_cpu.to_string());
         params.insert("dut_cpu".into(), dut_cpu.to_string());
+        params.insert("placement".into(), args.placement.name().to_string());
         params
     }
 }

@@ -12,7 +12,7 @@ use super::{
     interrupted, log,
     paths::PathKind,
     report::{Sample, Unit},
-    scenarios::{SCN_FDB_BIG, SCN_FDB_SMALL, Traffic, sample},
+    scenarios::{SCN_FDB_BIG, SCN_FDB_SMALL, Traffic, null_window, sample},
     topo::{Dut, Topo},
     traffic::{BenchObj, CEIL, CEIL_BC, GEN, LADDER, LADDER_TC, SINK},
 };
@@ -77,6 +77,7 @@ pub fn rounds(
             order.reverse();
         }
         log(&format!("fdb: round {}/{}", round + 1, cfg.p.rounds));
+        let null = null_window(cfg, t, obj, SCN_FDB_SMALL, round, fdb, &mut samples)?;
         for (is_big, scn) in order {
             interrupted()?;
             let o: &mut BenchObj = if is_big { &mut *big } else { &mut *obj };
@@ -86,7 +87,7 @@ pub fn rounds(
             let w = cfg.window(t, obj, d.gen_if, fdb);
             let o: &mut BenchObj = if is_big { &mut *big } else { &mut *obj };
             o.detach(link)?;
-            samples.push(sample(scn, fdb_path, round, &w?, Unit::Pps, cfg.dut_cpu));
+            samples.push(sample(scn, fdb_path, round, &w?, Unit::Pps, cfg, null));
         }
     }
     Ok(samples)

@@ -13,6 +13,7 @@
 //! `docs` (`--update-docs`), and `paths`, `topo`, `traffic` (what is measured, where, how).
 
 mod args;
+mod cpu;
 mod docs;
 mod fdb;
 mod ladder_only;
@@ -27,6 +28,7 @@ mod tcp;
 mod topo;
 mod traffic;
 mod udp;
+mod window;
 
 use std::{
     collections::BTreeMap,
@@ -46,7 +48,8 @@ use self::{
         SCN_TCP_NOCSUM, SCN_U64, Traffic, Traffics,
     },
     topo::Topo,
-    traffic::{BenchObj, SINK, Window},
+    traffic::{BenchObj, SINK},
+    window::Window,
 };
 
 fn log(msg: &str) {
@@ -62,9 +65,9 @@ struct Setting<'a> {
 }
 
 impl Setting<'_> {
-    /// Pin the NAPI threads: DUTs' ingress on the DUT CPU, the sinks on the generator's.
+    /// Place the NAPI work by `--placement` (see [`cpu::Placement`]).
     fn place_napi(&self, t: &Topo) -> Result<()> {
-        t.place_napi(self.dut_cpu, self.gen_cpu)
+        t.place_napi(self.args.placement, self.dut_cpu, self.gen_cpu)
     }
 
     /// One measurement window of `tr` from the generator veth `gen_if`.
@@ -135,9 +138,10 @@ pub fn run(args: &BenchArgs, agent: &Path, root: &Path) -> Result<()> {
         dut_cpu,
     };
     log(&format!(
-        "{} rounds, {:.2} s windows; generator + sinks on CPU {gen_cpu}, DUT on CPU {dut_cpu}; \
+        "{} rounds, {:.2} s windows; placement {} (generator CPU {gen_cpu}, DUT CPU {dut_cpu}); \
          building {} DUT namespaces",
         cfg.p.rounds,
+        args.placement.name(),
         cfg.p.window.as_secs_f64(),
         roles.len()
     ));
@@ -199,6 +203,10 @@ fn choose_paths(
             }
         }
     }
+    na.insert(
+        (SCN_FLOOD.into(), PathKind::TcCeiling.name().into()),
+        "a bare bpf_redirect sends one copy".into(),
+    );
     for k in [
         PathKind::Bridge,
         PathKind::BridgeNf,
@@ -364,7 +372,9 @@ fn build_report(
     agent_counters: AgentCounters,
 ) -> Report {
     let scenarios = scenarios::scenarios(cfg.args);
-    let path_names: Vec<String> = PathKind::ALL.iter().map(|k| k.name().to_string()).collect();
+    let path_names: Vec<String> = std::iter::once(scenarios::NO_DUT.to_string())
+        .chain(PathKind::ALL.iter().map(|k| k.name().to_string()))
+        .collect();
     let summary = report::summarize(&scenarios, &path_names, &m.samples, na);
     let mut targets = targets::targets(&summary, cfg.args);
     targets.extend(targets::monitor_off(&m.ladder));

@@ -82,7 +82,7 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
     };
     for p in [GEN, SINK, CEIL_BC]
         .iter()
-        .chain(&LADDER[..2])
+        .chain(&LADDER[..3])
         .chain(&LADDER_TC[..1])
     {
         assert!(progs.contains(*p), "bench object lacks {p}: {progs:?}");

@@ -11,7 +11,7 @@ use xennet_tests::{
 
 use super::{
     topo::{self, Dut},
-    traffic::{BenchObj, CEIL},
+    traffic::{BenchObj, CEIL, TC_CEIL},
 };
 
 /// A forwarding path.
@@ -33,14 +33,17 @@ pub enum PathKind {
     BridgeXenAntispoof,
     /// xennet-agent in TC with port security on the generator's and the guests' ports.
     XennetTcSec,
+    /// Bare tcx `bpf_redirect` by ingress ifindex, no parsing: the TC ceiling.
+    TcCeiling,
 }
 
 impl PathKind {
-    pub const ALL: [PathKind; 7] = [
+    pub const ALL: [PathKind; 8] = [
         PathKind::Bridge,
         PathKind::BridgeNf,
         PathKind::Ceiling,
         PathKind::XennetXdp,
+        PathKind::TcCeiling,
         PathKind::XennetTc,
         PathKind::BridgeXenAntispoof,
         PathKind::XennetTcSec,
@@ -56,6 +59,7 @@ impl PathKind {
             PathKind::XennetTc => "xennet-tc",
             PathKind::BridgeXenAntispoof => "bridge+xen-antispoof",
             PathKind::XennetTcSec => "xennet-tc-portsec",
+            PathKind::TcCeiling => "tc-ceiling",
         }
     }
 
@@ -73,7 +77,20 @@ impl PathKind {
     pub const fn vlan_aware(self) -> bool {
         matches!(
             self,
-            PathKind::Ceiling | PathKind::XennetXdp | PathKind::XennetTc | PathKind::XennetTcSec
+            PathKind::Ceiling
+                | PathKind::TcCeiling
+                | PathKind::XennetXdp
+                | PathKind::XennetTc
+                | PathKind::XennetTcSec
+        )
+    }
+
+    /// Whether the path forwards in TC (its ceiling is the TC ceiling).
+    #[must_use]
+    pub const fn is_tc(self) -> bool {
+        matches!(
+            self,
+            PathKind::TcCeiling | PathKind::XennetTc | PathKind::XennetTcSec
         )
     }
 }
@@ -222,6 +239,9 @@ pub enum Active {
     Ceiling {
         links: Vec<(String, aya::programs::xdp::XdpLinkId)>,
     },
+    TcCeiling {
+        links: Vec<(String, aya::programs::tc::SchedClassifierLinkId)>,
+    },
     Xennet {
         agent: Option<Agent>,
         fs: Option<BpfFs>,
@@ -309,6 +329,15 @@ pub fn setup(
             }
             Ok(Active::Ceiling { links })
         }
+        PathKind::TcCeiling => {
+            let (xb0, xb1, xv1, xv2) = (t.idx("xb0")?, t.idx("xb1")?, t.idx("xv1")?, t.idx("xv2")?);
+            obj.set_tc_ceiling(&t.ns, &[(xb0, xb1), (xv1, xv2), (xv2, xv1)])?;
+            let mut links = Vec::new();
+            for i in ["xb0", "xv1", "xv2"] {
+                links.push(obj.attach_tc(&t.ns, TC_CEIL, i)?);
+            }
+            Ok(Active::TcCeiling { links })
+        }
         PathKind::XennetXdp | PathKind::XennetTc | PathKind::XennetTcSec => {
             let attach = path.attach().unwrap_or("xdp");
             let cfg = tmp.join(format!("{}.toml", path.name()));
@@ -343,6 +372,12 @@ impl Active {
             Active::Ceiling { links } => {
                 for l in links {
                     obj.detach(l)?;
+                }
+                Ok(())
+            }
+            Active::TcCeiling { links } => {
+                for l in links {
+                    obj.detach_tc(l)?;
                 }
                 Ok(())
             }
@@ -425,10 +460,19 @@ pub fn guest_tx_csum(t: &Dut, on: bool) -> Result<()> {
     Ok(())
 }
 
-/// Median ping RTT g1 → g2 in microseconds, from `count` pings `interval` apart.
-pub fn ping_rtt(t: &Dut, count: u32, interval: f64) -> Result<f64> {
-    let (g1, _) = t.guests()?;
+/// Median and minimum ping RTT from guest `g1` to g2 in microseconds, from `count` pings
+/// `interval` apart. The ping runs `SCHED_FIFO` pinned to `cpu`: the whole round trip (both guests and
+/// the DUT in softirq work of the sending CPU, the reply included) then runs there without
+/// waiting for other load on the machine, so that the RTT is the paths' cost rather than the
+/// machine's scheduling latency.
+pub fn ping_rtt(g1: &Netns, count: u32, interval: f64, cpu: usize) -> Result<(f64, f64)> {
     let out = g1.exec(&[
+        "chrt",
+        "-f",
+        "30",
+        "taskset",
+        "-c",
+        &cpu.to_string(),
         "ping",
         "-n",
         "-c",
@@ -448,10 +492,13 @@ pub fn ping_rtt(t: &Dut, count: u32, interval: f64) -> Result<f64> {
         .map(|ms| ms * 1000.0)
         .collect();
     if v.is_empty() {
-        bail!("ping g1 → g2 got no replies:\n{text}");
+        bail!(
+            "ping g1 → g2 got no replies:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+    Ok((v[v.len() / 2], v[0]))
 }
 
 #[cfg(test)]

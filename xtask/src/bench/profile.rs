@@ -86,13 +86,23 @@ pub fn in_situ(
             .collect::<Result<_>>()?;
         obj.detach(link)?;
         let w = w?;
+        let cpu = if w.dut_busy > 0.0 {
+            format!(
+                "DUT thread {:.0} % busy = {:.0} ns/frame",
+                w.dut_busy * 100.0,
+                w.dut_busy * 1e9 / w.pps
+            )
+        } else {
+            format!(
+                "generator thread (generator, DUT and sinks) {:.0} ns/frame",
+                w.gen_busy * 1e9 / w.pps
+            )
+        };
         lines.push(format!(
-            "in-situ window, {label}: {:.2} Mpps of {:.2} offered, DUT thread {:.0} % busy = \
-             {:.0} ns/frame, lost entering the DUT {:.2} Mpps, toward the sinks {:.2} Mpps",
+            "in-situ window, {label}: {:.2} Mpps of {:.2} offered, {cpu}, lost entering the DUT \
+             {:.2} Mpps, toward the sinks {:.2} Mpps",
             w.pps / 1e6,
             w.offered_pps / 1e6,
-            w.dut_busy * 100.0,
-            w.dut_busy * 1e9 / w.pps,
             w.lost_in_pps / 1e6,
             w.lost_out_pps / 1e6,
         ));

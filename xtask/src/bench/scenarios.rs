@@ -9,12 +9,14 @@ use xennet_tests::frame::BROADCAST;
 use super::{
     Setting,
     args::BenchArgs,
+    cpu::Placement,
     interrupted, log,
     paths::{Active, PathKind},
     report::{Sample, Scenario, Unit},
     topo::{self, Topo},
-    traffic::{BenchObj, CEIL, CEIL_BC, GenConf, Window},
+    traffic::{BenchObj, CEIL, CEIL_BC, GenConf},
     udp,
+    window::Window,
 };
 
 pub const SCN_U64: &str = "u64";
@@ -147,14 +149,71 @@ fn conf(dst: [u8; 6], dst_n: u32, flows: u16, vlan: Option<u16>) -> GenConf {
     }
 }
 
-/// One window as a sample of `scenario` on `path`, with its secondary values.
+/// The null path's name in the report: no DUT in between (frame rates: the generator
+/// straight into a sink; RTT: the guests joined by one veth pair).
+pub const NO_DUT: &str = "no-dut";
+
+/// CPU time per generated frame of a null-path window (`--placement one-cpu`: generating,
+/// receiving and dropping a frame, all in the generator thread).
+#[must_use]
+pub fn null_ns(w: &Window) -> Option<f64> {
+    (w.offered_pps > 0.0).then(|| w.gen_busy * 1e9 / w.offered_pps)
+}
+
+/// Measure one null-path window of `tr` when everything runs on one CPU (the DUT's CPU time
+/// per frame is then the rest of the frame's cost); its sample goes to `samples`.
+pub fn null_window(
+    cfg: &Setting,
+    t: &Topo,
+    obj: &mut BenchObj,
+    scn: &'static str,
+    round: usize,
+    tr: &Traffic,
+    samples: &mut Vec<Sample>,
+) -> Result<Option<f64>> {
+    if cfg.args.placement != Placement::OneCpu {
+        return Ok(None);
+    }
+    let w = cfg.window(t, obj, t.null_if, tr)?;
+    samples.push(sample(scn, NO_DUT, round, &w, Unit::Pps, cfg, None));
+    Ok(null_ns(&w))
+}
+
+/// Per-frame costs of a window with everything on one CPU.
+#[derive(Debug, PartialEq)]
+pub struct OneCpuCosts {
+    /// Generator thread run time per delivered frame: generator, DUT and sinks.
+    pub all_ns: f64,
+    /// The DUT's part: `all_ns` less what generating and sinking the offered frames cost in
+    /// the null path (`null` ns per generated frame).
+    pub dut_ns: Option<f64>,
+    /// The generator's and sinks' share of the CPU time.
+    pub gen_sink_share: Option<f64>,
+}
+
+/// Split a one-CPU window's run time into the generator's and sinks' part (the null path's
+/// cost per generated frame, `null`) and the DUT's, per delivered frame (flood: per copy).
+#[must_use]
+pub fn one_cpu_costs(w: &Window, null: Option<f64>) -> OneCpuCosts {
+    let all = w.gen_busy * 1e9;
+    let gen_sink = null.map(|n| n * w.offered_pps);
+    OneCpuCosts {
+        all_ns: all / w.pps,
+        dut_ns: gen_sink.map(|g| (all - g).max(0.0) / w.pps),
+        gen_sink_share: gen_sink.filter(|_| all > 0.0).map(|g| (g / all).min(1.0)),
+    }
+}
+
+/// One window as a sample of `scenario` on `path`, with its secondary values; `null` is the
+/// null path's CPU time per frame in the same round (`--placement one-cpu`).
 pub fn sample(
     scenario: &'static str,
     path: &str,
     round: usize,
     w: &Window,
     unit: Unit,
-    dut_cpu: usize,
+    cfg: &Setting,
+    null: Option<f64>,
 ) -> Sample {
     let mut extra = BTreeMap::new();
     extra.insert("offered_mpps".into(), w.offered_pps / 1e6);
@@ -162,17 +221,31 @@ pub fn sample(
         extra.insert("delivered_share".into(), w.pps / w.offered_pps);
     }
     if w.pps > 0.0 {
-        // DUT CPU time per forwarded frame (flood: per delivered copy): the DUT's NAPI
-        // thread's run time when known, else the busy share of its CPU.
-        let busy = if w.dut_busy > 0.0 {
-            Some(w.dut_busy)
+        if cfg.args.placement == Placement::OneCpu {
+            // Generator, DUT and sinks all ran in the generator thread: its run time per
+            // frame is what a frame costs the one CPU; the DUT's part is what generating and
+            // sinking the frames (the null path) did not cost.
+            let c = one_cpu_costs(w, null);
+            extra.insert("cpu_ns".into(), c.all_ns);
+            if let Some((dut, share)) = c.dut_ns.zip(c.gen_sink_share) {
+                extra.insert("dut_ns".into(), dut);
+                extra.insert("gen_sink_share".into(), share);
+            }
         } else {
-            w.cpu_busy.get(dut_cpu).copied()
-        };
-        if let Some(b) = busy {
-            extra.insert("dut_ns".into(), b * 1e9 / w.pps);
+            // DUT CPU time per forwarded frame (flood: per delivered copy): the DUT's NAPI
+            // thread's run time when known, else the busy share of its CPU.
+            let busy = if w.dut_busy > 0.0 {
+                Some(w.dut_busy)
+            } else {
+                w.cpu_busy.get(cfg.dut_cpu).copied()
+            };
+            if let Some(b) = busy {
+                extra.insert("dut_ns".into(), b * 1e9 / w.pps);
+            }
         }
+        extra.insert("ipi_per_kframe".into(), w.ipi_ps * 1e3 / w.pps);
     }
+    extra.insert("gen_busy".into(), w.gen_busy);
     extra.insert("dut_busy".into(), w.dut_busy);
     extra.insert("lost_in_mpps".into(), w.lost_in_pps / 1e6);
     extra.insert("lost_out_mpps".into(), w.lost_out_pps / 1e6);
@@ -212,6 +285,23 @@ pub fn ceiling_maps(
         all.push(d.idx(&format!("xb{i}"))?);
     }
     obj.set_ceiling(&d.ns, &[(xb0, out), (xv1, xv2), (xv2, xv1)], &all)
+}
+
+/// The TC ceiling's egress for xb0 (`tagged`: the tagged-uplink egress), where it runs.
+fn tc_ceiling_egress(
+    obj: &mut BenchObj,
+    t: &Topo,
+    actives: &[Option<Active>],
+    tagged: bool,
+) -> Result<()> {
+    for (k, a) in actives.iter().enumerate() {
+        if let Some(Active::TcCeiling { .. }) = a {
+            let d = &t.duts[k];
+            let out = d.idx(if tagged { "xbt" } else { "xb1" })?;
+            obj.set_tc_ceiling(&d.ns, &[(d.idx("xb0")?, out)])?;
+        }
+    }
+    Ok(())
 }
 
 /// Attach `prog` as the ceiling's program on xb0 in place of the one there.
@@ -258,6 +348,7 @@ pub fn rate_rounds(
             .iter()
             .copied()
             .filter(|(_, k)| scn != SCN_TAG || k.vlan_aware())
+            .filter(|(_, k)| scn != SCN_FLOOD || *k != PathKind::TcCeiling)
             .collect();
         if scn_paths.is_empty() {
             continue;
@@ -265,6 +356,7 @@ pub fn rate_rounds(
         // Per-scenario state of the ceiling: the tagged scenario's egress, the flood program.
         if scn == SCN_TAG {
             ceiling_maps(obj, t, ceil_k, true)?;
+            tc_ceiling_egress(obj, t, actives, true)?;
         }
         if scn == SCN_FLOOD {
             ceiling_prog(obj, t, ceil_k, actives, CEIL_BC)?;
@@ -284,14 +376,16 @@ pub fn rate_rounds(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            let null = null_window(cfg, t, obj, scn, round, tr, &mut samples)?;
             for (k, kind) in order {
                 interrupted()?;
                 let w = cfg.window(t, obj, t.duts[k].gen_if, tr)?;
-                samples.push(sample(scn, kind.name(), round, &w, Unit::Pps, cfg.dut_cpu));
+                samples.push(sample(scn, kind.name(), round, &w, Unit::Pps, cfg, null));
             }
         }
         if scn == SCN_TAG {
             ceiling_maps(obj, t, ceil_k, false)?;
+            tc_ceiling_egress(obj, t, actives, false)?;
         }
         if scn == SCN_FLOOD {
             ceiling_prog(obj, t, ceil_k, actives, CEIL)?;
@@ -299,4 +393,44 @@ pub fn rate_rounds(
         }
     }
     Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(pps: f64, offered_pps: f64, gen_busy: f64) -> Window {
+        Window {
+            pps,
+            bps: 0.0,
+            offered_pps,
+            cpu_busy: vec![1.0, 1.0],
+            foreign_cpu: 0.0,
+            dut_busy: 0.0,
+            lost_in_pps: 0.0,
+            lost_out_pps: 0.0,
+            gen_busy,
+            ipi_ps: 0.0,
+        }
+    }
+
+    /// The DUT's part of a one-CPU window is what the null path does not explain, per frame
+    /// delivered; a flood's copies share the generated frames' null cost.
+    #[test]
+    fn one_cpu_costs_subtract_the_null_path() {
+        // 4 Mpps on a full CPU: 250 ns per frame, of which the null path explains 150.
+        let null = window(6_666_666.0, 6_666_666.0, 1.0);
+        let n = null_ns(&null).unwrap_or(0.0);
+        assert!((n - 150.0).abs() < 0.01, "{n}");
+        let c = one_cpu_costs(&window(4e6, 4e6, 1.0), Some(n));
+        assert!((c.all_ns - 250.0).abs() < 0.01);
+        assert!((c.dut_ns.unwrap_or(0.0) - 100.0).abs() < 0.01);
+        assert!((c.gen_sink_share.unwrap_or(0.0) - 0.6).abs() < 1e-6);
+        // Flood: 1 M frames generated, 4 M copies delivered in 0.9 s of CPU per s.
+        let c = one_cpu_costs(&window(4e6, 1e6, 0.9), Some(n));
+        assert!((c.dut_ns.unwrap_or(0.0) - 187.5).abs() < 0.01);
+        // Without a null measurement only the whole is known.
+        let c = one_cpu_costs(&window(4e6, 4e6, 1.0), None);
+        assert_eq!((c.dut_ns, c.gen_sink_share), (None, None));
+    }
 }

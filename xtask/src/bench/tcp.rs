@@ -9,7 +9,7 @@ use super::{
     Setting, interrupted, log,
     paths::{self, PathKind},
     report::Sample,
-    scenarios::{SCN_RTT, SCN_TCP, SCN_TCP_NOCSUM},
+    scenarios::{NO_DUT, SCN_RTT, SCN_TCP, SCN_TCP_NOCSUM},
     topo::Topo,
 };
 
@@ -41,18 +41,30 @@ pub fn rounds(cfg: &Setting, t: &Topo, paths: &[(usize, PathKind)]) -> Result<Gu
             round + 1,
             cfg.p.rounds.min(5)
         ));
+        if want(SCN_RTT) {
+            interrupted()?;
+            let (median, min) = paths::ping_rtt(&t.rtt_null.0, cfg.p.pings, 0.005, cfg.gen_cpu)?;
+            samples.push(Sample {
+                scenario: SCN_RTT,
+                path: NO_DUT.into(),
+                round,
+                value: median,
+                extra: BTreeMap::from([("min_us".into(), min)]),
+            });
+        }
         for (k, kind) in order {
             let d = &t.duts[k];
             let name = kind.name();
-            let mut push = |scn: &'static str, value: f64| {
+            let mut push_extra = |scn: &'static str, value: f64, extra: BTreeMap<String, f64>| {
                 samples.push(Sample {
                     scenario: scn,
                     path: name.into(),
                     round,
                     value,
-                    extra: BTreeMap::new(),
+                    extra,
                 });
             };
+            let mut push = |scn: &'static str, value: f64| push_extra(scn, value, BTreeMap::new());
             if want(SCN_TCP) && !tcp_broken.contains_key(name) {
                 interrupted()?;
                 match paths::iperf(d, cfg.p.iperf_secs) {
@@ -73,7 +85,9 @@ pub fn rounds(cfg: &Setting, t: &Topo, paths: &[(usize, PathKind)]) -> Result<Gu
             }
             if want(SCN_RTT) {
                 interrupted()?;
-                push(SCN_RTT, paths::ping_rtt(d, cfg.p.pings, 0.005)?);
+                let (median, min) =
+                    paths::ping_rtt(d.guests()?.0, cfg.p.pings, 0.005, cfg.gen_cpu)?;
+                push_extra(SCN_RTT, median, BTreeMap::from([("min_us".into(), min)]));
             }
         }
     }

@@ -16,10 +16,12 @@
 //! `xnb_sink`. Everything lives in namespaces created here and removed on drop; the host's own
 //! interfaces are never touched.
 
-use std::{collections::BTreeMap, fs, path::Path, process::Command, time::Duration};
+use std::{collections::BTreeMap, fs, path::Path, process::Command};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use xennet_tests::{Netns, add_addr, add_neigh, frame::Mac, ifindex, set_gro, set_mac, veth};
+
+use super::cpu::{Placement, pin_napi, proc_ticks, schedstat_ns, set_threaded, set_unthreaded};
 
 /// Source MACs of the generator: `GEN_SRC` + 0..flows (last two bytes).
 pub const GEN_SRC: Mac = [0x02, 0xa0, 0, 0, 0, 0];
@@ -35,6 +37,9 @@ pub const G1_IP: &str = "10.99.0.1";
 pub const G2_IP: &str = "10.99.0.2";
 /// The VLAN of the tagged uplink scenario (xbt is an access port of it).
 pub const TAG_VLAN: u16 = 100;
+
+/// The sink of the null path (generator → sink, no DUT).
+pub const NULL_SINK: &str = "snull";
 
 /// MAC of sink interface `i` (1-based; 0 = the tagged scenario's).
 #[must_use]
@@ -89,6 +94,12 @@ pub struct Topo {
     pub napi: std::sync::Mutex<Vec<i32>>,
     /// The DUTs' ingress NAPI threads (a subset of `napi`): where the DUT's work runs.
     pub dut_napi: std::sync::Mutex<Vec<i32>>,
+    /// Two guests joined by one veth pair, nothing in between: the null path of the ping
+    /// RTT (what the machine adds to any path's round trip).
+    pub rtt_null: (Netns, Netns),
+    /// ifindex of `gnull` in the generator namespace: its peer is a sink (`snull`), no DUT in
+    /// between — what generating and sinking a frame costs without forwarding it.
+    pub null_if: u32,
 }
 
 impl Topo {
@@ -97,6 +108,16 @@ impl Topo {
     pub fn new(duts: &[bool], ports: usize) -> Result<Topo> {
         let genns = Netns::new("bgen")?;
         let sink = Netns::new("bsink")?;
+        veth(&genns, "gnull", &sink, NULL_SINK)?;
+        let null_if = ifindex(&genns, "gnull")?;
+        let rtt_null = (Netns::new("bg1")?, Netns::new("bg2")?);
+        veth(&rtt_null.0, "eth0", &rtt_null.1, "eth0")?;
+        for (g, mac, ip) in [(&rtt_null.0, G1_MAC, G1_IP), (&rtt_null.1, G2_MAC, G2_IP)] {
+            set_mac(g, "eth0", mac)?;
+            // As the guests of the paths.
+            set_gro(g, "eth0", true)?;
+            add_addr(g, "eth0", &format!("{ip}/24"))?;
+        }
         let mut v = Vec::new();
         for (k, with_guests) in duts.iter().enumerate() {
             let ns = Netns::new("bdut")?;
@@ -158,13 +179,15 @@ impl Topo {
             ports,
             napi: std::sync::Mutex::new(Vec::new()),
             dut_napi: std::sync::Mutex::new(Vec::new()),
+            rtt_null,
+            null_if,
         })
     }
 
-    /// The sink interface names of every DUT.
+    /// The sink interface names of every DUT, and the null path's.
     #[must_use]
     pub fn sinks(&self) -> Vec<String> {
-        let mut v = Vec::new();
+        let mut v = vec![NULL_SINK.to_string()];
         for k in 0..self.duts.len() {
             v.extend((1..=self.ports).map(|i| format!("s{k}.{i}")));
             v.push(format!("s{k}.t"));
@@ -172,27 +195,37 @@ impl Topo {
         v
     }
 
-    /// Give every DUT's ingress (xb0) a NAPI thread of its own on `dut_cpu`, and the sinks'
-    /// NAPI threads `gen_cpu`, so that the device under test has one CPU to itself.
-    /// Called after every change of attached programs (which may recreate NAPI instances).
+    /// Place the NAPI work by `placement` (see [`Placement`]). Called after every change of
+    /// attached programs (which may recreate NAPI instances).
     ///
-    /// The NAPI threads run `SCHED_FIFO` (like softirq work, which preempts tasks): the sinks
-    /// must never be starved by the generator thread sharing their CPU, and other load on the
-    /// machine must not steal the DUT's CPU.
-    pub fn place_napi(&self, dut_cpu: usize, gen_cpu: usize) -> Result<()> {
+    /// Threaded NAPI runs `SCHED_FIFO` (like softirq work, which preempts tasks): other load
+    /// on the machine must not steal the DUT's CPU, and (split) the sinks must never be
+    /// starved by the generator thread sharing their CPU.
+    pub fn place_napi(&self, placement: Placement, dut_cpu: usize, gen_cpu: usize) -> Result<()> {
         let mut pids = Vec::new();
-        for d in &self.duts {
-            set_threaded(&d.ns, "xb0", true)?;
-        }
-        let dut = pin_napi("xb0", dut_cpu, self.duts.len())?;
+        let dut = if placement == Placement::OneCpu {
+            for d in &self.duts {
+                set_unthreaded(&d.ns, "xb0")?;
+            }
+            Vec::new()
+        } else {
+            for d in &self.duts {
+                set_threaded(&d.ns, "xb0", true)?;
+            }
+            pin_napi("xb0", dut_cpu, self.duts.len())?
+        };
         pids.extend(&dut);
         *self
             .dut_napi
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = dut;
         for s in self.sinks() {
-            set_threaded(&self.sink, &s, false)?;
-            pids.extend(pin_napi(&s, gen_cpu, 1)?);
+            if placement == Placement::Split {
+                set_threaded(&self.sink, &s, false)?;
+                pids.extend(pin_napi(&s, gen_cpu, 1)?);
+            } else {
+                set_unthreaded(&self.sink, &s)?;
+            }
         }
         *self
             .napi
@@ -235,14 +268,6 @@ impl Topo {
             .sum();
         (into, out)
     }
-}
-
-/// Run time of thread `pid` in ns (first field of `/proc/PID/schedstat`), 0 when gone.
-fn schedstat_ns(pid: i32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
-        .unwrap_or(0)
 }
 
 /// Sum of `tx_dropped` of the interfaces whose name starts with `prefix`, in this thread's
@@ -296,163 +321,6 @@ pub fn remove_stale() {
             }
         }
     }
-}
-
-/// NAPI of `ifname` in `ns`: threaded, and coalesced like a NIC's interrupts: after a poll
-/// the NAPI instance stays scheduled and is polled again by a timer after
-/// [`COALESCE_NS`] (up to [`COALESCE_POLLS`] empty polls), instead of sleeping until the
-/// next frame wakes it up. Without that a fast DUT sleeps and wakes for every burst, and the
-/// wake-up latency, not the DUT, limits the throughput.
-fn set_threaded(ns: &Netns, ifname: &str, coalesce: bool) -> Result<()> {
-    let d = format!("/sys/class/net/{ifname}");
-    let (polls, timeout) = if coalesce {
-        (COALESCE_POLLS, COALESCE_NS)
-    } else {
-        (0, 0)
-    };
-    ns.exec_ok(&[
-        "sh",
-        "-c",
-        &format!(
-            "echo {polls} > {d}/napi_defer_hard_irqs && \
-             echo {timeout} > {d}/gro_flush_timeout && echo 1 > {d}/threaded"
-        ),
-    ])?;
-    Ok(())
-}
-
-/// Poll interval of an idle NAPI instance (`gro_flush_timeout`, ns).
-pub const COALESCE_NS: u32 = 5000;
-/// Empty polls before an idle NAPI instance sleeps (`napi_defer_hard_irqs`).
-pub const COALESCE_POLLS: u32 = 100;
-
-/// Pin every `napi/IF-*` kernel thread to `cpu`.
-fn pin_napi(ifname: &str, cpu: usize, want: usize) -> Result<Vec<i32>> {
-    let prefix = format!("napi/{ifname}-");
-    // The threads appear shortly after `threaded` is set.
-    for _ in 0..50 {
-        let mut found = Vec::new();
-        for e in fs::read_dir("/proc").context("reading /proc")?.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(comm) = fs::read_to_string(e.path().join("comm")) else {
-                continue;
-            };
-            if comm.trim_end().starts_with(&prefix) {
-                set_affinity(pid, cpu)
-                    .with_context(|| format!("pinning {} to CPU {cpu}", comm.trim_end()))?;
-                set_fifo(pid, 50)
-                    .with_context(|| format!("making {} SCHED_FIFO", comm.trim_end()))?;
-                found.push(pid);
-            }
-        }
-        if found.len() >= want {
-            return Ok(found);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("no NAPI thread for {ifname} (threaded NAPI not supported?)")
-}
-
-/// `SCHED_FIFO` at `prio` (50 is the priority of threaded IRQ handlers); pid 0 = the calling
-/// thread.
-pub fn set_fifo(pid: i32, prio: i32) -> Result<()> {
-    let param = libc::sched_param {
-        sched_priority: prio,
-    };
-    // SAFETY: plain syscall with a valid parameter.
-    if unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &raw const param) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("sched_setscheduler");
-    }
-    Ok(())
-}
-
-/// utime + stime of `/proc/PID/stat` (clock ticks), 0 when gone.
-fn proc_ticks(pid: &str) -> u64 {
-    let Ok(s) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // Fields after the command (which may contain spaces), from field 3 on.
-    let Some((_, rest)) = s.rsplit_once(')') else {
-        return 0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the command.
-    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-}
-
-/// `sched_setaffinity(pid, {cpu})`; pid 0 = the calling thread.
-pub fn set_affinity(pid: i32, cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays in bounds for cpu < 1024.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &raw const set) != 0
-        {
-            return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
-        }
-    }
-    Ok(())
-}
-
-/// Busy and total jiffies per CPU from `/proc/stat`.
-pub fn cpu_times() -> Result<Vec<(u64, u64)>> {
-    let s = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    Ok(s.lines()
-        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let total: u64 = v.iter().take(8).sum();
-            // idle + iowait
-            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-            (total - idle, total)
-        })
-        .collect())
-}
-
-/// Busy fraction of each CPU between two [`cpu_times`] samples.
-#[must_use]
-pub fn cpu_busy(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<f64> {
-    a.iter()
-        .zip(b)
-        .map(|((b0, t0), (b1, t1))| {
-            let t = t1.saturating_sub(*t0);
-            if t == 0 {
-                0.0
-            } else {
-                #[expect(clippy::cast_precision_loss, reason = "jiffies")]
-                let f = b1.saturating_sub(*b0) as f64 / t as f64;
-                f
-            }
-        })
-        .collect()
-}
-
-/// CPUs' worth of busy time between two [`cpu_times`] samples not explained by `own` ticks.
-#[must_use]
-pub fn foreign(a: &[(u64, u64)], b: &[(u64, u64)], own: u64) -> f64 {
-    let busy: u64 = a
-        .iter()
-        .zip(b)
-        .map(|((b0, _), (b1, _))| b1.saturating_sub(*b0))
-        .sum();
-    let total: u64 = a
-        .iter()
-        .zip(b)
-        .map(|((_, t0), (_, t1))| t1.saturating_sub(*t0))
-        .sum();
-    if total == 0 {
-        return 0.0;
-    }
-    #[expect(clippy::cast_precision_loss, reason = "ticks")]
-    let f = busy.saturating_sub(own) as f64 / total as f64 * a.len() as f64;
-    f
 }
 
 /// Kernel, CPU model, CPU count, clocksource, load.

@@ -19,7 +19,8 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
-        Program, SchedClassifier, Xdp, XdpMode,
+        Program, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        tc::SchedClassifierLinkId,
         xdp::XdpLinkId,
         {TestRun as _, TestRunAttrs, TestRunOptions},
     },
@@ -34,13 +35,18 @@ use xennet_common::{
 };
 use xennet_tests::{Netns, frame::Mac};
 
-use super::topo::{self, Dut, Topo};
+use super::{
+    cpu,
+    topo::{self, Dut, Topo},
+    window::{Mark, Window},
+};
 
 /// Programs of the bench object.
 pub const GEN: &str = bench::PROG_GEN;
 pub const SINK: &str = bench::PROG_SINK;
 pub const CEIL: &str = bench::PROG_CEIL;
 pub const CEIL_BC: &str = bench::PROG_CEIL_BC;
+pub const TC_CEIL: &str = bench::PROG_TC_CEIL;
 /// The ladder from the ceiling to `xennet_xdp`, in order.
 pub const LADDER: [&str; 4] = [CEIL, bench::PROG_CEIL_MON, bench::PROG_L1_LOOKUP, PROG_XDP];
 /// The TC part of the ladder: the TC ceiling, then `xennet_tc`.
@@ -77,74 +83,6 @@ fn xdp_md(len: usize, ingress: u32) -> [u8; 24] {
     b[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
     b[12..16].copy_from_slice(&ingress.to_ne_bytes());
     b
-}
-
-/// One measurement window.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Window {
-    /// Frames counted by the sinks per second.
-    pub pps: f64,
-    /// Bits per second of those frames (Ethernet frame bytes, no FCS).
-    pub bps: f64,
-    /// Frames generated per second (offered load, before any drop).
-    pub offered_pps: f64,
-    /// Busy fraction of each CPU.
-    pub cpu_busy: Vec<f64>,
-    /// CPUs' worth of time used by everything but the benchmark (other processes on the
-    /// machine) during the window.
-    pub foreign_cpu: f64,
-    /// Run time of the DUT's ingress NAPI thread during the window, seconds per second: the
-    /// device under test's own CPU time (all of its work runs there), unlike `cpu_busy`, which
-    /// also counts whatever else shares the CPU.
-    pub dut_busy: f64,
-    /// Frames per second dropped on the way into the DUT (its ingress queue full: the DUT is
-    /// the bottleneck).
-    pub lost_in_pps: f64,
-    /// Frames per second dropped on the way out of the DUT into the sinks (their queues full:
-    /// the sinks are the bottleneck).
-    pub lost_out_pps: f64,
-}
-
-/// The counters a window is measured between.
-struct Mark {
-    at: Instant,
-    /// Sink frames, sink bytes, generated frames.
-    counts: (u64, u64, u64),
-    /// Drops entering the DUT and toward the sinks.
-    drops: (u64, u64),
-    dut_ns: u64,
-    cpu: Vec<(u64, u64)>,
-    own_ticks: u64,
-}
-
-impl Mark {
-    fn take(t: &Topo, read: &dyn Fn() -> Result<(u64, u64, u64)>) -> Result<Mark> {
-        Ok(Mark {
-            counts: read()?,
-            drops: t.drops(),
-            dut_ns: t.dut_runtime_ns(),
-            cpu: topo::cpu_times()?,
-            own_ticks: t.own_ticks(),
-            at: Instant::now(),
-        })
-    }
-
-    /// The window from `a` to this mark.
-    #[expect(clippy::cast_precision_loss, reason = "counters")]
-    fn window_since(&self, a: &Mark) -> Window {
-        let dt = self.at.duration_since(a.at).as_secs_f64();
-        let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
-        Window {
-            pps: per_s(a.counts.0, self.counts.0),
-            bps: per_s(a.counts.1, self.counts.1) * 8.0,
-            offered_pps: per_s(a.counts.2, self.counts.2),
-            cpu_busy: topo::cpu_busy(&a.cpu, &self.cpu),
-            foreign_cpu: topo::foreign(&a.cpu, &self.cpu, self.own_ticks - a.own_ticks),
-            dut_busy: per_s(a.dut_ns, self.dut_ns) / 1e9,
-            lost_in_pps: per_s(a.drops.0, self.drops.0),
-            lost_out_pps: per_s(a.drops.1, self.drops.1),
-        }
-    }
 }
 
 /// Loaded copies of the objects: the bench object (its own maps) and the datapath object
@@ -295,6 +233,55 @@ impl BenchObj {
         })?
     }
 
+    /// Set the TC ceiling's `ingress → egress` pairs (ifindices in the DUT namespace; every
+    /// DUT namespace is built alike, so that they agree between DUTs, as the XDP ceiling's).
+    pub fn set_tc_ceiling(&mut self, dut: &Netns, pairs: &[(u32, u32)]) -> Result<()> {
+        let ebpf = self.bench_mut()?;
+        dut.run_in(|| -> Result<()> {
+            let name = bench::MAP_TC_TX;
+            let mut to: HashMap<&mut MapData, u32, u32> =
+                HashMap::try_from(ebpf.map_mut(name).context(name)?)?;
+            for (a, b) in pairs {
+                to.insert(a, b, 0)
+                    .with_context(|| format!("{name} insert"))?;
+            }
+            Ok(())
+        })?
+    }
+
+    /// Attach the TC program `prog` (tcx ingress) to `ifname` in `ns`.
+    pub fn attach_tc(
+        &mut self,
+        ns: &Netns,
+        prog: &str,
+        ifname: &str,
+    ) -> Result<(String, SchedClassifierLinkId)> {
+        let p: &mut SchedClassifier = self
+            .holder_mut(prog)?
+            .program_mut(prog)
+            .ok_or_else(|| anyhow!("object has no program {prog}"))?
+            .try_into()
+            .with_context(|| format!("{prog} type"))?;
+        let name = ifname.to_string();
+        let link = ns.run_in(move || {
+            p.attach(&name, TcAttachType::Ingress)
+                .with_context(|| format!("attaching {prog} to {name} (tcx ingress)"))
+        })??;
+        Ok((prog.to_string(), link))
+    }
+
+    /// Detach what [`BenchObj::attach_tc`] attached.
+    pub fn detach_tc(&mut self, link: (String, SchedClassifierLinkId)) -> Result<()> {
+        let p: &mut SchedClassifier = self
+            .holder_mut(&link.0)?
+            .program_mut(&link.0)
+            .ok_or_else(|| anyhow!("object has no program {}", link.0))?
+            .try_into()
+            .with_context(|| format!("{} type", link.0))?;
+        p.detach(link.1)
+            .with_context(|| format!("detaching {}", link.0))
+    }
+
     /// Fill the xennet maps of every loaded object like the agent would for: xb0 trunk [100]
     /// native 1, xb1 access 1 (the sink's MAC static there), and `fdb_entries` static entries
     /// in VLAN 1 behind xb1 — the first `hot` of them are the FDB scenario's destinations, the
@@ -354,10 +341,10 @@ impl BenchObj {
                 if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     return Err(std::io::Error::last_os_error()).context("setns gen");
                 }
-                topo::set_affinity(0, cpu)?;
+                cpu::set_affinity(0, cpu)?;
                 // Below the sinks' NAPI threads (50), above everything else: other load on
                 // the machine must not throttle the generator.
-                topo::set_fifo(0, 40)?;
+                cpu::set_fifo(0, 40)?;
                 // SAFETY: gettid has no preconditions.
                 gen_tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
                 let r = (|| -> Result<()> {
@@ -387,9 +374,10 @@ impl BenchObj {
                 while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                let m0 = Mark::take(t, &read)?;
+                let threads = (gen_tid.load(Ordering::SeqCst), cpu::ksoftirqd(cpu));
+                let m0 = Mark::take(t, threads, &read)?;
                 std::thread::sleep(window);
-                Ok(Mark::take(t, &read)?.window_since(&m0))
+                Ok(Mark::take(t, threads, &read)?.window_since(&m0))
             })();
             stop.store(true, Ordering::SeqCst);
             // One test_run call runs for the whole window (its setup and teardown wait for
@@ -440,12 +428,7 @@ impl BenchObj {
     pub fn tc_ns(&mut self, t: &Dut, prog: &str, frame: &[u8], repeat: u32) -> Result<f64> {
         let (xb0, xb1) = (t.idx("xb0")?, t.idx("xb1")?);
         if is_bench(prog) {
-            let mut to: Array<&mut MapData, u32> = Array::try_from(
-                self.bench_mut()?
-                    .map_mut(bench::MAP_TC_TX)
-                    .context(bench::MAP_TC_TX)?,
-            )?;
-            to.set(0, xb1, 0).context("writing XNB_TC_TX")?;
+            self.set_tc_ceiling(&t.ns, &[(xb0, xb1)])?;
         }
         let p: &SchedClassifier = self
             .holder(prog)?

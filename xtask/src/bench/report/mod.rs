@@ -8,7 +8,7 @@ mod text;
 
 use std::collections::BTreeMap;
 
-use super::topo::Machine;
+use super::{paths::PathKind, scenarios::NO_DUT, topo::Machine};
 
 pub use self::{
     files::{stem, write},
@@ -65,6 +65,8 @@ pub struct Summary {
     pub vs_bridge: Option<f64>,
     /// median / median of the XDP ceiling.
     pub vs_ceiling: Option<f64>,
+    /// TC paths: median / median of the TC ceiling (a bare tcx `bpf_redirect`).
+    pub vs_tc_ceiling: Option<f64>,
     /// Set when the path could not run this scenario.
     pub na: Option<String>,
 }
@@ -141,6 +143,7 @@ pub fn summarize(
                         extra: BTreeMap::new(),
                         vs_bridge: None,
                         vs_ceiling: None,
+                        vs_tc_ceiling: None,
                         na: Some(why.clone()),
                     });
                 }
@@ -170,6 +173,7 @@ pub fn summarize(
                 extra,
                 vs_bridge: None,
                 vs_ceiling: None,
+                vs_tc_ceiling: None,
                 na: None,
             });
         }
@@ -179,10 +183,18 @@ pub fn summarize(
                 .map(|r| r.median)
         };
         let (b, c) = (base("linux-bridge"), base("xdp-ceiling"));
+        let tc = base(PathKind::TcCeiling.name());
         for r in &mut rows {
-            if r.na.is_none() {
+            // The null path forwards nothing: no ratio.
+            if r.na.is_none() && r.path != NO_DUT {
                 r.vs_bridge = b.map(|b| r.median / b);
                 r.vs_ceiling = c.map(|c| r.median / c);
+                let is_tc = PathKind::ALL
+                    .iter()
+                    .any(|k| k.name() == r.path && k.is_tc());
+                if is_tc {
+                    r.vs_tc_ceiling = tc.map(|c| r.median / c);
+                }
             }
         }
         out.extend(rows);
@@ -242,5 +254,44 @@ mod tests {
         assert_eq!((x.min, x.max), (4.0, 6.0));
         assert_eq!(s[3].na.as_deref(), Some("not built"));
         assert!(s[3].vs_bridge.is_none());
+    }
+
+    #[test]
+    fn tc_paths_are_compared_with_the_tc_ceiling_and_the_null_path_with_nothing() {
+        let scn = [Scenario {
+            id: "u64",
+            title: String::new(),
+            unit: Unit::Pps,
+        }];
+        let paths: Vec<String> = [
+            NO_DUT,
+            "linux-bridge",
+            "xdp-ceiling",
+            "xennet-xdp",
+            "tc-ceiling",
+            "xennet-tc",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let samples = vec![
+            sample("u64", NO_DUT, 6.0),
+            sample("u64", "linux-bridge", 1.0),
+            sample("u64", "xdp-ceiling", 4.0),
+            sample("u64", "xennet-xdp", 2.0),
+            sample("u64", "tc-ceiling", 1.25),
+            sample("u64", "xennet-tc", 1.0),
+        ];
+        let s = summarize(&scn, &paths, &samples, &BTreeMap::new());
+        let row = |p: &str| s.iter().find(|r| r.path == p).expect("row");
+        let null = row(NO_DUT);
+        assert!(null.vs_bridge.is_none() && null.vs_ceiling.is_none());
+        assert!(null.vs_tc_ceiling.is_none());
+        assert!((row("xennet-tc").vs_tc_ceiling.unwrap_or(0.0) - 0.8).abs() < 1e-9);
+        assert!((row("xennet-tc").vs_ceiling.unwrap_or(0.0) - 0.25).abs() < 1e-9);
+        assert!((row("tc-ceiling").vs_tc_ceiling.unwrap_or(0.0) - 1.0).abs() < 1e-9);
+        // XDP paths and bridges are not TC paths.
+        assert!(row("xennet-xdp").vs_tc_ceiling.is_none());
+        assert!(row("linux-bridge").vs_tc_ceiling.is_none());
     }
 }

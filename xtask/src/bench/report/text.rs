@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{GENERATOR_BOUND, Report, Scenario, Summary, Unit};
-use crate::bench::traffic::LADDER_TC;
+use crate::bench::{scenarios::NO_DUT, traffic::LADDER_TC};
 
 /// A value in the scenario's display unit.
 #[must_use]
@@ -31,21 +31,38 @@ fn ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "—".into(), |x| format!("{x:.2}×"))
 }
 
-/// What limited a frame-rate row, as a note suffix: frames lost entering the DUT (its
-/// ingress queue overflowed: the DUT), lost leaving it (the sinks' queues overflowed: the
-/// sinks), or neither while the DUT forwarded most of what was offered (the generator).
-fn limit(r: &Summary) -> &'static str {
+/// What limited a frame-rate row, as a note suffix. With everything on one CPU (`cpu_ns`)
+/// the parts take turns: the note says which share of the CPU generating and sinking the
+/// frames took (the null path's cost), and calls the row limited by them when that is most
+/// of it. Otherwise: frames lost entering the DUT (its ingress queue overflowed: the DUT),
+/// lost leaving it (the sinks' queues overflowed: the sinks), or neither while the DUT
+/// forwarded most of what was offered or its thread was idle a quarter of the window (the
+/// generator).
+fn limit(r: &Summary) -> String {
     let get = |k: &str| r.extra.get(k).copied().unwrap_or(0.0);
     let (lost_in, lost_out) = (get("lost_in_mpps"), get("lost_out_mpps"));
     let offered = get("offered_mpps");
-    if lost_out > lost_in && lost_out > 0.05 * offered {
-        " (limited by the sinks: a lower bound)"
-    } else if lost_in > 0.05 * offered {
-        " (limited by the DUT)"
-    } else if get("delivered_share") >= GENERATOR_BOUND {
-        " (limited by the generator: a lower bound)"
+    let dut_idle =
+        !r.extra.contains_key("cpu_ns") && r.extra.contains_key("dut_ns") && get("dut_busy") < 0.75;
+    if let Some(share) = r.extra.get("gen_sink_share") {
+        let by = if *share > 0.5 {
+            "limited by the generator and sinks: "
+        } else {
+            ""
+        };
+        format!(" ({by}they took {:.0}% of the one CPU)", share * 100.0)
+    } else if r.path == NO_DUT {
+        " (generator and sink alone on one CPU)".into()
+    } else if r.extra.contains_key("cpu_ns") {
+        " (generator, DUT and sinks on one CPU)".into()
+    } else if lost_out > lost_in && lost_out > 0.05 * offered {
+        " (limited by the sinks: a lower bound)".into()
+    } else if lost_in > 0.05 * offered && !dut_idle {
+        " (limited by the DUT)".into()
+    } else if get("delivered_share") >= GENERATOR_BOUND || dut_idle {
+        " (limited by the generator: a lower bound)".into()
     } else {
-        ""
+        String::new()
     }
 }
 
@@ -64,8 +81,32 @@ fn row_cells(s: &Scenario, r: &Summary) -> [String; 5] {
     if let Some(g) = r.extra.get("gbps") {
         notes.push(format!("{g:.2} Gbit/s"));
     }
+    if let Some(m) = r.extra.get("min_us") {
+        notes.push(format!("min {m:.0} µs"));
+    }
+    if let Some(x) = r.vs_tc_ceiling {
+        notes.push(format!("{x:.2}× tc-ceiling"));
+    }
     if let Some(ns) = r.extra.get("dut_ns") {
-        notes.push(format!("DUT {ns:.0} ns/frame"));
+        if r.extra.contains_key("cpu_ns") {
+            notes.push(format!("DUT {ns:.0} ns/frame"));
+        } else {
+            let busy = r.extra.get("dut_busy").copied().unwrap_or(0.0);
+            notes.push(format!(
+                "DUT {ns:.0} ns/frame (thread busy {:.0}%)",
+                busy * 100.0
+            ));
+        }
+    }
+    if let Some(ns) = r.extra.get("cpu_ns") {
+        if r.path == NO_DUT {
+            notes.push(format!("gen+sink {ns:.0} ns/frame"));
+        } else {
+            notes.push(format!("gen+DUT+sink {ns:.0} ns/frame"));
+        }
+    }
+    if let Some(n) = r.extra.get("ipi_per_kframe") {
+        notes.push(format!("{n:.1} IPIs/kframe"));
     }
     if let Some(o) = r.extra.get("offered_mpps") {
         notes.push(format!("offered {o:.2} Mpps{}", limit(r)));
