@@ -14,8 +14,8 @@
 use crate::{
     VLAN_MAX, VLAN_VID_MASK,
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP,
-        PortConf, SEC_ON,
+        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY,
+        PORT_F_XDP, PortConf, SEC_ON,
     },
     rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
@@ -33,6 +33,30 @@ pub trait Frame {
 
     /// `N` bytes at `off`, or `None` when the frame ends before `off + N`.
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+
+    /// The big-endian `u32` at `off` (what port security reads its headers with). The
+    /// programs override it with one 32-bit load: [`Frame::load`] of 4 unaligned bytes is
+    /// four byte loads and shifts on the bpf target.
+    #[inline(always)]
+    fn be32(&self, off: usize) -> Option<u32> {
+        self.load::<4>(off).map(u32::from_be_bytes)
+    }
+
+    /// `N` big-endian `u32`s from `off` on, with one bounds check for all of them; `None`
+    /// when the frame ends before `off + 4 * N`.
+    #[inline(always)]
+    fn be32s<const N: usize>(&self, off: usize) -> Option<[u32; N]> {
+        if off + 4 * N > self.len() {
+            return None;
+        }
+        let mut w = [0; N];
+        let mut i = 0;
+        while i < N {
+            w[i] = self.be32(off + 4 * i)?;
+            i += 1;
+        }
+        Some(w)
+    }
 
     /// A tag the kernel already moved out of the bytes into metadata, as `(tpid, tci)`
     /// (TC programs: `skb->vlan_present`). XDP sees every tag in the bytes.
@@ -203,6 +227,9 @@ pub struct Decision {
     /// XDP cannot carry this out (the egress port takes no XDP frames, or the flood has
     /// such members): the XDP program passes the frame to the TC program of the same device.
     pub defer_to_tc: bool,
+    /// The egress port has a bandwidth limit ([`PORT_F_RATE`]; forward only): the program
+    /// polices the frame against it.
+    pub police_out: bool,
 }
 
 impl Decision {
@@ -218,6 +245,7 @@ impl Decision {
             learn: None,
             tci: vlan,
             defer_to_tc: false,
+            police_out: false,
         }
     }
 
@@ -270,8 +298,10 @@ fn decide_on<F: Frame, T: Tables>(
     use Verdict::Drop;
 
     let slot = port.slot;
-    // The port's ingress limit comes first, as a policer in front of a bridge port would.
-    if police_in && !police(t, slot, Dir::In, || f.wire_len()) {
+    // The port's ingress limit comes first, as a policer in front of a bridge port would; a
+    // port without a limit does not look its buckets up.
+    if police_in && port.flags & PORT_F_RATE != 0 && !police(t, slot, Dir::In, || f.wire_len())
+    {
         return Decision::new(Drop, Stat::DropRateLimit, slot, 0);
     }
     let hdr = match parse(f) {
@@ -452,6 +482,7 @@ fn forward<T: Tables>(
         learn: None,
         tci: pcp_dei | vlan,
         defer_to_tc: out.flags & PORT_F_TC_ONLY != 0,
+        police_out: out.flags & PORT_F_RATE != 0,
     }
 }
 

@@ -15,7 +15,9 @@ use aya_ebpf::{
 use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
     fwd::{self, Frame, Put, Tables, TagOp, Verdict},
-    maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
+    maps::{
+        FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_RATE, PORT_F_XDP, PortConf,
+    },
     rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
 };
@@ -95,6 +97,16 @@ impl Frame for TcFrame<'_> {
     #[inline(always)]
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
         crate::pkt::load(self.0.data(), self.0.data_end(), off)
+    }
+
+    #[inline(always)]
+    fn be32(&self, off: usize) -> Option<u32> {
+        crate::pkt::load_be32(self.0.data(), self.0.data_end(), off)
+    }
+
+    #[inline(always)]
+    fn be32s<const N: usize>(&self, off: usize) -> Option<[u32; N]> {
+        crate::pkt::load_be32s(self.0.data(), self.0.data_end(), off)
     }
 
     #[inline(always)]
@@ -194,7 +206,7 @@ pub fn xennet_tc(ctx: TcContext) -> i32 {
         Verdict::Pass => TC_ACT_OK as i32,
         Verdict::Drop => TC_ACT_SHOT as i32,
         Verdict::Forward => {
-            if !police(&Maps, d.out_slot, Dir::Out, || out_len(len, d.tag)) {
+            if d.police_out && !police(&Maps, d.out_slot, Dir::Out, || out_len(len, d.tag)) {
                 // The egress port's limit: counted there; the frame's outcome stays.
                 fwd::account_refused(&Maps, &d, len);
                 return TC_ACT_SHOT as i32;
@@ -259,7 +271,7 @@ fn flood(ctx: &TcContext, d: &fwd::Decision, inp: &PortConf, ingress: u32) -> bo
         };
         let slot = out.slot;
         let copy_len = u64::from(base) + if tagged { VLAN_HLEN as u64 } else { 0 };
-        if !police(&Maps, slot, Dir::Out, || copy_len) {
+        if out.flags & PORT_F_RATE != 0 && !police(&Maps, slot, Dir::Out, || copy_len) {
             fwd::count(&Maps, slot, Stat::DropRateLimit);
             continue;
         }

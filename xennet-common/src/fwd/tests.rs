@@ -174,6 +174,17 @@ fn fixture_portsec_table_on_the_host() {
     assert_eq!(*w.fdb.borrow(), fdb, "the table must not change the FDB");
 }
 
+/// The bandwidth limit rows on the host core, in order in their lab: two frames within the
+/// burst forwarded, the third refused as `drop_rate_limit`, the other way unaffected.
+#[test]
+fn fixture_rate_rows_on_the_host() {
+    let lab = fixtures::rate::RATED;
+    let w = World::from_lab(&lab);
+    for r in fixtures::rate::rate_rows() {
+        w.check(&r, &lab);
+    }
+}
+
 /// TC usually sees the outer tag in skb metadata and the next tag in the bytes: every hostile
 /// row whose outer tag is in-band is decided the same way with that tag offloaded.
 #[test]
