@@ -49,7 +49,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Only these paths (comma-separated: `linux-bridge`, `bridge+br_netfilter`,
-    /// `xdp-ceiling`, `xennet-xdp`, `xennet-tc`); default all.
+    /// `bridge+xen-antispoof`, `xdp-ceiling`, `xennet-xdp`, `xennet-tc`, `xennet-tc-portsec`);
+    /// default all.
     #[arg(long, value_delimiter = ',')]
     pub paths: Vec<String>,
     /// Frames per live-frame batch of the generator (1..=256).
