@@ -264,11 +264,16 @@ fn portsec_frames_through_tc() {
 /// The bandwidth limit rows through `program`, in order in one lab (each depends on the
 /// bucket the ones before left): within the burst forwarded, then `drop_rate_limit`.
 fn rates_through(program: Program) {
-    with_lab(&tag(program, "rate"), &rate::RATED, all_tc(program), |lab| {
-        for r in rate::rate_rows() {
-            lab.check(program, &r);
-        }
-    });
+    with_lab(
+        &tag(program, "rate"),
+        &rate::RATED,
+        all_tc(program),
+        |lab| {
+            for r in rate::rate_rows() {
+                lab.check(program, &r);
+            }
+        },
+    );
 }
 
 #[test]

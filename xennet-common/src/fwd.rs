@@ -300,8 +300,7 @@ fn decide_on<F: Frame, T: Tables>(
     let slot = port.slot;
     // The port's ingress limit comes first, as a policer in front of a bridge port would; a
     // port without a limit does not look its buckets up.
-    if police_in && port.flags & PORT_F_RATE != 0 && !police(t, slot, Dir::In, || f.wire_len())
-    {
+    if police_in && port.flags & PORT_F_RATE != 0 && !police(t, slot, Dir::In, || f.wire_len()) {
         return Decision::new(Drop, Stat::DropRateLimit, slot, 0);
     }
     let hdr = match parse(f) {

@@ -15,38 +15,15 @@ pub(crate) fn load<const N: usize>(start: usize, end: usize, off: usize) -> Opti
     Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
 }
 
-/// The big-endian `u32` at `off` of the packet `[start, end)`, in one 32-bit load, or `None`
-/// when its 4 bytes are not all inside.
+/// `N` big-endian `u32`s from `off` on of the packet `[start, end)`, one 32-bit load each
+/// after one bounds check, or `None` when they are not all inside.
 ///
 /// `read_unaligned` of 4 bytes becomes four byte loads and shifts on the bpf target (LLVM may
 /// not assume the target loads unaligned words), and a `u32` read through `ptr::read` would
-/// claim an alignment the packet does not have (an IPv4 header sits at offset 14). The load
-/// is written in BPF assembly instead: the verifier allows unaligned packet loads where the
+/// claim an alignment the packet does not have (an IPv4 header sits at offset 14). The loads
+/// are written in BPF assembly instead: the verifier allows unaligned packet loads where the
 /// architecture does (`CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS`: x86-64, arm64), as it does
 /// for every C program that reads `iph->saddr`.
-#[inline(always)]
-pub(crate) fn load_be32(start: usize, end: usize, off: usize) -> Option<u32> {
-    let p = start + off;
-    if p + 4 > end {
-        return None;
-    }
-    let v: u64;
-    // SAFETY: the 4 bytes at `p` are inside the packet (checked just above); the asm only
-    // loads them.
-    unsafe {
-        core::arch::asm!(
-            "{v} = *(u32 *)({p} + 0)",
-            v = lateout(reg) v,
-            p = in(reg) p,
-            options(pure, readonly, nostack, preserves_flags),
-        );
-    }
-    #[expect(clippy::cast_possible_truncation, reason = "a 32-bit load, zero-extended")]
-    Some(u32::from_be(v as u32))
-}
-
-/// `N` big-endian `u32`s from `off` on of the packet `[start, end)`, with one bounds check,
-/// or `None` when they are not all inside (see [`load_be32`]).
 #[inline(always)]
 pub(crate) fn load_be32s<const N: usize>(start: usize, end: usize, off: usize) -> Option<[u32; N]> {
     let p = start + off;
@@ -66,7 +43,10 @@ pub(crate) fn load_be32s<const N: usize>(start: usize, end: usize, off: usize) -
                 options(pure, readonly, nostack, preserves_flags),
             );
         }
-        #[expect(clippy::cast_possible_truncation, reason = "a 32-bit load, zero-extended")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a 32-bit load, zero-extended"
+        )]
         let v = v as u32;
         w[i] = u32::from_be(v);
         i += 1;
@@ -90,7 +70,7 @@ impl Frame for XdpFrame<'_> {
 
     #[inline(always)]
     fn be32(&self, off: usize) -> Option<u32> {
-        load_be32(self.0.data(), self.0.data_end(), off)
+        load_be32s::<1>(self.0.data(), self.0.data_end(), off).map(|[w]| w)
     }
 
     #[inline(always)]

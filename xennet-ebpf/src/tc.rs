@@ -101,7 +101,7 @@ impl Frame for TcFrame<'_> {
 
     #[inline(always)]
     fn be32(&self, off: usize) -> Option<u32> {
-        crate::pkt::load_be32(self.0.data(), self.0.data_end(), off)
+        crate::pkt::load_be32s::<1>(self.0.data(), self.0.data_end(), off).map(|[w]| w)
     }
 
     #[inline(always)]
