@@ -90,7 +90,8 @@ fn portsec_cost() {
 /// limit) of [`rate::RATED`], with and without `PORT_F_RATE` set on it past the agent. With the
 /// flag the program looks the port's buckets up in `XN_RATES` (an empty entry: nothing is
 /// limited, nothing charged); without it, as the agent leaves a port without a limit, it does
-/// not. Run by hand: `cargo test -p xennet-tests --test cost rate_lookup_cost -- --ignored
+/// not. The frames go to `r0`, whose egress limit refuses most of them: the same in both
+/// variants, so the difference is `r1`'s lookup alone. Run by hand: `cargo test -p xennet-tests --test cost rate_lookup_cost -- --ignored
 /// --nocapture`.
 #[test]
 #[ignore = "a measurement, run by hand"]
