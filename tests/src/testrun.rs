@@ -38,7 +38,9 @@ use xennet_common::{
         Delta, Fate, Program, Row, hex, host,
         lab::{GONE, GONE_IFINDEX, Lab as Fixture},
     },
-    maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_LEARNED, PROG_TC},
+    maps::{
+        FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_LEARNED, MAP_PORTS, MAP_SLOTS, PROG_TC, PortConf,
+    },
 };
 
 use crate::{Netns, RawSocket, topo::BpfFs, veth};
@@ -200,11 +202,38 @@ pub struct Lab {
     learned_map: Array<MapData, u32>,
     /// The TC program, as attached to the first port.
     tc: ProgramFd,
+    /// Where the maps are pinned.
+    pin_dir: std::path::PathBuf,
     /// A raw socket on the veth peer of each port (what the port transmits arrives there).
     peers: BTreeMap<&'static str, RawSocket>,
 }
 
 impl Lab {
+    /// Set port `name`'s `PORT_F_*` flags to `flags(old)` in `XN_PORTS` and `XN_SLOTS`, past
+    /// the agent (a measurement toggles what the agent would only set with a limit).
+    ///
+    /// # Panics
+    /// When the pinned maps cannot be opened or written.
+    pub fn set_port_flags(&self, name: &str, flags: impl Fn(u8) -> u8) {
+        let open = |map: &str| {
+            MapData::from_pin(self.pin_dir.join(map))
+                .map_err(anyhow::Error::from)
+                .and_then(|m| Ok(Map::from_map_data(m)?))
+                .unwrap_or_else(|e| panic!("opening the pinned {map}: {e:#}"))
+        };
+        let idx = self.ifindex(name);
+        let mut ports: HashMap<MapData, u32, PortConf> =
+            HashMap::try_from(open(MAP_PORTS)).expect("XN_PORTS type");
+        let mut conf = ports.get(&idx, 0).expect("the port's XN_PORTS entry");
+        conf.flags = flags(conf.flags);
+        ports.insert(idx, conf, 0).expect("writing XN_PORTS");
+        let mut slots: Array<MapData, PortConf> =
+            Array::try_from(open(MAP_SLOTS)).expect("XN_SLOTS type");
+        let mut at = slots.get(&conf.slot, 0).expect("the port's XN_SLOTS entry");
+        at.flags = flags(at.flags);
+        slots.set(conf.slot, at, 0).expect("writing XN_SLOTS");
+    }
+
     /// Interface index of `name` ([`GONE_IFINDEX`] for [`GONE`]).
     ///
     /// # Panics
@@ -504,6 +533,7 @@ pub fn with_lab<R: Send>(
             ifindex,
             learned_map,
             tc,
+            pin_dir,
             peers,
         };
         f(&mut lab)

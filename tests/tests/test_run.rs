@@ -20,7 +20,7 @@ use xennet_common::{
         lab::{
             self, BROADCAST, G1, Lab as Fixture, MCAST, Mac, Mode, PortFixture, R2, UP, frame, q,
         },
-        portsec, run_all, story, table,
+        portsec, rate, run_all, story, table,
     },
     maps::{FDB_MAX_ENTRIES, MAP_LEARNED},
     stats::Stat,
@@ -31,7 +31,7 @@ use xennet_tests::{
 };
 
 /// Outcome and learning counters no row of the kernel tables produces, with the reason.
-const NOT_HERE: [(Stat, &str); 5] = [
+const NOT_HERE: [(Stat, &str); 4] = [
     (
         Stat::DropRunt,
         "the kernel refuses frames < 14 bytes (the runt rows expect Fate::Refused)",
@@ -47,11 +47,6 @@ const NOT_HERE: [(Stat, &str); 5] = [
     (
         Stat::FloodTruncated,
         "counted by the TC program's flood loop only, for bridges of more than MAX_TC_FLOOD ports",
-    ),
-    (
-        Stat::DropRateLimit,
-        "a limit is a matter of time: the namespace tests (ratelimit.rs) drive real traffic \
-         through limited ports in XDP and TC",
     ),
 ];
 
@@ -81,11 +76,13 @@ fn every_outcome_has_a_case_or_a_reason() {
     let story = story::learning_story();
     let hostile = hostile::hostile_table();
     let portsec = portsec::portsec_table();
+    let rates = rate::rate_rows();
     for r in table::main_table()
         .iter()
         .chain(story.iter().map(|s| &s.row))
         .chain(&hostile)
         .chain(&portsec)
+        .chain(&rates)
     {
         if r.fate_for(Program::Xdp) != Fate::Refused {
             covered.insert(r.stat);
@@ -261,6 +258,35 @@ fn portsec_frames_through_xdp() {
 fn portsec_frames_through_tc() {
     if require_root() {
         portsec_through(Program::Tc);
+    }
+}
+
+/// The bandwidth limit rows through `program`, in order in one lab (each depends on the
+/// bucket the ones before left): within the burst forwarded, then `drop_rate_limit`.
+fn rates_through(program: Program) {
+    with_lab(
+        &tag(program, "rate"),
+        &rate::RATED,
+        all_tc(program),
+        |lab| {
+            for r in rate::rate_rows() {
+                lab.check(program, &r);
+            }
+        },
+    );
+}
+
+#[test]
+fn rate_limit_rows_through_xdp() {
+    if require_root() {
+        rates_through(Program::Xdp);
+    }
+}
+
+#[test]
+fn rate_limit_rows_through_tc() {
+    if require_root() {
+        rates_through(Program::Tc);
     }
 }
 
@@ -566,6 +592,7 @@ const FULL: Fixture = Fixture {
     raw: &[],
     veths: &[("p0", "p3"), ("p2", "p5"), ("t0", "t1")],
     ad_bridges: &[],
+    rates: &[],
 };
 
 /// The `i`-th source MAC of the FDB filler (locally administered unicast).
@@ -713,66 +740,4 @@ fn agent_reads_the_learned_counts_the_datapath_keeps() {
             ports.map(|p| (p, lab.slot(p)))
         );
     });
-}
-
-/// Per-frame cost of the port security checks through `BPF_PROG_TEST_RUN` (issue 13): the same
-/// frame shapes from a secured guest (`g0`) and from an unsecured one (`g4`), each forwarded
-/// to the other guest untagged (the buffer is not changed, so every repeat sees the same
-/// frame). The kernel's mean time per run (`duration`), best of 20 alternated batches of
-/// 100 000. A measurement, not a check: run by
-/// hand with `cargo xtask test -- --ignored portsec_cost`.
-#[test]
-#[ignore = "a measurement, run by hand"]
-fn portsec_cost() {
-    use portsec::{IP_G0, IP6_G0, SG0, SG4, arp, ipv4, ipv6, udp};
-    if !require_root() {
-        return;
-    }
-    let eth = |dst, src, et, payload: &[u8]| {
-        xennet_common::fwd::fixtures::lab::build_eth(dst, src, &[], et, payload)
-    };
-    let v4 = ipv4(IP_G0, [192, 0, 2, 4], 17, 0, false, &udp(5000, 53));
-    let v6 = ipv6(IP6_G0, portsec::IP6_RT, 17, &udp(5000, 53));
-    let a = arp(2, SG0, IP_G0, SG4, [192, 0, 2, 4]);
-    let mut a4 = a.clone();
-    a4[8..14].copy_from_slice(&SG4);
-    let cases = [
-        (
-            "IPv4 UDP",
-            eth(SG4, SG0, 0x0800, &v4),
-            eth(SG0, SG4, 0x0800, &v4),
-        ),
-        (
-            "IPv6 UDP",
-            eth(SG4, SG0, 0x86dd, &v6),
-            eth(SG0, SG4, 0x86dd, &v6),
-        ),
-        (
-            "ARP reply",
-            eth(SG4, SG0, 0x0806, &a),
-            eth(SG0, SG4, 0x0806, &a4),
-        ),
-    ];
-    for program in [Program::Xdp, Program::Tc] {
-        let fixture = portsec::PORTSEC;
-        with_lab(&tag(program, "pscost"), &fixture, all_tc(program), |lab| {
-            let mut batch = |port: &str, f: &[u8]| {
-                let (r, _) = lab.run(program, port, f, 100_000);
-                f64::from(r.expect("test run").duration_ns)
-            };
-            for (what, secured, plain) in &cases {
-                // Alternate the two, keep the best of each: the machine is shared and noisy.
-                let (mut s, mut p) = (f64::INFINITY, f64::INFINITY);
-                for _ in 0..20 {
-                    s = s.min(batch("g0", secured));
-                    p = p.min(batch("g4", plain));
-                }
-                println!(
-                    "portsec cost {program:?} {what}: secured {s:.1} ns, unsecured {p:.1} ns, \
-                     checks {:.1} ns",
-                    s - p
-                );
-            }
-        });
-    }
 }

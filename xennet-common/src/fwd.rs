@@ -14,8 +14,8 @@
 use crate::{
     VLAN_MAX, VLAN_VID_MASK,
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP,
-        PortConf, SEC_ON,
+        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY,
+        PORT_F_XDP, PortConf, SEC_ON,
     },
     monitor::{Event, MonitorConf},
     rate::{Bucket, Dir, police},
@@ -35,6 +35,30 @@ pub trait Frame {
 
     /// `N` bytes at `off`, or `None` when the frame ends before `off + N`.
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+
+    /// The big-endian `u32` at `off` (what port security reads its headers with). The
+    /// programs override it with one 32-bit load: [`Frame::load`] of 4 unaligned bytes is
+    /// four byte loads and shifts on the bpf target.
+    #[inline(always)]
+    fn be32(&self, off: usize) -> Option<u32> {
+        self.load::<4>(off).map(u32::from_be_bytes)
+    }
+
+    /// `N` big-endian `u32`s from `off` on, with one bounds check for all of them; `None`
+    /// when the frame ends before `off + 4 * N`.
+    #[inline(always)]
+    fn be32s<const N: usize>(&self, off: usize) -> Option<[u32; N]> {
+        if off + 4 * N > self.len() {
+            return None;
+        }
+        let mut w = [0; N];
+        let mut i = 0;
+        while i < N {
+            w[i] = self.be32(off + 4 * i)?;
+            i += 1;
+        }
+        Some(w)
+    }
 
     /// A tag the kernel already moved out of the bytes into metadata, as `(tpid, tci)`
     /// (TC programs: `skb->vlan_present`). XDP sees every tag in the bytes.
@@ -145,7 +169,7 @@ pub trait Tables {
 pub const REFRESH_NS: u64 = 1_000_000_000;
 
 mod parse;
-pub use parse::{EthHdr, ParseError, Tag, parse};
+pub use parse::{EthHdr, MaybeTag, ParseError, Tag, parse};
 pub mod security;
 
 /// What happens to the outer tag on the way out: its kind and, for a push or a rewrite, the
@@ -258,6 +282,9 @@ pub struct Decision {
     /// XDP cannot carry this out (the egress port takes no XDP frames, or the flood has
     /// such members): the XDP program passes the frame to the TC program of the same device.
     pub defer_to_tc: bool,
+    /// The egress port has a bandwidth limit ([`PORT_F_RATE`]; forward only): the program
+    /// polices the frame against it.
+    pub police_out: bool,
 }
 
 impl Decision {
@@ -273,6 +300,7 @@ impl Decision {
             learn: None,
             tci: vlan,
             defer_to_tc: false,
+            police_out: false,
         }
     }
 
@@ -325,8 +353,9 @@ fn decide_on<F: Frame, T: Tables>(
     use Verdict::Drop;
 
     let slot = port.slot;
-    // The port's ingress limit comes first, as a policer in front of a bridge port would.
-    if police_in && !police(t, slot, Dir::In, || f.wire_len()) {
+    // The port's ingress limit comes first, as a policer in front of a bridge port would; a
+    // port without a limit does not look its buckets up.
+    if police_in && port.flags & PORT_F_RATE != 0 && !police(t, slot, Dir::In, || f.wire_len()) {
         return Decision::new(Drop, Stat::DropRateLimit, slot, 0);
     }
     let hdr = match parse(f) {
@@ -339,7 +368,7 @@ fn decide_on<F: Frame, T: Tables>(
     }
 
     // Classify: which VLAN, and did the frame carry a tag of ours (possibly a priority tag)?
-    let (vlan, pcp_dei, tagged) = match hdr.outer {
+    let (vlan, pcp_dei, tagged) = match hdr.outer.get() {
         None => {
             if port.pvid == 0 {
                 return Decision::new(Drop, Stat::DropUntaggedOnTrunk, slot, 0);
@@ -497,6 +526,7 @@ fn forward<T: Tables>(
         learn: None,
         tci: pcp_dei | vlan,
         defer_to_tc: out.flags & PORT_F_TC_ONLY != 0,
+        police_out: out.flags & PORT_F_RATE != 0,
     }
 }
 
@@ -608,10 +638,8 @@ pub fn flood_copy<F: Frame, T: Tables>(
 ) -> Option<FloodCopy> {
     let out = t.port_fast(egress)?;
     let inp = t.port_fast(ingress)?;
-    let tag = match parse(f) {
-        Ok(EthHdr {
-            outer: Some(tag), ..
-        }) if tag.tpid == out.tpid => tag,
+    let tag = match parse(f).map(|h| h.outer.get()) {
+        Ok(Some(tag)) if tag.tpid == out.tpid => tag,
         _ => return None,
     };
     let tagged = member_egress(inp.bridge, out, tag.vid())?;

@@ -70,6 +70,9 @@ pub const PORT_F_FLOOD_VIA_TC: u8 = 2;
 /// An XDP program runs on this port before TC: the TC program there sees only what XDP passed
 /// up, and does not count again what XDP already counted.
 pub const PORT_F_XDP: u8 = 4;
+/// The port has a bandwidth limit (`XN_RATES`): only then does the datapath look its buckets
+/// up (a limit-free port pays no lookup). The agent sets it with the port's limit.
+pub const PORT_F_RATE: u8 = 8;
 
 /// Key of `XN_MEMBERS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -303,19 +306,7 @@ impl PortSec {
     #[inline(always)]
     #[must_use]
     pub fn owns_v4(&self, src: u32) -> bool {
-        let mut i = 0;
-        while i < SEC_MAX_V4 {
-            if i >= usize::from(self.n_v4) {
-                return false;
-            }
-            if let Some(p) = self.v4.get(i) {
-                if src & p.mask == p.net {
-                    return true;
-                }
-            }
-            i += 1;
-        }
-        false
+        any_of(&self.v4, self.n_v4, |p| src & p.mask == p.net)
     }
 
     /// Whether `a` (four big-endian words) is in one of the IPv6 prefixes.
@@ -323,23 +314,12 @@ impl PortSec {
     #[inline(always)]
     #[must_use]
     pub fn owns_v6(&self, a: &[u32; 4]) -> bool {
-        let mut i = 0;
-        while i < SEC_MAX_V6 {
-            if i >= usize::from(self.n_v6) {
-                return false;
-            }
-            if let Some(p) = self.v6.get(i) {
-                if a[0] & p.mask[0] == p.net[0]
-                    && a[1] & p.mask[1] == p.net[1]
-                    && a[2] & p.mask[2] == p.net[2]
-                    && a[3] & p.mask[3] == p.net[3]
-                {
-                    return true;
-                }
-            }
-            i += 1;
-        }
-        false
+        any_of(&self.v6, self.n_v6, |p| {
+            a[0] & p.mask[0] == p.net[0]
+                && a[1] & p.mask[1] == p.net[1]
+                && a[2] & p.mask[2] == p.net[2]
+                && a[3] & p.mask[3] == p.net[3]
+        })
     }
 
     /// Whether a frame may carry ethertype `t`.
@@ -347,18 +327,29 @@ impl PortSec {
     #[inline(always)]
     #[must_use]
     pub fn allows_ethertype(&self, t: u16) -> bool {
-        let mut i = 0;
-        while i < SEC_MAX_ETHERTYPES {
-            if i >= usize::from(self.n_eth) {
-                return false;
-            }
-            if self.ethertypes.get(i) == Some(&t) {
+        any_of(&self.ethertypes, self.n_eth, |e| *e == t)
+    }
+}
+
+/// Whether `hit` holds for one of the first `n` entries of `items`: the one bounded loop of
+/// the [`PortSec`] tables (constant trip count `N` for the verifier, left as soon as `n` is
+/// reached).
+#[expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
+#[inline(always)]
+fn any_of<T, const N: usize>(items: &[T; N], n: u8, hit: impl Fn(&T) -> bool) -> bool {
+    let mut i = 0;
+    while i < N {
+        if i >= usize::from(n) {
+            return false;
+        }
+        if let Some(x) = items.get(i) {
+            if hit(x) {
                 return true;
             }
-            i += 1;
         }
-        false
+        i += 1;
     }
+    false
 }
 
 /// FDB key: a MAC address in one VLAN of one bridge.

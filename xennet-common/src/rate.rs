@@ -204,7 +204,7 @@ mod tests {
                 Verdict, account, account_refused, decide,
                 fixtures::host::{Pkt, World},
             },
-            maps::{FDB_STATIC, FdbVal, PORT_ACCESS, PortConf},
+            maps::{FDB_STATIC, FdbVal, PORT_ACCESS, PORT_F_RATE, PortConf},
             stats::Stat,
         };
         use std::{collections::BTreeMap, vec, vec::Vec};
@@ -212,8 +212,16 @@ mod tests {
         let (vif1, vif2) = (11, 12);
         let g2 = [0, 0x16, 0x3e, 0, 0, 2];
         let mut ports = BTreeMap::new();
-        ports.insert(vif1, PortConf::new(1, 2, PORT_ACCESS, 10, 0x8100));
-        ports.insert(vif2, PortConf::new(1, 3, PORT_ACCESS, 10, 0x8100));
+        // Both ports have a limit (PORT_F_RATE); a third, vif3, has a bucket but not the flag.
+        let limited = |slot| {
+            let mut p = PortConf::new(1, slot, PORT_ACCESS, 10, 0x8100);
+            p.flags |= PORT_F_RATE;
+            p
+        };
+        let vif3 = 13;
+        ports.insert(vif1, limited(2));
+        ports.insert(vif2, limited(3));
+        ports.insert(vif3, PortConf::new(1, 4, PORT_ACCESS, 10, 0x8100));
         let mut fdb = BTreeMap::new();
         let entry = FdbVal {
             ifindex: vif2,
@@ -222,7 +230,7 @@ mod tests {
             last_seen_ns: 0,
         };
         fdb.insert((1, 10, g2), entry);
-        let w = World::new(ports, fdb);
+        let mut w = World::new(ports, fdb);
         // 10 Mbit/s (800 ns a byte) with a 2000-byte burst: 1.6 ms ahead at most.
         let b = Bucket::new(10_000_000, 2000);
         *w.rates.borrow_mut() = vec![PortRate::NONE; 8];
@@ -279,6 +287,25 @@ mod tests {
         }
         assert!(refused > 0, "an egress limit refused nothing");
         assert_eq!(st(3, Stat::DropRateLimit), refused);
+        // Egress to vif2 (PORT_F_RATE) is to be policed by the program.
+        w.now.set(w.now.get() + 1_000_000_000);
+        let d = decide(&Pkt(frame.clone()), &w, vif1);
+        assert_eq!((d.verdict, d.police_out), (Verdict::Forward, true));
+        // A port without PORT_F_RATE is not policed, even with a bucket in XN_RATES (the
+        // agent writes both together; the datapath reads the bucket only with the flag).
+        w.rates.borrow_mut()[4].ingress = Bucket::new(8_000, 1);
+        for _ in 0..10 {
+            let d = decide(&Pkt(frame.clone()), &w, vif3);
+            assert_eq!(d.verdict, Verdict::Forward, "vif3 has no PORT_F_RATE");
+        }
+        // With the flag, the same bucket (8 kbit/s, 1 byte of burst) lets one frame through.
+        if let Some(p) = w.ports.get_mut(&vif3) {
+            p.flags |= PORT_F_RATE;
+        }
+        let verdicts: Vec<Verdict> = (0..3)
+            .map(|_| decide(&Pkt(frame.clone()), &w, vif3).verdict)
+            .collect();
+        assert_eq!(verdicts, [Verdict::Forward, Verdict::Drop, Verdict::Drop]);
     }
 
     #[test]

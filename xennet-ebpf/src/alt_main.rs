@@ -2,7 +2,7 @@
 //! with the variant `variant/alt.rs` (the same map layout, programs that differ). Embedded
 //! only by the agent's `test-objects` feature.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
-#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics, asm_experimental_arch))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]

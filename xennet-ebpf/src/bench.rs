@@ -149,6 +149,7 @@ pub fn xnb_ceil_mon(ctx: XdpContext) -> u32 {
         learn: None,
         tci: 0,
         defer_to_tc: false,
+        police_out: false,
     };
     monitor::observe(&Bytes(&ctx), &Maps, &d, ingress, len);
     XNB_TX.redirect(ingress, 0).unwrap_or(XDP_DROP)

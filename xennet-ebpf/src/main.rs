@@ -8,7 +8,7 @@
 //! builds of these programs for the upgrade tests (`next_main.rs`, `alt_main.rs`: the same
 //! modules with another `variant`).
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
-#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics, asm_experimental_arch))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]

@@ -2,7 +2,7 @@
 //! with the variant `variant/next.rs` (another map layout and a build number in map
 //! `XN_PROBE`). Embedded only by the agent's `test-objects` feature.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
-#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics, asm_experimental_arch))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]

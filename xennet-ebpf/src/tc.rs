@@ -18,7 +18,9 @@ use aya_ebpf::{
 use xennet_common::{
     ETH_HLEN, VLAN_HLEN,
     fwd::{self, Frame, Put, Tables, TagKind, TagOp, Verdict},
-    maps::{FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_XDP, PortConf},
+    maps::{
+        FdbKey, FdbVal, MAX_TC_FLOOD, MEMBER_COUNT, MemberKey, PORT_F_RATE, PORT_F_XDP, PortConf,
+    },
     monitor::{self, Event, MonitorConf},
     rate::{Bucket, Dir, police},
     stats::{PortStats, Stat},
@@ -113,6 +115,16 @@ impl Frame for TcFrame<'_> {
     #[inline(always)]
     fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
         crate::pkt::load(self.0.data(), self.0.data_end(), off)
+    }
+
+    #[inline(always)]
+    fn be32(&self, off: usize) -> Option<u32> {
+        crate::pkt::load_be32s::<1>(self.0.data(), self.0.data_end(), off).map(|[w]| w)
+    }
+
+    #[inline(always)]
+    fn be32s<const N: usize>(&self, off: usize) -> Option<[u32; N]> {
+        crate::pkt::load_be32s(self.0.data(), self.0.data_end(), off)
     }
 
     #[inline(always)]
@@ -240,7 +252,7 @@ fn act(
         Verdict::Pass => TC_ACT_OK as i32,
         Verdict::Drop => TC_ACT_SHOT as i32,
         Verdict::Forward => {
-            if !police(&Maps, d.out_slot, Dir::Out, || out_len(len, d.tag)) {
+            if d.police_out && !police(&Maps, d.out_slot, Dir::Out, || out_len(len, d.tag)) {
                 // The egress port's limit: counted there; the frame's outcome stays.
                 fwd::account_refused(&Maps, d, len);
                 return Err(TC_ACT_SHOT as i32);
@@ -371,7 +383,7 @@ extern "C" fn flood_member(i: u64, arg: *mut c_void) -> i64 {
     };
     let slot = out.slot;
     let copy_len = w.base + if tagged { VLAN_HLEN as u64 } else { 0 };
-    if !police(&Maps, slot, Dir::Out, || copy_len) {
+    if out.flags & PORT_F_RATE != 0 && !police(&Maps, slot, Dir::Out, || copy_len) {
         fwd::count(&Maps, slot, Stat::DropRateLimit);
         return 0;
     }

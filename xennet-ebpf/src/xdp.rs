@@ -108,6 +108,7 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         return XDP_PASS;
     }
     if d.verdict == Verdict::Forward
+        && d.police_out
         && !police(&Maps, d.out_slot, Dir::Out, || {
             len.saturating_add_signed(d.tag.len_delta())
         })

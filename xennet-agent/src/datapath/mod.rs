@@ -42,7 +42,7 @@ use aya::{
 };
 use tracing::{info, warn};
 use xennet_common::{
-    maps::{FdbKey, MAP_PORTS, MAP_STATS, PORT_ACCESS, PORT_TRUNK, PortConf},
+    maps::{FdbKey, MAP_PORTS, MAP_STATS, PORT_ACCESS, PORT_F_RATE, PORT_TRUNK, PortConf},
     stats::PortStats,
 };
 
@@ -224,6 +224,9 @@ pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf
     };
     p.max_learned = spec.mac_limit;
     p.sec = security::port_sec(&spec.security);
+    if spec.rate.is_some() {
+        p.flags |= PORT_F_RATE;
+    }
     p
 }
 

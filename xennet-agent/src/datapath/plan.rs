@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
-use xennet_common::maps::{FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP, PortConf};
+use xennet_common::maps::{
+    FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP, PortConf,
+};
 
 use super::{Attached, host_port_spec, port_conf};
 use crate::config::{AttachMode, BridgeSpec, Config, HostSpec, PortMode, PortSpec};
@@ -264,7 +266,9 @@ pub fn port_update(
     mut new: PortConf,
     new_attach: AttachMode,
 ) -> Option<Update> {
-    new.flags = cur.flags;
+    // The attachment flags stay until they are recomputed; whether the port has a limit
+    // comes with the new value.
+    new.flags = (cur.flags & !PORT_F_RATE) | (new.flags & PORT_F_RATE);
     let reattach = new_attach != cur_attach;
     (new != *cur || reattach).then_some(Update {
         conf: new,

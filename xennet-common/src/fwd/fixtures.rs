@@ -19,6 +19,7 @@ pub mod host;
 pub mod hostile;
 pub mod lab;
 pub mod portsec;
+pub mod rate;
 pub mod story;
 pub mod table;
 

@@ -69,8 +69,13 @@ impl L2 {
 /// Check frame `f` (its header `l2`) from secured port `port` (ifindex `ingress`):
 /// `Err(reason)` drops it.
 ///
-/// Not inlined: in the programs this is a BPF-to-BPF call with a stack frame of its own (the
-/// TC program's frame leaves too little of the 512 bytes for the checks' headers).
+/// Not inlined: in the programs this is a BPF-to-BPF call with a stack frame of its own. The
+/// TC program's frame leaves too little of the 512 bytes for the checks' headers; inlined
+/// into XDP, LLVM reads the fields of the parser's absent outer tag speculatively, an
+/// undefined register the verifier refuses, and a parser that keeps them defined takes TC
+/// past the verifier's 1M-instruction budget. The call costs ~10–15 ns on this machine kind
+/// (its return goes through the kernel's return thunk, an SRSO mitigation): most of what the
+/// checks cost (docs/security.md).
 #[inline(never)]
 pub fn check<F: Frame, T: Tables>(
     f: &F,
@@ -109,46 +114,34 @@ pub fn check<F: Frame, T: Tables>(
 }
 
 /// The big-endian `u32` at `off` (a word at a time: a 16-byte load spills byte by byte on
-/// the BPF stack).
+/// the BPF stack; [`Frame::be32`] is one 32-bit load in the programs).
 #[inline(always)]
 fn word<F: Frame>(f: &F, off: usize) -> Option<u32> {
-    f.load::<4>(off).map(u32::from_be_bytes)
+    f.be32(off)
 }
 
 /// The 16-byte address at `off`, as four big-endian words.
 #[inline(always)]
 fn addr6<F: Frame>(f: &F, off: usize) -> Option<[u32; 4]> {
-    let w0 = word(f, off)?;
-    let w1 = word(f, off + 4)?;
-    let w2 = word(f, off + 8)?;
-    let w3 = word(f, off + 12)?;
-    Some([w0, w1, w2, w3])
+    f.be32s::<4>(off)
 }
 
 /// IPv4: the source is owned (0.0.0.0 only for a DHCP client's UDP 68 → 67); no DHCP server
 /// replies; no fragment at offset 8 (overlapping a UDP header, RFC 1858).
 #[inline(always)]
 fn ipv4<F: Frame>(f: &F, sec: &PortSec, l3: usize) -> Result<(), Stat> {
-    let Some(w0) = word(f, l3) else {
+    // Version/IHL…, fragment word, TTL/protocol…, source: one bounds check for the four.
+    let Some([w0, w1, w2, src]) = f.be32s::<4>(l3) else {
         return Err(Stat::DropSecMalformed);
     };
     let ihl = ((w0 >> 24) & 0x0f) as usize * 4;
     if w0 >> 28 != 4 || ihl < 20 {
         return Err(Stat::DropSecMalformed);
     }
-    let Some(w1) = word(f, l3 + 4) else {
-        return Err(Stat::DropSecMalformed);
-    };
     let frag_off = w1 & 0x1fff;
     if frag_off == 1 {
         return Err(Stat::DropSecMalformed);
     }
-    let Some(w2) = word(f, l3 + 8) else {
-        return Err(Stat::DropSecMalformed);
-    };
-    let Some(src) = word(f, l3 + 12) else {
-        return Err(Stat::DropSecMalformed);
-    };
     // UDP ports (source << 16 | destination), in the first fragment only (the others carry no
     // UDP header); 0 when there are none (a plain integer: an `Option` may leave a register
     // undefined on a path, which the verifier refuses).
@@ -181,26 +174,14 @@ fn ipv4<F: Frame>(f: &F, sec: &PortSec, l3: usize) -> Result<(), Stat> {
 /// 0.0.0.0: a probe). The target fields are not read.
 #[inline(always)]
 fn arp<F: Frame>(f: &F, sec: &PortSec, l3: usize, src: &[u8; 6]) -> Result<(), Stat> {
-    // htype 1, ptype IPv4; hlen 6, plen 4, the operation.
-    let Some(w0) = word(f, l3) else {
-        return Err(Stat::DropSecMalformed);
-    };
-    let Some(w1) = word(f, l3 + 4) else {
+    // htype 1, ptype IPv4; hlen 6, plen 4, the operation; the sender MAC (bytes 8–13) and
+    // address (14–17): one bounds check for the five words.
+    let Some([w0, w1, sha_hi, sha_lo, after]) = f.be32s::<5>(l3) else {
         return Err(Stat::DropSecMalformed);
     };
     if w0 != 0x0001_0800 || w1 >> 16 != 0x0604 {
         return Err(Stat::DropSecMalformed);
     }
-    // The sender MAC (bytes 8–13) and address (14–17).
-    let Some(sha_hi) = word(f, l3 + 8) else {
-        return Err(Stat::DropSecMalformed);
-    };
-    let Some(sha_lo) = word(f, l3 + 12) else {
-        return Err(Stat::DropSecMalformed);
-    };
-    let Some(after) = word(f, l3 + 16) else {
-        return Err(Stat::DropSecMalformed);
-    };
     let mac_hi = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
     let mac_lo = u32::from(u16::from_be_bytes([src[4], src[5]]));
     if sha_hi != mac_hi || sha_lo >> 16 != mac_lo {
@@ -239,25 +220,20 @@ fn target_ok<F: Frame>(f: &F, off: usize, sec: &PortSec, mac: &[u8; 6]) -> Resul
 /// headers are walked; a longer chain is refused.
 #[inline(always)]
 fn ipv6<F: Frame>(f: &F, sec: &PortSec, l3: usize, mac: &[u8; 6]) -> Result<(), Stat> {
-    let Some(w0) = word(f, l3) else {
+    // The fixed header's first two words, source and destination: one bounds check.
+    let Some(h) = f.be32s::<10>(l3) else {
         return Err(Stat::DropSecMalformed);
     };
+    let [w0, w1, s0, s1, s2, s3, d0, d1, d2, d3] = h;
     if w0 >> 28 != 6 {
         return Err(Stat::DropSecMalformed);
     }
-    let Some(w1) = word(f, l3 + 4) else {
-        return Err(Stat::DropSecMalformed);
-    };
     // The source, reduced at once to what the checks need (few registers live at a time).
-    let Some(src) = addr6(f, l3 + 8) else {
-        return Err(Stat::DropSecMalformed);
-    };
+    let src = [s0, s1, s2, s3];
     let unspecified = src == [0; 4];
     let src_ok =
         src[0] & 0xffc0_0000 == 0xfe80_0000 || sec.flags & SEC_V6 == 0 || sec.owns_v6(&src);
-    let Some(dst) = addr6(f, l3 + 24) else {
-        return Err(Stat::DropSecMalformed);
-    };
+    let dst = [d0, d1, d2, d3];
     // ff02::1:ffXX:XXXX, and ff02::16 (MLDv2 reports).
     let to_solicited = dst[0] == 0xff02_0000 && dst[1] == 0 && dst[2] == 1 && dst[3] >> 24 == 0xff;
     let to_mld = dst == [0xff02_0000, 0, 0, 0x16];

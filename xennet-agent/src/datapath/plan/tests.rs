@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use xennet_common::maps::{FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_TC_ONLY, PORT_F_XDP, PortConf};
+use xennet_common::maps::{
+    FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP, PortConf,
+};
 
 use super::*;
 use crate::{
-    config::{AttachMode, BridgeSpec, Config, HostSpec, MacAddr, PortMode, PortSpec},
+    config::{AttachMode, BridgeSpec, Config, HostSpec, MacAddr, PortMode, PortSpec, RateLimit},
     datapath::{Attached, port_conf},
 };
 
@@ -421,6 +423,12 @@ fn every_field_that_reaches_the_port_value_counts_as_a_change() {
     variants.push(("native", trunk("p", &[10, 20], Some(20)), 0x8100));
     variants.push(("no native", trunk("p", &[10, 20], None), 0x8100));
     variants.push(("access", access("p", 10), 0x8100));
+    let mut rate = base.clone();
+    rate.rate = Some(RateLimit {
+        bits_per_sec: 10_000_000,
+        burst_bytes: 262_144,
+    });
+    variants.push(("rate (PORT_F_RATE)", rate, 0x8100));
     for (what, new, tpid) in &variants {
         let plan = plan_one(&base, *tpid, new);
         assert!(is_changed(&plan), "{what}: {plan:?}");
@@ -428,9 +436,11 @@ fn every_field_that_reaches_the_port_value_counts_as_a_change() {
             unreachable!()
         };
         assert!(!u.reattach, "{what}: no reattach for a map-value change");
-        // The new value is the one `port_conf` computes, flags kept until `refresh`.
+        // The new value is the one `port_conf` computes, attachment flags kept until
+        // `refresh`; PORT_F_RATE comes with the value.
         let mut want = port_conf(1, *tpid, 3, new);
-        want.flags = PORT_F_TC_ONLY | PORT_F_FLOOD_VIA_TC;
+        assert_eq!(want.flags & PORT_F_RATE != 0, new.rate.is_some(), "{what}");
+        want.flags = PORT_F_TC_ONLY | PORT_F_FLOOD_VIA_TC | (want.flags & PORT_F_RATE);
         assert_eq!(u.conf, want, "{what}");
     }
     let access_base = access("p", 10);
