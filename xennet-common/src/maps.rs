@@ -70,6 +70,10 @@ pub const PORT_F_FLOOD_VIA_TC: u8 = 2;
 /// An XDP program runs on this port before TC: the TC program there sees only what XDP passed
 /// up, and does not count again what XDP already counted.
 pub const PORT_F_XDP: u8 = 4;
+/// A frame from this port may take over a MAC that is static (or [`FDB_GUARDED`]) on another
+/// port: the port faces the network where a migrated guest reappears (an uplink; the
+/// configuration's `mac_move`). Without it, such a frame is dropped (`drop_static_mac`).
+pub const PORT_F_MAC_MOVE: u8 = 8;
 
 /// Key of `XN_MEMBERS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -375,6 +379,10 @@ pub struct FdbKey {
 
 /// Entry configured by the operator; never replaced by learning, never aged.
 pub const FDB_STATIC: u16 = 1;
+/// A learned entry that took over a static (or guarded) one through a [`PORT_F_MAC_MOVE`]
+/// port (a migrated guest): it ages and counts as learned, but like a static entry only
+/// another [`PORT_F_MAC_MOVE`] port can take it over; a guest port claiming it is dropped.
+pub const FDB_GUARDED: u16 = 2;
 
 /// FDB value: where the station is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

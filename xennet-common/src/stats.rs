@@ -146,6 +146,10 @@ stats! {
     /// egress, counted on the egress port (the frame's outcome on its ingress port stays
     /// `forward` or `flood`, as for a queue that drops it there).
     DropRateLimit = 37, "drop_rate_limit", Drop;
+    // ---- Ownership that moves (issue 15): docs/xen.md, "Live migration".
+    /// A MAC static (or guarded) on another port taken over by a frame on this port, a port
+    /// with `mac_move` (an uplink where a migrated guest reappears): counted on the new port.
+    LearnStaticMove = 38, "learn_static_move", Learning;
 }
 
 // The indices are the positions in the list: `ALL[i] as usize == i`.

@@ -222,6 +222,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
             security,
             rate,
             burst,
+            mac_move,
             target,
         } => {
             let req = PortAdd {
@@ -235,6 +236,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 security,
                 rate,
                 burst,
+                mac_move,
             };
             (target, Request::PortAdd(Box::new(req)))
         }

@@ -76,6 +76,7 @@ impl Validator<'_> {
         let mac_limit = self.mac_limit(&ctx, raw.mac_limit.as_ref(), mode.as_ref());
         let security = self.security(&ctx, raw, mode.as_ref());
         let rate = self.rate_limit(&ctx, raw.rate.as_ref(), raw.burst.as_ref(), mtu);
+        let mac_move = self.mac_move(&ctx, raw, security.as_ref());
         Some(PortSpec {
             interface: interface.clone(),
             mode: mode?,
@@ -84,7 +85,40 @@ impl Validator<'_> {
             mac_limit: mac_limit?,
             security: security?,
             rate: rate.ok()?,
+            mac_move,
         })
+    }
+
+    /// A port's `mac_move`, or its default: on for a port of the file named exactly, without
+    /// `macs` and without port security (an uplink); off for a rule, a `port add` request, a
+    /// port with `macs` or security (a guest's). `true` with security on is refused: a secured
+    /// port never learns, so it can take no MAC over.
+    fn mac_move(
+        &mut self,
+        ctx: &str,
+        raw: &RawPort,
+        security: Option<&crate::config::types::PortSecurity>,
+    ) -> bool {
+        let secured = security.is_some_and(|s| s.enabled);
+        match &raw.mac_move {
+            Some(v) if *v.get_ref() && secured => {
+                self.error(
+                    &v.span(),
+                    format!(
+                        "{ctx}: `mac_move` = true on a port with `security`: a secured port \
+                         sends only its own MACs and never learns, so it can take no MAC over"
+                    ),
+                );
+                false
+            }
+            Some(v) => *v.get_ref(),
+            None => {
+                !self.is_request()
+                    && !is_pattern(raw.interface.get_ref())
+                    && raw.macs.is_empty()
+                    && !secured
+            }
+        }
     }
 
     /// A port's `mac_limit`, or the default for its mode; `None` after

@@ -16,6 +16,7 @@ fn ids(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 
 fn access(name: &str, vlan: u16) -> PortSpec {
     PortSpec {
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: name.into(),
         mode: PortMode::Access { vlan },
@@ -28,6 +29,7 @@ fn access(name: &str, vlan: u16) -> PortSpec {
 
 fn trunk(name: &str, vlans: &[u16], native: Option<u16>) -> PortSpec {
     PortSpec {
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: name.into(),
         mode: PortMode::Trunk {
