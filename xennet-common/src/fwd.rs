@@ -543,3 +543,5 @@ pub mod fixtures;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_move;

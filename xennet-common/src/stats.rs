@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn the_list_covers_every_index_and_drops_are_named_drop() {
-        assert_eq!(STAT_COUNT, 38);
+        assert_eq!(STAT_COUNT, 39);
         let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
         assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
         for s in Stat::ALL {

@@ -38,24 +38,16 @@ pub fn learn<T: Tables>(
         slot: FdbVal::slot_of(port.slot),
         last_seen_ns: now,
     };
-    let at_limit = || port.max_learned != 0 && t.learned(port.slot) >= port.max_learned;
     match t.fdb(&key) {
-        Some(e) if e.flags & FDB_STATIC != 0 && e.ifindex == ingress => Ok(None),
-        Some(e) if e.flags & (FDB_STATIC | FDB_GUARDED) != 0 && e.ifindex != ingress => {
-            // A guest's MAC: only a port that accepts moves may take it, within its limit.
-            if port.flags & PORT_F_MAC_MOVE == 0 || at_limit() {
-                return Err(Stat::DropStaticMac);
+        Some(e)
+            if e.flags & FDB_STATIC != 0
+                || (e.flags & FDB_GUARDED != 0 && e.ifindex != ingress) =>
+        {
+            if e.ifindex == ingress {
+                Ok(None)
+            } else {
+                take_over(t, port, ingress, &key, &e)
             }
-            if !t.fdb_put(&key, &fresh(t.now(), FDB_GUARDED), Put::Existing) {
-                return Ok(Some(Stat::LearnTableFull));
-            }
-            if e.flags & FDB_STATIC == 0 {
-                if let Some(old) = t.port(e.ifindex) {
-                    t.learned_add(old.slot, -1);
-                }
-            }
-            t.learned_add(port.slot, 1);
-            Ok(Some(Stat::LearnStaticMove))
         }
         Some(e) if e.ifindex == ingress => {
             let now = t.now();
@@ -69,7 +61,7 @@ pub fn learn<T: Tables>(
         Some(e) => {
             // A move: the station is now behind this port — unless this port is at its limit
             // (a guest must not take over more MACs than it may learn).
-            if at_limit() {
+            if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
                 return Ok(Some(Stat::LearnLimit));
             }
             if !t.fdb_put(&key, &fresh(t.now(), 0), Put::Existing) {
@@ -82,7 +74,7 @@ pub fn learn<T: Tables>(
             Ok(Some(Stat::LearnMove))
         }
         None => {
-            if at_limit() {
+            if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
                 return Ok(Some(Stat::LearnLimit));
             }
             if !t.fdb_put(&key, &fresh(t.now(), 0), Put::New) {
@@ -97,4 +89,39 @@ pub fn learn<T: Tables>(
             Ok(Some(Stat::LearnNew))
         }
     }
+}
+
+/// A claim on port `port` for the MAC of `key`, whose entry `e` is static or guarded on
+/// another port: taken over (guarded, counted as `learn_static_move` here, so that the
+/// caller's outcomes stay those of plain learning) when the port accepts moves and is under
+/// its limit; else `drop_static_mac`.
+#[inline(always)]
+fn take_over<T: Tables>(
+    t: &T,
+    port: &PortConf,
+    ingress: u32,
+    key: &FdbKey,
+    e: &FdbVal,
+) -> Result<Option<Stat>, Stat> {
+    if port.flags & PORT_F_MAC_MOVE == 0
+        || (port.max_learned != 0 && t.learned(port.slot) >= port.max_learned)
+    {
+        return Err(Stat::DropStaticMac);
+    }
+    let val = FdbVal {
+        ifindex: ingress,
+        flags: FDB_GUARDED,
+        slot: FdbVal::slot_of(port.slot),
+        last_seen_ns: t.now(),
+    };
+    if t.fdb_put(key, &val, Put::Existing) {
+        if e.flags & FDB_STATIC == 0 {
+            if let Some(old) = t.port(e.ifindex) {
+                t.learned_add(old.slot, -1);
+            }
+        }
+        t.learned_add(port.slot, 1);
+        t.with_stats(port.slot, |s| s.add(Stat::LearnStaticMove, 1));
+    }
+    Ok(None)
 }

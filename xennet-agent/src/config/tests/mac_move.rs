@@ -53,7 +53,11 @@ fn defaults_follow_the_kind_of_port() {
 fn explicit_values_are_kept() {
     let text = FILE
         .replace("trunk = [10]\nmacs", "trunk = [10]\nmac_move = true\nmacs")
-        .replacen("interface = \"eth1\"\n", "interface = \"eth1\"\nmac_move = false\n", 1);
+        .replacen(
+            "interface = \"eth1\"\n",
+            "interface = \"eth1\"\nmac_move = false\n",
+            1,
+        );
     let cfg = parse(&text);
     assert!(!mac_move_of(&cfg, "eth1"));
     assert!(mac_move_of(&cfg, "eth2"));
@@ -96,13 +100,18 @@ fn add(mac_move: Option<bool>, security: Option<bool>) -> Result<bool, ConfigErr
 
 #[test]
 fn port_add_runs_the_same_rules() {
-    assert!(!add(None, None).expect("valid"), "a vif added at run time: off");
+    assert!(
+        !add(None, None).expect("valid"),
+        "a vif added at run time: off"
+    );
     assert!(add(Some(true), None).expect("valid"), "--mac-move on");
     let Err(ConfigError::PortAdd(problems)) = add(Some(true), Some(true)) else {
         panic!("--mac-move on with --security on must be refused");
     };
     assert!(
-        problems.iter().any(|p| p.contains("`mac_move` = true on a port with `security`")),
+        problems
+            .iter()
+            .any(|p| p.contains("`mac_move` = true on a port with `security`")),
         "{problems:?}"
     );
 }

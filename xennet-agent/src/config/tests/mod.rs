@@ -5,9 +5,9 @@ mod bounds;
 mod errors;
 mod examples;
 mod host;
+mod mac_move;
 mod port_add;
 mod ports;
-mod mac_move;
 mod rate;
 mod security;
 
