@@ -137,3 +137,25 @@ fn an_uplink_at_its_limit_does_not_take_the_mac() {
     assert_eq!(d.stat, Stat::DropStaticMac);
     assert_eq!(w.entry(1, 4094, G).map(|e| e.ifindex), Some(VIF1));
 }
+
+/// The move story on the host core, with the learned counts after every step.
+#[test]
+fn move_story_on_the_host() {
+    use super::fixtures::moves::{MOVE, MOVE_PORTS, learned_after_moves, move_story};
+    let w = World::from_lab(&MOVE);
+    super::fixtures::run_all(
+        "host move story",
+        &move_story(),
+        |s| s.row.what,
+        |s| {
+            w.check(&s.row, &MOVE);
+            let got: Vec<u32> = MOVE_PORTS.iter().map(|p| w.learned_on(p)).collect();
+            assert_eq!(got, s.learned, "{}: learned counts", s.row.what);
+        },
+    );
+    for (mac, vlan, port) in learned_after_moves() {
+        let e = w.entry(1, vlan, mac).expect("entry");
+        assert_eq!(e.ifindex, w.ifindex(port), "{mac:?} on {port}");
+        assert_eq!(e.flags & FDB_STATIC, 0, "{mac:?} learned");
+    }
+}
