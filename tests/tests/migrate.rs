@@ -405,8 +405,7 @@ fn migrate(uplink: &str) {
         || {
             a.agent
                 .ports()
-                .map(|p| p.iter().all(|p| p["interface"] != "vif2.0"))
-                .unwrap_or(false)
+                .is_ok_and(|p| p.iter().all(|p| p["interface"] != "vif2.0"))
         },
         |g| *g,
     );

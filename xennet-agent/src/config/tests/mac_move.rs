@@ -35,8 +35,7 @@ fn mac_move_of(cfg: &Config, interface: &str) -> bool {
         .ports
         .iter()
         .find(|p| p.interface == interface)
-        .map(|p| p.mac_move)
-        .unwrap_or_else(|| panic!("no port {interface}"))
+        .map_or_else(|| panic!("no port {interface}"), |p| p.mac_move)
 }
 
 #[test]
