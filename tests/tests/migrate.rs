@@ -205,8 +205,7 @@ impl Drop for Receiver {
     }
 }
 
-/// One dom0: its namespace, bpffs and agent (dropped in that field order reversed: agent
-/// first).
+/// One dom0: its agent, bpffs and namespace (dropped in that order).
 struct Dom0 {
     agent: Agent,
     _fs: BpfFs,
@@ -214,12 +213,12 @@ struct Dom0 {
 }
 
 /// The agent's config: bridge `xb`, uplink `eth1` (a trunk of [`VLAN`], attached `uplink`,
-/// `mac_move` by default), and `extra`.
+/// `mac_move = true`), and `extra`.
 fn start_dom0(ns: Netns, uplink: &str, extra: &str) -> Dom0 {
     let fs = BpfFs::new(ns.name()).expect("mounting a bpffs");
     let text = format!(
         "[[bridge]]\nname = \"xb\"\n\n[[bridge.port]]\ninterface = \"eth1\"\n\
-         trunk = [{VLAN}]\nattach = \"{uplink}\"\n\n{extra}"
+         trunk = [{VLAN}]\nattach = \"{uplink}\"\nmac_move = true\n\n{extra}"
     );
     let cfg = std::env::temp_dir().join(format!("xennet-{}.toml", ns.name()));
     std::fs::write(&cfg, text).expect("writing the config");

@@ -245,9 +245,7 @@ pub struct PortSpec {
     /// Bandwidth limit (`rate`, `burst`); `None`: none.
     pub rate: Option<RateLimit>,
     /// `mac_move`: a frame arriving here may take over a MAC that is static on another port
-    /// (an uplink, where a migrated guest reappears). Default: on for a port the file names
-    /// exactly without `macs` and without port security (an uplink); off for rules (`vif*`),
-    /// `port add` ports, ports with `macs` or security, and host ports (guests, dom0).
+    /// (an uplink, where a migrated guest reappears). Default off (opt-in, on the uplinks).
     pub mac_move: bool,
 }
 

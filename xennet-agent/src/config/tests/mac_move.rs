@@ -1,5 +1,5 @@
-//! `mac_move` (issue 15): its default per kind of port, the same for the file, rules and
-//! `port add`, and the one combination refused.
+//! `mac_move` (issue 15): off unless set, the same for the file, rules and `port add`, and
+//! the one combination refused.
 
 use super::*;
 use crate::config::check_port_add;
@@ -39,9 +39,9 @@ fn mac_move_of(cfg: &Config, interface: &str) -> bool {
 }
 
 #[test]
-fn defaults_follow_the_kind_of_port() {
+fn off_unless_set() {
     let cfg = parse(FILE);
-    assert!(mac_move_of(&cfg, "eth1"), "an uplink named exactly moves");
+    assert!(!mac_move_of(&cfg, "eth1"), "an uplink, unless it says so");
     assert!(!mac_move_of(&cfg, "eth2"), "a port with macs does not");
     assert!(!mac_move_of(&cfg, "vif1.0"), "a guest with macs does not");
     assert!(!mac_move_of(&cfg, "vif9.0"), "a secured guest does not");
@@ -56,10 +56,26 @@ fn explicit_values_are_kept() {
             "interface = \"eth1\"\n",
             "interface = \"eth1\"\nmac_move = false\n",
             1,
+        )
+        .replacen(
+            "interface = \"vif*\"\n",
+            "interface = \"vif*\"\nmac_move = true\n",
+            1,
         );
     let cfg = parse(&text);
     assert!(!mac_move_of(&cfg, "eth1"));
-    assert!(mac_move_of(&cfg, "eth2"));
+    assert!(
+        mac_move_of(&cfg, "eth2"),
+        "an uplink with static macs may move too"
+    );
+    assert!(mac_move_of(&cfg, "vif*"), "a rule passes it on");
+    let req = PortAdd {
+        interface: "vif7.0".to_owned(),
+        bridge: "b".to_owned(),
+        ..Default::default()
+    };
+    let (_, spec) = check_port_add(&cfg, [], &req).expect("valid");
+    assert!(spec.mac_move, "port add takes the rule's mac_move");
 }
 
 #[test]

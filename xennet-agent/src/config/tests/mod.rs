@@ -14,7 +14,6 @@ mod security;
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::config::syntax::is_pattern;
 
 /// Parse `text` (origin "t.toml") and return the error lines; panics if it parses.
 fn errors(text: &str) -> Vec<String> {
@@ -40,10 +39,9 @@ fn vlans(ids: &[u16]) -> BTreeSet<u16> {
     ids.iter().copied().collect()
 }
 
-/// A port of the file: `mac_move` has its default (on for an exact name without `macs`).
 fn access_port(interface: &str, vlan: u16, macs: &[(&str, u16)]) -> PortSpec {
     PortSpec {
-        mac_move: macs.is_empty() && !is_pattern(interface),
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: interface.to_owned(),
         mode: PortMode::Access { vlan },
@@ -60,7 +58,7 @@ const B_ETH0: &str =
 
 fn port(interface: &str, mode: PortMode, mac_limit: u32) -> PortSpec {
     PortSpec {
-        mac_move: !is_pattern(interface),
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: interface.to_owned(),
         mode,

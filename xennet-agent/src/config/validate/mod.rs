@@ -63,11 +63,6 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Whether this validator checks a `port add` request (not the file).
-    pub(super) const fn is_request(&self) -> bool {
-        self.request
-    }
-
     /// A validator of a `port add` request (no text: its spans are all empty).
     const fn request() -> Self {
         Self {

@@ -89,36 +89,29 @@ impl Validator<'_> {
         })
     }
 
-    /// A port's `mac_move`, or its default: on for a port of the file named exactly, without
-    /// `macs` and without port security (an uplink); off for a rule, a `port add` request, a
-    /// port with `macs` or security (a guest's). `true` with security on is refused: a secured
-    /// port never learns, so it can take no MAC over.
+    /// A port's `mac_move` (default off: no default can tell an uplink from a guest's port
+    /// named in the file, and a port that may take guests' MACs must be chosen). `true` with
+    /// security on is refused: a secured port never learns, so it can take no MAC over.
     fn mac_move(
         &mut self,
         ctx: &str,
         raw: &RawPort,
         security: Option<&crate::config::types::PortSecurity>,
     ) -> bool {
-        let secured = security.is_some_and(|s| s.enabled);
-        match &raw.mac_move {
-            Some(v) if *v.get_ref() && secured => {
-                self.error(
-                    &v.span(),
-                    format!(
-                        "{ctx}: `mac_move` = true on a port with `security`: a secured port \
-                         sends only its own MACs and never learns, so it can take no MAC over"
-                    ),
-                );
-                false
-            }
-            Some(v) => *v.get_ref(),
-            None => {
-                !self.is_request()
-                    && !is_pattern(raw.interface.get_ref())
-                    && raw.macs.is_empty()
-                    && !secured
-            }
+        let Some(v) = &raw.mac_move else {
+            return false;
+        };
+        if *v.get_ref() && security.is_some_and(|s| s.enabled) {
+            self.error(
+                &v.span(),
+                format!(
+                    "{ctx}: `mac_move` = true on a port with `security`: a secured port \
+                     sends only its own MACs and never learns, so it can take no MAC over"
+                ),
+            );
+            return false;
         }
+        *v.get_ref()
     }
 
     /// A port's `mac_limit`, or the default for its mode; `None` after
