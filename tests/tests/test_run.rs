@@ -20,7 +20,7 @@ use xennet_common::{
         lab::{
             self, BROADCAST, G1, Lab as Fixture, MCAST, Mac, Mode, PortFixture, R2, UP, frame, q,
         },
-        portsec, rate, run_all, story, table,
+        moves, portsec, rate, run_all, story, table,
     },
     maps::{FDB_MAX_ENTRIES, MAP_LEARNED},
     stats::Stat,
@@ -77,16 +77,21 @@ fn every_outcome_has_a_case_or_a_reason() {
     let hostile = hostile::hostile_table();
     let portsec = portsec::portsec_table();
     let rates = rate::rate_rows();
+    let moved = moves::move_story();
     for r in table::main_table()
         .iter()
         .chain(story.iter().map(|s| &s.row))
         .chain(&hostile)
         .chain(&portsec)
         .chain(&rates)
+        .chain(moved.iter().map(|s| &s.row))
     {
         if r.fate_for(Program::Xdp) != Fate::Refused {
             covered.insert(r.stat);
             covered.extend(r.learn);
+            if r.moves {
+                covered.insert(Stat::LearnStaticMove);
+            }
         }
     }
     covered.extend(FDB_FULL_STATS);
@@ -345,6 +350,59 @@ fn learning_story_through_tc() {
     }
 }
 
+/// The move story (issue 15) through `program`: a guest's static MAC taken over by a claim
+/// on the uplink only, with the learned counts after every step.
+fn moves_through(program: Program) {
+    with_lab(
+        &tag(program, "move"),
+        &moves::MOVE,
+        all_tc(program),
+        |lab| {
+            let statics = lab.fdb();
+            run_all(
+                &format!("{program:?} move story"),
+                &moves::move_story(),
+                |s| s.row.what,
+                |s| {
+                    lab.check(program, &s.row);
+                    let want: BTreeMap<&str, u32> =
+                        moves::MOVE_PORTS.into_iter().zip(s.learned).collect();
+                    let what = s.row.what;
+                    assert_eq!(
+                        lab.learned(&moves::MOVE_PORTS),
+                        want,
+                        "{what}: {MAP_LEARNED} after the step"
+                    );
+                },
+            );
+            let now: BTreeSet<_> = lab.fdb();
+            let want: BTreeSet<_> = moves::learned_after_moves()
+                .into_iter()
+                .map(|(m, v, p)| (lab::fmt_mac(&m), v, p.to_string(), false))
+                .collect();
+            assert_eq!(
+                now, want,
+                "the FDB after the story: G1 moved, nothing static left"
+            );
+            assert_eq!(statics.len(), 1, "G1 was the one static entry");
+        },
+    );
+}
+
+#[test]
+fn move_story_through_xdp() {
+    if require_root() {
+        moves_through(Program::Xdp);
+    }
+}
+
+#[test]
+fn move_story_through_tc() {
+    if require_root() {
+        moves_through(Program::Tc);
+    }
+}
+
 /// Runts through `program`: refused by the kernel, nothing counted.
 fn runts_through(program: Program) {
     with_lab(&tag(program, "runt"), &lab::MAIN, all_tc(program), |lab| {
@@ -572,6 +630,7 @@ const fn access(name: &'static str, macs: &'static [(Mac, Option<u16>)]) -> Port
         macs,
         tc: false,
         sec: None,
+        mac_move: None,
     }
 }
 

@@ -77,6 +77,9 @@ pub struct PortAdd {
     /// Burst of the limit (`256KiB`).
     #[serde(default)]
     pub burst: Option<String>,
+    /// `mac_move` (`--mac-move`); `None`: the matching rule's, else off.
+    #[serde(default)]
+    pub mac_move: Option<bool>,
     /// Port security (`--security`, `--ip`, …).
     #[serde(default)]
     pub security: SecurityRequest,

@@ -242,6 +242,7 @@ access = 10
             (
                 "trunk".into(),
                 PortSpec {
+                    mac_move: false,
                     security: crate::config::PortSecurity::default(),
                     interface: "vif3.0".into(),
                     mode: PortMode::Access { vlan: 4093 },
@@ -257,6 +258,7 @@ access = 10
             (
                 "internal".into(),
                 PortSpec {
+                    mac_move: false,
                     security: crate::config::PortSecurity::default(),
                     interface: "vif9.0".into(),
                     mode: PortMode::Access { vlan: 10 },
@@ -318,6 +320,7 @@ access = 10
             (
                 "trunk".into(),
                 PortSpec {
+                    mac_move: false,
                     security: crate::config::PortSecurity::default(),
                     interface: "vif8.0".into(),
                     mode: PortMode::Access { vlan: 4093 },

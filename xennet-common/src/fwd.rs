@@ -14,8 +14,8 @@
 use crate::{
     VLAN_MAX, VLAN_VID_MASK,
     maps::{
-        FDB_STATIC, FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY,
-        PORT_F_XDP, PortConf, SEC_ON,
+        FdbKey, FdbVal, PORT_ACCESS, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP,
+        PortConf, SEC_ON,
     },
     monitor::{Event, MonitorConf},
     rate::{Bucket, Dir, police},
@@ -170,7 +170,9 @@ pub const REFRESH_NS: u64 = 1_000_000_000;
 
 mod parse;
 pub use parse::{EthHdr, MaybeTag, ParseError, Tag, parse};
+mod learn;
 pub mod security;
+pub use learn::learn;
 
 /// What happens to the outer tag on the way out: its kind and, for a push or a rewrite, the
 /// new tag. A struct whose fields are always written rather than an enum with payloads: LLVM
@@ -530,80 +532,6 @@ fn forward<T: Tables>(
     }
 }
 
-/// Learn (or refresh) `src` in `vlan` on port `port` (ifindex `ingress`).
-///
-/// `Ok(Some(stat))` names a learning event to count; `Err(reason)` drops the frame (a MAC that
-/// is static on another port).
-#[inline(always)]
-pub fn learn<T: Tables>(
-    t: &T,
-    port: &PortConf,
-    ingress: u32,
-    src: &[u8; 6],
-    vlan: u16,
-) -> Result<Option<Stat>, Stat> {
-    let key = FdbKey {
-        mac: *src,
-        vlan,
-        bridge: port.bridge,
-    };
-    // The clock is read only when an entry is written or may need a refresh (a static
-    // source costs no clock read at all).
-    let fresh = |now| FdbVal {
-        ifindex: ingress,
-        flags: 0,
-        slot: FdbVal::slot_of(port.slot),
-        last_seen_ns: now,
-    };
-    match t.fdb(&key) {
-        Some(e) if e.flags & FDB_STATIC != 0 => {
-            if e.ifindex == ingress {
-                Ok(None)
-            } else {
-                Err(Stat::DropStaticMac)
-            }
-        }
-        Some(e) if e.ifindex == ingress => {
-            let now = t.now();
-            if now.wrapping_sub(e.last_seen_ns) >= REFRESH_NS {
-                // Best effort: a lost refresh only makes the entry age a little sooner.
-                let _ = t.fdb_put(&key, &fresh(now), Put::Existing);
-            }
-            Ok(None)
-        }
-        Some(e) => {
-            // A move: the station is now behind this port — unless this port is at its limit
-            // (a guest must not take over more MACs than it may learn).
-            if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
-                return Ok(Some(Stat::LearnLimit));
-            }
-            if !t.fdb_put(&key, &fresh(t.now()), Put::Existing) {
-                return Ok(Some(Stat::LearnTableFull));
-            }
-            if let Some(old) = t.port(e.ifindex) {
-                t.learned_add(old.slot, -1);
-            }
-            t.learned_add(port.slot, 1);
-            Ok(Some(Stat::LearnMove))
-        }
-        None => {
-            if port.max_learned != 0 && t.learned(port.slot) >= port.max_learned {
-                return Ok(Some(Stat::LearnLimit));
-            }
-            if !t.fdb_put(&key, &fresh(t.now()), Put::New) {
-                // Full, or another CPU learned it first (then it is there: nothing lost).
-                return Ok(if t.fdb(&key).is_some() {
-                    None
-                } else {
-                    Some(Stat::LearnTableFull)
-                });
-            }
-            t.learned_add(port.slot, 1);
-            Ok(Some(Stat::LearnNew))
-        }
-    }
-}
-
 /// For one flooded copy (tagged with its VLAN by the ingress side) about to leave through
 /// `egress`: the tag operation for that port, or `None` to drop the copy (another bridge, or
 /// a VLAN the port does not carry). Also returns the egress stats slot.
@@ -717,3 +645,5 @@ pub mod fixtures;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_move;

@@ -73,6 +73,10 @@ pub const PORT_F_XDP: u8 = 4;
 /// The port has a bandwidth limit (`XN_RATES`): only then does the datapath look its buckets
 /// up (a limit-free port pays no lookup). The agent sets it with the port's limit.
 pub const PORT_F_RATE: u8 = 8;
+/// A frame from this port may take over a MAC that is static (or [`FDB_GUARDED`]) on another
+/// port: the port faces the network where a migrated guest reappears (an uplink; the
+/// configuration's `mac_move`). Without it, such a frame is dropped (`drop_static_mac`).
+pub const PORT_F_MAC_MOVE: u8 = 16;
 
 /// Key of `XN_MEMBERS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -366,6 +370,10 @@ pub struct FdbKey {
 
 /// Entry configured by the operator; never replaced by learning, never aged.
 pub const FDB_STATIC: u16 = 1;
+/// A learned entry that took over a static (or guarded) one through a [`PORT_F_MAC_MOVE`]
+/// port (a migrated guest): it ages and counts as learned, but like a static entry only
+/// another [`PORT_F_MAC_MOVE`] port can take it over; a guest port claiming it is dropped.
+pub const FDB_GUARDED: u16 = 2;
 
 /// FDB value: where the station is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

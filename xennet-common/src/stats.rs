@@ -146,6 +146,10 @@ stats! {
     /// egress, counted on the egress port (the frame's outcome on its ingress port stays
     /// `forward` or `flood`, as for a queue that drops it there).
     DropRateLimit = 37, "drop_rate_limit", Drop;
+    // ---- Ownership that moves (issue 15): docs/xen.md, "Live migration".
+    /// A MAC static (or guarded) on another port taken over by a frame on this port, a port
+    /// with `mac_move` (an uplink where a migrated guest reappears): counted on the new port.
+    LearnStaticMove = 38, "learn_static_move", Learning;
 }
 
 // The indices are the positions in the list: `ALL[i] as usize == i`.
@@ -242,7 +246,7 @@ mod tests {
 
     #[test]
     fn the_list_covers_every_index_and_drops_are_named_drop() {
-        assert_eq!(STAT_COUNT, 38);
+        assert_eq!(STAT_COUNT, 39);
         let idx: std::vec::Vec<usize> = Stat::ALL.iter().map(|s| *s as usize).collect();
         assert_eq!(idx, (0..STAT_COUNT).collect::<std::vec::Vec<_>>());
         for s in Stat::ALL {

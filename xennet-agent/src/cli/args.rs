@@ -279,6 +279,10 @@ pub enum PortCmd {
         /// 256KiB].
         #[arg(long, value_name = "SIZE")]
         burst: Option<String>,
+        /// A frame arriving on this port may take over a MAC static on another port (an
+        /// uplink) [default: the matching rule's, else off].
+        #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+        mac_move: Option<bool>,
         #[command(flatten)]
         security: xennet_agent::control::SecurityRequest,
         #[command(flatten)]

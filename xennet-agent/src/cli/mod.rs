@@ -280,6 +280,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
             security,
             rate,
             burst,
+            mac_move,
             target,
         } => {
             let req = PortAdd {
@@ -293,6 +294,7 @@ fn port(cmd: PortCmd) -> anyhow::Result<()> {
                 security,
                 rate,
                 burst,
+                mac_move,
             };
             (target, Request::PortAdd(Box::new(req)))
         }

@@ -61,6 +61,7 @@ pub(super) struct RawPort {
     pub(super) allow_ethertypes: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) rate: Option<Spanned<String>>,
     pub(super) burst: Option<Spanned<String>>,
+    pub(super) mac_move: Option<Spanned<bool>>,
 }
 
 /// `[bridge.host]`.

@@ -244,6 +244,9 @@ pub struct PortSpec {
     pub security: PortSecurity,
     /// Bandwidth limit (`rate`, `burst`); `None`: none.
     pub rate: Option<RateLimit>,
+    /// `mac_move`: a frame arriving here may take over a MAC that is static on another port
+    /// (an uplink, where a migrated guest reappears). Default off (opt-in, on the uplinks).
+    pub mac_move: bool,
 }
 
 /// The ethertypes a secured port allows unless `allow_ethertypes` says otherwise: IPv4, ARP,

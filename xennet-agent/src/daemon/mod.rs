@@ -212,6 +212,11 @@ async fn event_loop(
                 if let Err(e) = agent.relink().await {
                     warn!(error = %format!("{e:#}"), "following link changes failed");
                 }
+                for idx in watch.take_down() {
+                    if let Err(e) = agent.dp.flush_learned_on(idx) {
+                        warn!(ifindex = idx, error = %format!("{e:#}"), "flushing a port that went down");
+                    }
+                }
             }
         }
     }

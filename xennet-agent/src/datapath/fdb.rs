@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
 use aya::maps::{HashMap, MapData};
-use tracing::warn;
+use tracing::{info, warn};
 use xennet_common::maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB};
 
 use super::{Datapath, FdbEntry, fmt_mac, monotonic_ns, plan};
@@ -32,6 +32,28 @@ impl Datapath {
         Ok(learned)
     }
 
+    /// A port's link went down (carrier lost, or set down): forget what was learned on it, as
+    /// the Linux bridge does, so that no traffic stays pointed at it; its static entries
+    /// stay. Nothing when `ifindex` is not a port. Returns how many entries went.
+    pub fn flush_learned_on(&mut self, ifindex: u32) -> anyhow::Result<usize> {
+        let Some((name, slot)) = self
+            .ports
+            .iter()
+            .find(|(_, p)| p.public.ifindex == ifindex)
+            .map(|(n, p)| (n.clone(), p.public.slot))
+        else {
+            return Ok(0);
+        };
+        let flushed = self.flush_fdb(|_, v| v.ifindex == ifindex && v.flags & FDB_STATIC == 0)?;
+        for _ in 0..flushed {
+            self.learned.dec(slot);
+        }
+        if flushed > 0 {
+            info!(port = %name, flushed, "link down: learned entries flushed");
+        }
+        Ok(flushed)
+    }
+
     /// Make the static FDB entries exactly those of `cfg`; returns (written, removed). Only
     /// the entries that differ from what this agent wrote before are touched.
     pub(super) fn sync_statics(&mut self, cfg: &Config) -> anyhow::Result<(usize, usize)> {
@@ -51,6 +73,11 @@ impl Datapath {
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
         let mut removed = 0;
         for k in &todo.remove {
+            // A static entry a migrated guest's claim moved to an uplink is a learned one
+            // now: it stays (it ages there, or the guest's new vif takes it).
+            if fdb.get(k, 0).is_ok_and(|v| v.flags & FDB_STATIC == 0) {
+                continue;
+            }
             if fdb.remove(k).is_ok() {
                 removed += 1;
             }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Context as _;
 use aya::maps::{DevMapHash, HashMap, MapData};
 use xennet_common::maps::{
-    MAP_FLOOD, MAP_MEMBERS, MAP_TX, MEMBER_COUNT, MemberKey, PORT_F_RATE, PORT_F_TC_ONLY,
+    MAP_FLOOD, MAP_MEMBERS, MAP_TX, MEMBER_COUNT, MemberKey, PORT_F_TC_ONLY,
 };
 
 use super::{
@@ -28,7 +28,7 @@ impl Datapath {
         for (name, p) in &self.ports {
             let mut conf = p.conf;
             conf.flags = plan::port_flags(p.public.attached, tc_bridges.contains(&p.bridge_id))
-                | (p.conf.flags & PORT_F_RATE);
+                | (p.conf.flags & plan::CONF_FLAGS);
             writes.push((name.clone(), p.public.ifindex, conf, p.conf != conf));
         }
         let prog = self.flood_prog.try_clone().context("flood program fd")?;

@@ -227,6 +227,9 @@ pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf
     if spec.rate.is_some() {
         p.flags |= PORT_F_RATE;
     }
+    if spec.mac_move {
+        p.flags |= xennet_common::maps::PORT_F_MAC_MOVE;
+    }
     p
 }
 
@@ -260,6 +263,8 @@ pub fn host_port_spec(host: &HostSpec) -> PortSpec {
         mac_limit: host.mac_limit,
         security: crate::config::PortSecurity::default(),
         rate: None,
+        // dom0 is a station, not the network a migrated guest reappears in.
+        mac_move: false,
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use xennet_common::maps::{
-    FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP, PortConf,
+    FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_MAC_MOVE, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP, PortConf,
 };
 
 use super::{Attached, host_port_spec, port_conf};
@@ -255,6 +255,10 @@ pub struct Update {
     pub reattach: bool,
 }
 
+/// The port flags that come from the configuration (a bandwidth limit, `mac_move`); the
+/// others follow from the attach modes ([`port_flags`]).
+pub const CONF_FLAGS: u8 = PORT_F_RATE | PORT_F_MAC_MOVE;
+
 /// How an attached port with value `cur` and attach mode `cur_attach` must change to have
 /// value `new` (computed for the same slot) and attach mode `new_attach`; `None` when it need
 /// not. The decision compares whole map values, flags aside, so any field of [`PortConf`]
@@ -266,9 +270,9 @@ pub fn port_update(
     mut new: PortConf,
     new_attach: AttachMode,
 ) -> Option<Update> {
-    // The attachment flags stay until they are recomputed; whether the port has a limit
-    // comes with the new value.
-    new.flags = (cur.flags & !PORT_F_RATE) | (new.flags & PORT_F_RATE);
+    // The attachment flags stay until they are recomputed; the configured ones (a limit,
+    // `mac_move`) come with the new value.
+    new.flags = (cur.flags & !CONF_FLAGS) | (new.flags & CONF_FLAGS);
     let reattach = new_attach != cur_attach;
     (new != *cur || reattach).then_some(Update {
         conf: new,

@@ -18,6 +18,7 @@ pub mod extra;
 pub mod host;
 pub mod hostile;
 pub mod lab;
+pub mod moves;
 pub mod portsec;
 pub mod rate;
 pub mod story;
@@ -99,6 +100,9 @@ pub struct Row {
     pub shows: Vec<(Program, Vec<u8>)>,
     /// Programs whose counter deltas differ from [`Row::counters_for`]'s rule, and how.
     pub counts: Vec<(Program, Vec<CounterRow>)>,
+    /// The frame takes over a MAC static (or guarded) on another port: `learn_static_move`
+    /// increments on the ingress port (counted inside learning, not as [`Row::learn`]).
+    pub moves: bool,
 }
 
 impl Row {
@@ -116,7 +120,15 @@ impl Row {
             per_program: Vec::new(),
             shows: Vec::new(),
             counts: Vec::new(),
+            moves: false,
         }
+    }
+
+    /// The frame takes over a MAC static (or guarded) on another port ([`Row::moves`]).
+    #[must_use]
+    pub fn moves_mac(mut self) -> Self {
+        self.moves = true;
+        self
     }
 
     /// The same row, also counting the learning event `stat` on the ingress port.
@@ -217,6 +229,9 @@ impl Row {
                 if let Some(l) = self.learn {
                     rows.push((ingress, l, 1));
                 }
+                if self.moves {
+                    rows.push((ingress, Stat::LearnStaticMove, 1));
+                }
             }
             fate => {
                 let len = self.input.len() as u64;
@@ -225,6 +240,9 @@ impl Row {
                 rows.push((ingress, self.stat, 1));
                 if let Some(l) = self.learn {
                     rows.push((ingress, l, 1));
+                }
+                if self.moves {
+                    rows.push((ingress, Stat::LearnStaticMove, 1));
                 }
                 if let (Fate::Forward, Some(out)) = (fate, self.egress) {
                     rows.push((out, Stat::TxPackets, 1));

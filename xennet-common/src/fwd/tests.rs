@@ -121,15 +121,20 @@ fn fixture_rows_cover_every_core_outcome() {
     let rows = fixtures::table::main_table();
     let hostile = fixtures::hostile::hostile_table();
     let portsec = fixtures::portsec::portsec_table();
+    let moves = fixtures::moves::move_story();
     let mut covered: Vec<Stat> = Vec::new();
     for r in rows
         .iter()
         .chain(story.iter().map(|s| &s.row))
         .chain(&hostile)
         .chain(&portsec)
+        .chain(moves.iter().map(|s| &s.row))
     {
         covered.push(r.stat);
         covered.extend(r.learn);
+        if r.moves {
+            covered.push(Stat::LearnStaticMove);
+        }
     }
     for s in Stat::ALL.iter().skip(Stat::Forward as usize) {
         assert!(

@@ -29,6 +29,7 @@ fn seed_example_parses_to_the_expected_config() {
             host: None,
             ports: vec![
                 PortSpec {
+                    mac_move: false,
                     security: crate::config::PortSecurity::default(),
                     interface: "eth1".to_owned(),
                     mode: PortMode::Trunk {
@@ -61,7 +62,7 @@ fn invalid_examples_report_line_and_field() {
             &[
                 "examples/invalid/unknown-key.toml:7:1: bridge \"trunk\", port \"vif1.0\": unknown field `vlan`, expected one of \
                    `interface`, `access`, `trunk`, `native_vlan`, `attach`, `macs`, `mac_limit`, `security`, `ips`, `allow_dhcp_server`, \
-                   `allow_ra`, `allow_ethertypes`, `rate`, `burst`",
+                   `allow_ra`, `allow_ethertypes`, `rate`, `burst`, `mac_move`",
             ],
         ),
         (

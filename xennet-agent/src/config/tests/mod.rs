@@ -5,6 +5,7 @@ mod bounds;
 mod errors;
 mod examples;
 mod host;
+mod mac_move;
 mod port_add;
 mod ports;
 mod rate;
@@ -40,6 +41,7 @@ fn vlans(ids: &[u16]) -> BTreeSet<u16> {
 
 fn access_port(interface: &str, vlan: u16, macs: &[(&str, u16)]) -> PortSpec {
     PortSpec {
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: interface.to_owned(),
         mode: PortMode::Access { vlan },
@@ -56,6 +58,7 @@ const B_ETH0: &str =
 
 fn port(interface: &str, mode: PortMode, mac_limit: u32) -> PortSpec {
     PortSpec {
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: interface.to_owned(),
         mode,

@@ -571,6 +571,7 @@ fn good_requests() {
         (
             "b".to_owned(),
             PortSpec {
+                mac_move: false,
                 security: crate::config::PortSecurity::default(),
                 interface: "vif5.0".to_owned(),
                 mode: PortMode::Access { vlan: 10 },
@@ -632,6 +633,7 @@ fn good_requests() {
     assert_eq!(
         spec,
         PortSpec {
+            mac_move: false,
             security: crate::config::PortSecurity::default(),
             interface: "eth9".to_owned(),
             mode: trunk(&[10, 20, 30], Some(30)),

@@ -151,6 +151,7 @@ fn bad_values_give_the_same_message_in_the_file_and_through_port_add() {
             .collect();
         assert_eq!(file, [message], "{what} (file)");
         let req = PortAdd {
+            mac_move: None,
             interface: "x0".to_owned(),
             bridge: "b".to_owned(),
             access: Some(10),
@@ -195,6 +196,7 @@ fn security_needs_the_guests_mac_and_ips_need_an_exact_name() {
     // Through `port add` under the rule `vif*` (security = true): no --mac is refused.
     let cfg = parse(BASE);
     let req = PortAdd {
+        mac_move: None,
         interface: "vif3.0".to_owned(),
         bridge: "b".to_owned(),
         access: None,
@@ -222,6 +224,7 @@ fn security_needs_the_guests_mac_and_ips_need_an_exact_name() {
 fn port_add_inherits_the_rules_security_and_ip_turns_the_default_on() {
     let cfg = parse(BASE);
     let mut req = PortAdd {
+        mac_move: None,
         interface: "vif3.0".to_owned(),
         bridge: "b".to_owned(),
         access: None,

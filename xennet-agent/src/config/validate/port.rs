@@ -76,6 +76,7 @@ impl Validator<'_> {
         let mac_limit = self.mac_limit(&ctx, raw.mac_limit.as_ref(), mode.as_ref());
         let security = self.security(&ctx, raw, mode.as_ref());
         let rate = self.rate_limit(&ctx, raw.rate.as_ref(), raw.burst.as_ref(), mtu);
+        let mac_move = self.mac_move(&ctx, raw, security.as_ref());
         Some(PortSpec {
             interface: interface.clone(),
             mode: mode?,
@@ -84,7 +85,33 @@ impl Validator<'_> {
             mac_limit: mac_limit?,
             security: security?,
             rate: rate.ok()?,
+            mac_move,
         })
+    }
+
+    /// A port's `mac_move` (default off: no default can tell an uplink from a guest's port
+    /// named in the file, and a port that may take guests' MACs must be chosen). `true` with
+    /// security on is refused: a secured port never learns, so it can take no MAC over.
+    fn mac_move(
+        &mut self,
+        ctx: &str,
+        raw: &RawPort,
+        security: Option<&crate::config::types::PortSecurity>,
+    ) -> bool {
+        let Some(v) = &raw.mac_move else {
+            return false;
+        };
+        if *v.get_ref() && security.is_some_and(|s| s.enabled) {
+            self.error(
+                &v.span(),
+                format!(
+                    "{ctx}: `mac_move` = true on a port with `security`: a secured port \
+                     sends only its own MACs and never learns, so it can take no MAC over"
+                ),
+            );
+            return false;
+        }
+        *v.get_ref()
     }
 
     /// A port's `mac_limit`, or the default for its mode; `None` after

@@ -146,6 +146,10 @@ fn raw_port(req: &PortAdd, rule: Option<&PortSpec>) -> Option<RawPort> {
                 })
             })
             .map(|list| unspanned(list.into_iter().map(unspanned).collect())),
+        mac_move: req
+            .mac_move
+            .or_else(|| rule.map(|r| r.mac_move))
+            .map(unspanned),
         rate: req
             .rate
             .clone()

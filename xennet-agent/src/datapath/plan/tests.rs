@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use xennet_common::maps::{
-    FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP, PortConf,
+    FdbKey, PORT_F_FLOOD_VIA_TC, PORT_F_MAC_MOVE, PORT_F_RATE, PORT_F_TC_ONLY, PORT_F_XDP, PortConf,
 };
 
 use super::*;
@@ -18,6 +18,7 @@ fn ids(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 
 fn access(name: &str, vlan: u16) -> PortSpec {
     PortSpec {
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: name.into(),
         mode: PortMode::Access { vlan },
@@ -30,6 +31,7 @@ fn access(name: &str, vlan: u16) -> PortSpec {
 
 fn trunk(name: &str, vlans: &[u16], native: Option<u16>) -> PortSpec {
     PortSpec {
+        mac_move: false,
         security: crate::config::PortSecurity::default(),
         interface: name.into(),
         mode: PortMode::Trunk {
@@ -429,6 +431,9 @@ fn every_field_that_reaches_the_port_value_counts_as_a_change() {
         burst_bytes: 262_144,
     });
     variants.push(("rate (PORT_F_RATE)", rate, 0x8100));
+    let mut moves = base.clone();
+    moves.mac_move = true;
+    variants.push(("mac_move (PORT_F_MAC_MOVE)", moves, 0x8100));
     for (what, new, tpid) in &variants {
         let plan = plan_one(&base, *tpid, new);
         assert!(is_changed(&plan), "{what}: {plan:?}");
@@ -437,10 +442,11 @@ fn every_field_that_reaches_the_port_value_counts_as_a_change() {
         };
         assert!(!u.reattach, "{what}: no reattach for a map-value change");
         // The new value is the one `port_conf` computes, attachment flags kept until
-        // `refresh`; PORT_F_RATE comes with the value.
+        // `refresh`; PORT_F_RATE and PORT_F_MAC_MOVE come with the value.
         let mut want = port_conf(1, *tpid, 3, new);
         assert_eq!(want.flags & PORT_F_RATE != 0, new.rate.is_some(), "{what}");
-        want.flags = PORT_F_TC_ONLY | PORT_F_FLOOD_VIA_TC | (want.flags & PORT_F_RATE);
+        assert_eq!(want.flags & PORT_F_MAC_MOVE != 0, new.mac_move, "{what}");
+        want.flags = PORT_F_TC_ONLY | PORT_F_FLOOD_VIA_TC | (want.flags & CONF_FLAGS);
         assert_eq!(u.conf, want, "{what}");
     }
     let access_base = access("p", 10);
