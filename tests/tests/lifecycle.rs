@@ -22,8 +22,6 @@ use xennet_tests::{
     topo::{Agent, BpfFs, Mode, SeedDom0, agent_bin, agent_command, workspace_root, xdp_attached},
 };
 
-/// The run-time port's guest.
-
 /// Whether an xennet TC program is on `ifname`'s tcx ingress in `ns`.
 fn tc_attached(ns: &Netns, ifname: &str) -> bool {
     let name = ifname.to_string();

@@ -20,8 +20,6 @@ use xennet_tests::{
     topo::{Agent, BpfFs, Mode, SeedDom0},
 };
 
-/// The run-time port's guest.
-
 /// `bytes` written to a file the agent can load (`XENNET_TEST_OBJECT`).
 fn object_file(tag: &str, name: &str, bytes: &[u8]) -> PathBuf {
     let p = std::env::temp_dir().join(format!("xennet-{tag}-{name}.o"));

@@ -2,6 +2,8 @@
 //! the `BPF_PROG_TEST_RUN` ladder and the in-situ (`bpf_stats`) windows on one DUT, no paths,
 //! no agent — for iterating on the datapath's per-frame cost.
 
+use std::fmt::Write as _;
+
 use anyhow::{Context as _, Result};
 
 use super::{
@@ -39,10 +41,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let mut text = profile::render(&ladder, &situ);
         if let Some(t) = super::targets::monitor_off(&ladder) {
             let met = if t.met == Some(true) { "met" } else { "MISSED" };
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "\n{}: {} (wanted {}) {met}\n",
                 t.what, t.measured, t.wanted
-            ));
+            );
         }
         Ok(text)
     })();
