@@ -175,7 +175,11 @@ fn crossing(w: &World) {
 
     // Broadcast in 4093: g3 only.
     let (got, _) = w.inject(&test_frame([0xff; 6], UPSTREAM_MAC, &[q_tag(4093)], 111));
-    only(&got, "g3");
+    let f = only(&got, "g3");
+    assert!(
+        parse_eth(&f).expect("parse").tags.is_empty(),
+        "g3 receives untagged"
+    );
 
     // A VLAN the trunk does not carry: dropped on eth1 under its reason, nowhere else.
     let (got, d) = w.inject(&test_frame(w.mac(0), UPSTREAM_MAC, &[q_tag(100)], 112));

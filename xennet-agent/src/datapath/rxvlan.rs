@@ -6,7 +6,7 @@
 //! Why a prologue and not `xennet_xdp` itself: metadata kfuncs need a device-bound load
 //! (`prog_ifindex`, `BPF_F_XDP_DEV_BOUND_ONLY`), which aya 0.14 cannot do, nor relocate a
 //! kfunc call; a device-bound program attaches to its device only and cannot sit in a program
-//! array, but it may tail-call an ordinary one (Linux ≥ 6.16, `bpf_check_tail_call`). So one
+//! array, but it may tail-call an ordinary one (`bpf_check_tail_call`; checked on 6.18). So one
 //! `xennet_xdp` still serves every port, and each hinted port has its own 30-instruction
 //! prologue and a one-slot program array holding `xennet_xdp`.
 
