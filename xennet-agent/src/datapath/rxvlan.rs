@@ -83,8 +83,8 @@ fn kfunc_id() -> anyhow::Result<u32> {
 const fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     (code as u64)
         | (((dst | (src << 4)) as u64) << 8)
-        | (((off as u16) as u64) << 16)
-        | (((imm as u32) as u64) << 32)
+        | ((off.cast_unsigned() as u64) << 16)
+        | ((imm.cast_unsigned() as u64) << 32)
 }
 
 /// The prologue: `map_fd` is its program array (slot 0: `xennet_xdp`).
@@ -257,7 +257,8 @@ mod tests {
     fn jumps_land_where_their_comments_say() {
         let p = prologue(7, 3);
         let target = |i: usize| {
-            let off = i16::from_ne_bytes([(p[i] >> 16) as u8, (p[i] >> 24) as u8]);
+            let b = p[i].to_le_bytes();
+            let off = i16::from_le_bytes([b[2], b[3]]);
             usize::try_from(i64::try_from(i).unwrap_or(0) + 1 + i64::from(off)).unwrap_or(0)
         };
         assert_eq!(target(7), 26);

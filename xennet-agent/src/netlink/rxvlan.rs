@@ -42,12 +42,10 @@ pub fn probe(name: &str, idx: u32) -> RxTags {
         // skb had it, in `vlan_tci` when the peer has tx-vlan offload (any bridge behind it).
         Some("veth keeps the tag its peer sends in vlan_tci".to_string())
     } else {
-        match ethtool_rxvlan(name) {
-            Ok(true) => Some(format!("{driver} rx-vlan offload on")),
-            Ok(false) => None,
-            // No way to know: assume the worst only if the kernel says it strips.
-            Err(_) => None,
-        }
+        // An interface ethtool cannot ask is taken to leave the tags in the frame.
+        ethtool_rxvlan(name)
+            .is_ok_and(|on| on)
+            .then(|| format!("{driver} rx-vlan offload on"))
     };
     let Some(why) = strips else {
         return RxTags::Inline;
