@@ -45,17 +45,42 @@ pub fn links(pin_dir: &Path) -> Result<BTreeMap<String, LinkRow>> {
         }
         let link = FdLink::from(PinnedLink::from_pin(e.path()).context("opening a pinned link")?);
         let info = link.info().context("link info")?;
-        let tag = tags.get(&info.program_id()).copied().unwrap_or(0);
+        // A link running a port's VLAN prologue: the program it hands frames to is the one
+        // that changes with the build.
+        let prog = match name.strip_prefix("link_xdp_") {
+            Some(idx) => chained(&pin_dir.join(format!("chain_xdp_{idx}")))?,
+            None => None,
+        }
+        .unwrap_or(info.program_id());
+        let tag = tags.get(&prog).copied().unwrap_or(0);
         out.insert(
             name,
             LinkRow {
                 link: info.id(),
-                prog: info.program_id(),
+                prog,
                 tag,
             },
         );
     }
     Ok(out)
+}
+
+/// The id of the program in slot 0 of the program array pinned at `path`, if there is one.
+fn chained(path: &Path) -> Result<Option<u32>> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    if !path.exists() {
+        return Ok(None);
+    }
+    let data = MapData::from_pin(path).with_context(|| format!("opening {}", path.display()))?;
+    let (key, mut id) = (0u32, 0u32);
+    // BPF_MAP_LOOKUP_ELEM: map_fd, pad, key, value.
+    let mut attr = [0u64; 4];
+    attr[0] = u64::try_from(data.fd().as_fd().as_raw_fd()).context("fd")?;
+    attr[1] = std::ptr::from_ref(&key) as u64;
+    attr[2] = std::ptr::from_mut(&mut id) as u64;
+    // SAFETY: a bpf_attr for BPF_MAP_LOOKUP_ELEM whose pointers are live 4-byte values.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, 1, attr.as_mut_ptr(), 32) };
+    Ok((rc == 0).then_some(id))
 }
 
 /// The names of every pin under `pin_dir`.

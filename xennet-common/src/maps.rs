@@ -49,6 +49,12 @@ pub const PROG_FLOOD_OUT: &str = "xennet_flood_out";
 /// that it can receive native XDP redirects).
 pub const PROG_PASS: &str = "xennet_pass";
 
+/// XDP metadata word the device-bound VLAN prologue (the agent's `datapath/rxvlan`) leaves in
+/// front of a frame whose rx VLAN tag it read from the driver's hint and wrote back into the
+/// frame: `xennet_xdp` removes it, and takes the tag out again before an `XDP_PASS` (the skb
+/// still carries it in `vlan_tci`, where TC reads it).
+pub const XDP_META_TAG_RESTORED: u32 = 0x786e_7674;
+
 /// Most ports one datapath serves (also the size of the port and devmap maps).
 pub const MAX_PORTS: u32 = 4096;
 /// Stats slots: slot 0 counts frames on interfaces that are not configured ports.

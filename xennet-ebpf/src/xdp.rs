@@ -2,13 +2,14 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
-    helpers::{bpf_xdp_adjust_head, bpf_xdp_get_buff_len},
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_meta, bpf_xdp_get_buff_len},
     macros::xdp,
     programs::XdpContext,
 };
 use xennet_common::{
     VLAN_HLEN,
     fwd::{self, TagKind, TagOp, Verdict},
+    maps::XDP_META_TAG_RESTORED,
     monitor,
     rate::{Dir, police},
     stats::Stat,
@@ -83,6 +84,39 @@ fn apply_tag(ctx: &XdpContext, op: TagOp) -> Result<(), ()> {
     }
 }
 
+/// Whether the device-bound VLAN prologue put this frame's tag back from the driver's hint
+/// (its mark in the XDP metadata); the mark is removed, so that no redirected copy carries it.
+#[inline(always)]
+fn take_restored_mark(ctx: &XdpContext) -> bool {
+    let (meta, data) = (ctx.metadata(), ctx.data());
+    if meta + 4 > data {
+        return false;
+    }
+    // SAFETY: 4 bytes of metadata, checked against the start of the frame just above.
+    let mark = unsafe { core::ptr::read_unaligned(meta as *const u32) };
+    if mark != XDP_META_TAG_RESTORED {
+        return false;
+    }
+    // SAFETY: helper on the program's own context; shrinks the metadata by the 4 bytes read.
+    unsafe { bpf_xdp_adjust_meta(ctx.ctx, 4) };
+    true
+}
+
+/// Before an `XDP_PASS`: take a restored tag out of the frame again (the skb the kernel
+/// builds still carries it in `vlan_tci`, where TC reads it); `false` if that failed.
+/// Functions of their own (BPF-to-BPF calls), called where the frame leaves: a flag kept
+/// alive across the program changed its register allocation into one the verifier rejects.
+#[inline(never)]
+fn untag_restored(ctx: &XdpContext) -> bool {
+    !take_restored_mark(ctx) || apply_tag(ctx, TagOp::POP).is_ok()
+}
+
+/// Before a redirect: drop the prologue's mark, if any (the tag stays in the frame).
+#[inline(never)]
+fn unmark(ctx: &XdpContext) {
+    take_restored_mark(ctx);
+}
+
 /// Ingress of every XDP-attached port. Multi-buffer aware (`xdp.frags`), so jumbo-MTU ports
 /// can run it: only the headers, always in the first buffer, are read or moved.
 #[xdp(frags)]
@@ -105,6 +139,9 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         if let Some(l) = d.learn {
             fwd::count(&Maps, d.in_slot, l);
         }
+        if !untag_restored(&ctx) {
+            return XDP_DROP;
+        }
         return XDP_PASS;
     }
     if d.verdict == Verdict::Forward
@@ -118,9 +155,17 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         return XDP_DROP;
     }
     let action = match d.verdict {
-        Verdict::Pass => XDP_PASS,
+        Verdict::Pass => {
+            if !untag_restored(&ctx) {
+                d = d.into_drop(Stat::DropTagOp);
+                XDP_DROP
+            } else {
+                XDP_PASS
+            }
+        }
         Verdict::Drop => XDP_DROP,
         Verdict::Forward | Verdict::Flood => {
+            unmark(&ctx);
             let redirect = if d.verdict == Verdict::Forward {
                 apply_tag(&ctx, d.tag).map(|()| XN_TX.redirect(d.egress, 0))
             } else {

@@ -40,6 +40,9 @@ pub fn print_ports(v: serde_json::Value, json: bool) -> anyhow::Result<()> {
             p.vlans,
             p.security.summary()
         );
+        if let Some(rx) = &p.rx_vlan {
+            println!("  └ {}: {rx}", p.interface);
+        }
     }
     Ok(())
 }

@@ -182,6 +182,10 @@ impl Datapath {
                     host: record.is_some_and(|r| r.host),
                     security: super::security::SecurityView::default(),
                     rate: None,
+                    rx_vlan: super::attach::rx_note(
+                        attached,
+                        &crate::netlink::rxvlan::probe(name, idx),
+                    ),
                 },
                 bridge_id: conf.bridge,
                 attach,

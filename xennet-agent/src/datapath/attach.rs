@@ -5,6 +5,7 @@
 
 use std::{
     fs, io,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
 
@@ -18,8 +19,34 @@ use aya::programs::{
 use tracing::{info, warn};
 use xennet_common::maps::{PROG_PASS, PROG_TC, PROG_XDP};
 
-use super::{Attached, Datapath, Links, ifindex};
-use crate::config::AttachMode;
+use super::{
+    Attached, Datapath, Links, ifindex,
+    rxvlan::{self, Prologue},
+};
+use crate::{config::AttachMode, netlink::rxvlan::RxTags};
+
+/// The pin of a hinted port's program array (see [`rxvlan`]): `chain_xdp_<ifindex>`.
+#[must_use]
+pub fn chain_pin_name(ifindex: u32) -> String {
+    format!("chain_xdp_{ifindex}")
+}
+
+/// Whether a pin name under `pin_dir` is a hinted port's program array.
+#[must_use]
+pub fn is_chain_pin(name: &str) -> bool {
+    name.starts_with("chain_xdp_")
+}
+
+/// What `ports` says about the received VLAN tags of a port attached as `attached` on a
+/// device that delivers them as `rx`.
+#[must_use]
+pub fn rx_note(attached: Attached, rx: &RxTags) -> Option<String> {
+    match (attached, rx) {
+        (Attached::Xdp, RxTags::Hint) => Some("rx VLAN tags from the driver's XDP hint".into()),
+        (Attached::Tc, RxTags::Stripped(why)) => Some(format!("TC only: {why}")),
+        _ => None,
+    }
+}
 
 /// What a link attaches: the port's TC program, its XDP program, or the pass program of a
 /// host interface.
@@ -66,6 +93,8 @@ impl LinkKind {
 pub struct OwnedLink {
     fd: FdLink,
     pin: Option<PathBuf>,
+    /// The pinned program array of the VLAN prologue in this link, if it runs one.
+    chain: Option<PathBuf>,
 }
 
 impl OwnedLink {
@@ -84,6 +113,9 @@ impl OwnedLink {
             }
         }
         drop(self.fd);
+        if let Some(c) = &self.chain {
+            unpin(c)?;
+        }
         Ok(())
     }
 }
@@ -100,7 +132,11 @@ impl Datapath {
     /// Take ownership of a freshly made link: pin it (persistent datapath) as `kind` of `idx`.
     fn own(&self, fd: FdLink, kind: LinkKind, idx: u32) -> anyhow::Result<OwnedLink> {
         if !self.persistent {
-            return Ok(OwnedLink { fd, pin: None });
+            return Ok(OwnedLink {
+                fd,
+                pin: None,
+                chain: None,
+            });
         }
         let path = self.pin_dir.join(kind.pin_name(idx));
         // A pin left by a crash between a detach and its unpin: its link is already dead.
@@ -111,42 +147,56 @@ impl Datapath {
         Ok(OwnedLink {
             fd: FdLink::from(pinned),
             pin: Some(path),
+            chain: None,
         })
     }
 
-    /// Attach the TC program (always) and the XDP program (XDP modes) to a port.
+    /// Attach the TC program (always) and the XDP program (XDP modes) to a port; with what
+    /// `ports` says about its received VLAN tags. Native XDP on a device that takes the tags
+    /// out of the frame runs behind the VLAN prologue ([`rxvlan`]) where the driver reports
+    /// them, and is not attached where it does not (TC only, with a warning): XDP would see
+    /// those frames untagged.
     pub(super) fn attach(
         &mut self,
         name: &str,
         idx: u32,
         mode: AttachMode,
-    ) -> anyhow::Result<(Attached, Links)> {
+    ) -> anyhow::Result<(Attached, Links, Option<String>)> {
         Self::refuse_foreign(name)?;
         // TC first: it must be in place before XDP starts deferring frames to it.
         let tc = self.attach_tc(name, idx)?;
+        let rx = if matches!(mode, AttachMode::Auto | AttachMode::Xdp) {
+            crate::netlink::rxvlan::probe(name, idx)
+        } else {
+            RxTags::Inline
+        };
+        if let RxTags::Stripped(why) = &rx {
+            warn!(port = %name, reason = %why, "received VLAN tags are stripped without an XDP hint: TC only");
+            let note = rx_note(Attached::Tc, &rx);
+            return Ok((Attached::Tc, Links { tc, xdp: None }, note));
+        }
+        let hinted = rx == RxTags::Hint;
         let xdp = match mode {
             AttachMode::Tc => Ok(None),
             AttachMode::Xdp => self
-                .attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Driver)
+                .attach_native(idx, hinted)
                 .map(|l| Some((Attached::Xdp, l)))
                 .with_context(|| format!("attaching native XDP to {name}")),
             AttachMode::XdpGeneric => self
                 .attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Skb)
                 .map(|l| Some((Attached::XdpGeneric, l)))
                 .with_context(|| format!("attaching generic XDP to {name}")),
-            AttachMode::Auto => {
-                match self.attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Driver) {
-                    Ok(l) => Ok(Some((Attached::Xdp, l))),
-                    Err(e) => {
-                        info!(port = %name, reason = %format!("{e:#}"), "no native XDP: TC only");
-                        Ok(None)
-                    }
+            AttachMode::Auto => match self.attach_native(idx, hinted) {
+                Ok(l) => Ok(Some((Attached::Xdp, l))),
+                Err(e) => {
+                    info!(port = %name, reason = %format!("{e:#}"), "no native XDP: TC only");
+                    Ok(None)
                 }
-            }
+            },
         };
         match xdp {
-            Ok(Some((a, l))) => Ok((a, Links { tc, xdp: Some(l) })),
-            Ok(None) => Ok((Attached::Tc, Links { tc, xdp: None })),
+            Ok(Some((a, l))) => Ok((a, Links { tc, xdp: Some(l) }, rx_note(a, &rx))),
+            Ok(None) => Ok((Attached::Tc, Links { tc, xdp: None }, None)),
             Err(e) => {
                 let _ = tc.release();
                 Err(e)
@@ -184,6 +234,54 @@ impl Datapath {
         self.own(fd, LinkKind::Tc, idx)
     }
 
+    /// Native XDP on `idx`: `xennet_xdp`, behind the VLAN prologue when `hinted`.
+    fn attach_native(&mut self, idx: u32, hinted: bool) -> anyhow::Result<OwnedLink> {
+        if hinted {
+            self.attach_prologue(idx)
+        } else {
+            self.attach_xdp(PROG_XDP, LinkKind::Xdp, idx, XdpMode::Driver)
+        }
+    }
+
+    /// A VLAN prologue for `idx` handing frames to this datapath's `xennet_xdp`; its program
+    /// array pinned (a persistent datapath only: the kernel empties an unpinned program array
+    /// when its last descriptor closes, and the link outlives this process).
+    fn prologue(&mut self, idx: u32) -> anyhow::Result<(Prologue, PathBuf)> {
+        if !self.persistent {
+            bail!(
+                "the XDP VLAN prologue needs a persistent datapath (its program array is pinned)"
+            );
+        }
+        let next = self.program_mut(PROG_XDP)?.fd().context("xennet_xdp fd")?;
+        let pro = Prologue::load(idx, next.as_fd())?;
+        let chain = self.pin_dir.join(chain_pin_name(idx));
+        unpin(&chain).with_context(|| format!("removing stale pin {}", chain.display()))?;
+        rxvlan::pin(pro.chain.as_fd(), &chain)?;
+        Ok((pro, chain))
+    }
+
+    /// The VLAN prologue as the XDP program of `idx`, in a new pinned link.
+    fn attach_prologue(&mut self, idx: u32) -> anyhow::Result<OwnedLink> {
+        let (pro, chain) = self.prologue(idx)?;
+        let link = match pro.link(idx) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = unpin(&chain);
+                return Err(e);
+            }
+        };
+        let path = self.pin_dir.join(LinkKind::Xdp.pin_name(idx));
+        unpin(&path).with_context(|| format!("removing stale pin {}", path.display()))?;
+        rxvlan::pin(link.as_fd(), &path)?;
+        let pinned = PinnedLink::from_pin(&path)
+            .with_context(|| format!("opening pinned link {}", path.display()))?;
+        Ok(OwnedLink {
+            fd: FdLink::from(pinned),
+            pin: Some(path),
+            chain: Some(chain),
+        })
+    }
+
     /// XDP program `prog` on `idx` in `mode`, as a `bpf_link`.
     fn attach_xdp(
         &mut self,
@@ -213,7 +311,30 @@ impl Datapath {
             return Ok(OwnedLink {
                 fd,
                 pin: Some(path.to_path_buf()),
+                chain: None,
             });
+        }
+        let idx = path
+            .file_name()
+            .and_then(|n| LinkKind::parse_pin_name(&n.to_string_lossy()))
+            .map_or(0, |(_, i)| i);
+        let chain = self.pin_dir.join(chain_pin_name(idx));
+        if kind == LinkKind::Xdp
+            && self.persistent
+            && crate::netlink::rxvlan::probe(&crate::stats::ifname(idx), idx) == RxTags::Hint
+        {
+            let (pro, chain) = self.prologue(idx)?;
+            let raw = rxvlan::open_pin(path)?;
+            pro.update(raw.as_fd())?;
+            return Ok(OwnedLink {
+                fd,
+                pin: Some(path.to_path_buf()),
+                chain: Some(chain),
+            });
+        }
+        if kind == LinkKind::Xdp {
+            // A prologue this link ran before, if any, is gone with the swap below.
+            unpin(&chain).with_context(|| format!("removing {}", chain.display()))?;
         }
         let fd = match kind {
             LinkKind::Tc => {
@@ -238,6 +359,7 @@ impl Datapath {
         Ok(OwnedLink {
             fd,
             pin: Some(path.to_path_buf()),
+            chain: None,
         })
     }
 

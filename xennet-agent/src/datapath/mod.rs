@@ -27,6 +27,7 @@ pub mod plan;
 mod ports;
 pub mod rates;
 mod rawmap;
+mod rxvlan;
 pub mod security;
 pub mod state;
 
@@ -97,6 +98,10 @@ pub struct Port {
     /// none.
     #[serde(default)]
     pub rate: Option<String>,
+    /// How its received VLAN tags reach the datapath, when the driver takes them out of the
+    /// frame: from the XDP hint, or TC only (and why); `None`: in the frame.
+    #[serde(default)]
+    pub rx_vlan: Option<String>,
 }
 
 struct PortState {

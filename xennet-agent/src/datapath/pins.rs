@@ -75,7 +75,7 @@ pub fn teardown(pin_dir: &Path) -> anyhow::Result<Teardown> {
             fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
             drop(held);
             done.links += 1;
-        } else if super::migrate::is_map_pin(&n) {
+        } else if super::migrate::is_map_pin(&n) || super::attach::is_chain_pin(&n) {
             fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
             done.maps += 1;
         } else {

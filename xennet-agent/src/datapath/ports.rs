@@ -150,7 +150,7 @@ impl Datapath {
             let _ = self.unmap_port(idx);
             return Err(e.context(format!("adding {}", spec.interface)));
         }
-        let (attached, links) = match self.attach(&spec.interface, idx, spec.attach) {
+        let (attached, links, rx_vlan) = match self.attach(&spec.interface, idx, spec.attach) {
             Ok(a) => a,
             Err(e) => {
                 // Roll back the map entries of this port.
@@ -172,6 +172,7 @@ impl Datapath {
                     host,
                     security: super::security::SecurityView::default(),
                     rate: None,
+                    rx_vlan,
                 },
                 bridge_id: bid,
                 attach: spec.attach,
@@ -206,9 +207,10 @@ impl Datapath {
         if reattach {
             Self::detach(name, st.links);
             match self.attach(name, idx, spec.attach) {
-                Ok((a, l)) => {
+                Ok((a, l, rx)) => {
                     st.public.attached = a;
                     st.links = l;
+                    st.public.rx_vlan = rx;
                 }
                 Err(e) => {
                     // The port is now detached: forget it entirely rather than keep a lie.

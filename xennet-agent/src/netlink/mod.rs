@@ -2,6 +2,7 @@
 //! (`host`) in their own files.
 
 mod host;
+pub mod rxvlan;
 mod watch;
 
 use anyhow::{Context as _, anyhow};
