@@ -5,7 +5,7 @@
 
 use std::{
     fs, io,
-    os::fd::AsFd as _,
+    os::fd::{AsFd as _, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -95,6 +95,9 @@ pub struct OwnedLink {
     pin: Option<PathBuf>,
     /// The pinned program array of the VLAN prologue in this link, if it runs one.
     chain: Option<PathBuf>,
+    /// An ephemeral datapath's prologue program array: held open instead of pinned (the
+    /// kernel empties a program array that nothing holds).
+    _chain_fd: Option<OwnedFd>,
 }
 
 impl OwnedLink {
@@ -136,6 +139,7 @@ impl Datapath {
                 fd,
                 pin: None,
                 chain: None,
+                _chain_fd: None,
             });
         }
         let path = self.pin_dir.join(kind.pin_name(idx));
@@ -148,6 +152,7 @@ impl Datapath {
             fd: FdLink::from(pinned),
             pin: Some(path),
             chain: None,
+            _chain_fd: None,
         })
     }
 
@@ -243,42 +248,59 @@ impl Datapath {
         }
     }
 
-    /// A VLAN prologue for `idx` handing frames to this datapath's `xennet_xdp`; its program
-    /// array pinned (a persistent datapath only: the kernel empties an unpinned program array
-    /// when its last descriptor closes, and the link outlives this process).
-    fn prologue(&mut self, idx: u32) -> anyhow::Result<(Prologue, PathBuf)> {
-        if !self.persistent {
-            bail!(
-                "the XDP VLAN prologue needs a persistent datapath (its program array is pinned)"
-            );
-        }
+    /// A VLAN prologue for `idx` handing frames to this datapath's `xennet_xdp`, and where
+    /// its program array is pinned: a persistent datapath pins it (the link outlives this
+    /// process, and the kernel empties a program array that nothing holds); an ephemeral one
+    /// keeps the array's descriptor in the link instead (`None`).
+    fn prologue(&mut self, idx: u32) -> anyhow::Result<(Prologue, Option<PathBuf>)> {
         let next = self.program_mut(PROG_XDP)?.fd().context("xennet_xdp fd")?;
         let pro = Prologue::load(idx, next.as_fd())?;
+        if !self.persistent {
+            return Ok((pro, None));
+        }
         let chain = self.pin_dir.join(chain_pin_name(idx));
         unpin(&chain).with_context(|| format!("removing stale pin {}", chain.display()))?;
         rxvlan::pin(pro.chain.as_fd(), &chain)?;
-        Ok((pro, chain))
+        Ok((pro, Some(chain)))
     }
 
-    /// The VLAN prologue as the XDP program of `idx`, in a new pinned link.
+    /// The VLAN prologue as the XDP program of `idx`, in a new link (pinned when the
+    /// datapath is persistent).
     fn attach_prologue(&mut self, idx: u32) -> anyhow::Result<OwnedLink> {
         let (pro, chain) = self.prologue(idx)?;
+        let drop_chain = |chain: &Option<PathBuf>| {
+            if let Some(c) = chain {
+                let _ = unpin(c);
+            }
+        };
         let link = match pro.link(idx) {
             Ok(l) => l,
             Err(e) => {
-                let _ = unpin(&chain);
+                drop_chain(&chain);
                 return Err(e);
             }
         };
+        // aya makes an `FdLink` only from a pin: pin the link, open the pin, and for an
+        // ephemeral datapath remove the pin again (the open descriptor keeps the link).
         let path = self.pin_dir.join(LinkKind::Xdp.pin_name(idx));
         unpin(&path).with_context(|| format!("removing stale pin {}", path.display()))?;
-        rxvlan::pin(link.as_fd(), &path)?;
+        if let Err(e) = rxvlan::pin(link.as_fd(), &path) {
+            drop_chain(&chain);
+            return Err(e);
+        }
         let pinned = PinnedLink::from_pin(&path)
             .with_context(|| format!("opening pinned link {}", path.display()))?;
+        let (pin, held) = if self.persistent {
+            (Some(path), None)
+        } else {
+            unpin(&path).with_context(|| format!("removing {}", path.display()))?;
+            (None, Some(pro.chain))
+        };
         Ok(OwnedLink {
             fd: FdLink::from(pinned),
-            pin: Some(path),
-            chain: Some(chain),
+            pin,
+            chain,
+            _chain_fd: held,
         })
     }
 
@@ -312,6 +334,7 @@ impl Datapath {
                 fd,
                 pin: Some(path.to_path_buf()),
                 chain: None,
+                _chain_fd: None,
             });
         }
         let idx = path
@@ -329,7 +352,8 @@ impl Datapath {
             return Ok(OwnedLink {
                 fd,
                 pin: Some(path.to_path_buf()),
-                chain: Some(chain),
+                chain,
+                _chain_fd: None,
             });
         }
         if kind == LinkKind::Xdp {
@@ -360,6 +384,7 @@ impl Datapath {
             fd,
             pin: Some(path.to_path_buf()),
             chain: None,
+            _chain_fd: None,
         })
     }
 
