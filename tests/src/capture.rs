@@ -136,3 +136,22 @@ pub fn arrived(got: &Got, want: &[(&str, Option<u16>)], what: &str) {
         assert!(got.contains_key(*n), "{what}: no capture point {n}");
     }
 }
+
+/// The (TPID, TCI) tags of every frame in `got`, by endpoint (endpoints that received
+/// nothing left out).
+///
+/// # Panics
+/// When a frame is too short to parse.
+#[must_use]
+pub fn tags_at(got: &Got) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
+    got.iter()
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(n, fs)| {
+            let tags = fs
+                .iter()
+                .map(|f| crate::frame::parse_eth(f).expect("parse").tags)
+                .collect();
+            (n.clone(), tags)
+        })
+        .collect()
+}

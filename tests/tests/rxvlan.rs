@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use xennet_tests::{
     Netns, RawSocket,
-    capture::{Got, collect_marked, drain, only},
+    capture::{Got, collect_marked, drain, only, tags_at},
     counters::{Counters, Deltas, delta, expect},
     frame::{ETH_P_8021Q, Mac, find_marker, parse_eth, q_tag, tci, test_frame, test_frame_len},
     require_root,
@@ -109,20 +109,6 @@ impl World {
         let got = collect_marked(&points);
         (got, delta(&before, &self.stats()))
     }
-}
-
-/// The tags of every marked frame, by endpoint (endpoints that received nothing left out).
-fn tags_at(got: &Got) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
-    got.iter()
-        .filter(|(_, f)| !f.is_empty())
-        .map(|(n, fs)| {
-            let tags = fs
-                .iter()
-                .map(|f| parse_eth(f).expect("parse").tags)
-                .collect();
-            (n.clone(), tags)
-        })
-        .collect()
 }
 
 /// Tagged frames from the switch reach the right guest untagged, only in their VLAN, a

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use xennet_tests::{
-    capture::{Got, nowhere, only},
+    capture::{nowhere, only, tags_at},
     counters::{delta, expect},
     frame::{
         ETH_P_8021AD, ETH_P_8021Q, find_marker, parse_eth, q_tag, tci, test_frame, test_frame_len,
@@ -43,20 +43,6 @@ fn world(tag: &str, mode: Mode) -> SeedWorld {
         assert_eq!(p["attached"], attached, "{name} attach mode");
     }
     SeedWorld::with(sim, fs, agent)
-}
-
-/// The tags of every marked frame at each endpoint that received any.
-fn tags_at(got: &Got) -> BTreeMap<String, Vec<Vec<(u16, u16)>>> {
-    got.iter()
-        .filter(|(_, f)| !f.is_empty())
-        .map(|(n, fs)| {
-            let tags = fs
-                .iter()
-                .map(|f| parse_eth(f).expect("parse").tags)
-                .collect();
-            (n.clone(), tags)
-        })
-        .collect()
 }
 
 /// Expected arrivals: one frame at each named endpoint, with these tags.
