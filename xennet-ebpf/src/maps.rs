@@ -14,7 +14,7 @@ use xennet_common::{
         FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
         STATS_SLOTS,
     },
-    monitor::{Event, MonitorConf},
+    monitor::{EVENT_BYTES, Event, MonitorConf},
     rate::{Bucket, Dir, PortRate},
     stats::PortStats,
     vstats::{VSTATS_MAX_ENTRIES, VlanKey, VlanStats},
@@ -93,9 +93,9 @@ static XN_RATES: Array<PortRate> = Array::with_max_entries(STATS_SLOTS, 0);
 static XN_VSTATS: PerCpuHashMap<VlanKey, VlanStats> =
     PerCpuHashMap::with_max_entries(VSTATS_MAX_ENTRIES, 0);
 
-/// Per-CPU scratch of one entry: the event on its way to aya-log (see `emit`).
+/// Per-CPU scratch of one entry: the event's wire form on its way to aya-log (see `emit`).
 #[map]
-static XN_EVENT: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+static XN_EVENT: PerCpuArray<[u8; EVENT_BYTES]> = PerCpuArray::with_max_entries(1, 0);
 
 /// The monitor's switch (entry 0): what to emit, until when. Off (zero) unless
 /// `xennet-agent monitor` runs.
@@ -220,36 +220,18 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn emit(&self, e: &Event) {
-        // Through map memory, read back volatile: the verifier then sees the same unknown
-        // values whichever decision led here, and walks the long aya-log code once per
-        // program exit rather than once per decision (the budget of the TC program).
+        // Through map memory: aya-log reads the bytes from there (one argument, no copy on
+        // the stack — the programs' stack and aya-log's together must fit in 512 bytes).
         let Some(p) = XN_EVENT.get_ptr_mut(0) else {
             return;
         };
-        // SAFETY: this CPU's copy of a value of type Event, no concurrent writer on this CPU;
-        // each field is read back volatile (no copy of the whole event on the stack: the
-        // TC program's stack and aya-log's together must fit in 512 bytes).
-        unsafe { core::ptr::write_volatile(p, *e) };
-        macro_rules! field {
-            ($f:ident) => {
-                // SAFETY: as above.
-                unsafe { core::ptr::read_volatile(&raw const (*p).$f) }
-            };
-        }
+        // SAFETY: this CPU's copy of the value, no concurrent writer on this CPU; the slice
+        // is read only by the `info!` call below.
+        let bytes: &[u8] = unsafe {
+            core::ptr::write_volatile(p, e.encode());
+            &*p
+        };
         // The text `xennet_common::monitor::parse` reads back (the format is documented there).
-        info!(
-            &(),
-            target: "xennet::event",
-            "v={} stat={} in={} vlan={} src={:mac} dst={:mac} type={:x} out={} len={}",
-            field!(verdict),
-            field!(stat),
-            field!(ifindex),
-            field!(vlan),
-            field!(src),
-            field!(dst),
-            field!(ethertype),
-            field!(egress),
-            field!(len)
-        );
+        info!(&(), target: "xennet::event", "ev={:x}", bytes);
     }
 }

@@ -69,14 +69,12 @@ impl L2 {
 /// Check frame `f` (its header `l2`) from secured port `port` (ifindex `ingress`):
 /// `Err(reason)` drops it.
 ///
-/// Not inlined: in the programs this is a BPF-to-BPF call with a stack frame of its own. The
-/// TC program's frame leaves too little of the 512 bytes for the checks' headers; inlined
-/// into XDP, LLVM reads the fields of the parser's absent outer tag speculatively, an
-/// undefined register the verifier refuses, and a parser that keeps them defined takes TC
-/// past the verifier's 1M-instruction budget. The call costs ~10–15 ns on this machine kind
-/// (its return goes through the kernel's return thunk, an SRSO mitigation): most of what the
-/// checks cost (docs/security.md).
-#[inline(never)]
+/// Inlined into the programs: as a BPF-to-BPF call of its own it cost ~10–15 ns more per frame
+/// on this machine kind (the call's return goes through the kernel's return thunk, an SRSO
+/// mitigation). Inlined, the checks share the program's 512-byte stack with the rest of it
+/// and the drop monitor's aya-log call, which is why the monitor hands aya-log one argument
+/// ([`crate::monitor::Event::encode`]).
+#[inline(always)]
 pub fn check<F: Frame, T: Tables>(
     f: &F,
     t: &T,
