@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use aya::maps::{DevMap, DevMapHash, HashMap, Map, MapData, MapError};
+use aya::maps::{DevMapHash, HashMap, Map, MapData};
 use xennet_common::maps::{
     FdbKey, FdbVal, MAP_FDB, MAP_FLOOD, MAP_MEMBERS, MAP_PORTS, MAP_TX, MEMBER_COUNT, MemberKey,
     PortConf,
@@ -315,8 +315,8 @@ impl Pinned {
     fn read(pin_dir: &Path) -> Pinned {
         let ports: HashMap<MapData, u32, PortConf> =
             HashMap::try_from(open_pinned(pin_dir, MAP_PORTS)).expect("XN_PORTS type");
-        let tx: DevMap<MapData> =
-            DevMap::try_from(open_pinned(pin_dir, MAP_TX)).expect("XN_TX type");
+        let tx: DevMapHash<MapData> =
+            DevMapHash::try_from(open_pinned(pin_dir, MAP_TX)).expect("XN_TX type");
         let flood: DevMapHash<MapData> =
             DevMapHash::try_from(open_pinned(pin_dir, MAP_FLOOD)).expect("XN_FLOOD type");
         let members: HashMap<MapData, MemberKey, u32> =
@@ -325,12 +325,9 @@ impl Pinned {
             HashMap::try_from(open_pinned(pin_dir, MAP_FDB)).expect("XN_FDB type");
         Pinned {
             ports: ports.iter().map(|r| r.expect("XN_PORTS entry")).collect(),
-            tx: (0..tx.len())
-                .filter_map(|slot| match tx.get(slot, 0) {
-                    Ok(v) => Some((slot, v.if_index)),
-                    Err(MapError::KeyNotFound) => None,
-                    Err(e) => panic!("XN_TX slot {slot}: {e}"),
-                })
+            tx: tx
+                .iter()
+                .map(|r| r.map(|(k, v)| (k, v.if_index)).expect("XN_TX entry"))
                 .collect(),
             flood: flood
                 .iter()
@@ -368,22 +365,12 @@ impl Pinned {
             "{what}: one bridge in XN_PORTS: {bridges:?}"
         );
         let bridge = *bridges.first().expect("a bridge");
-        let keys: BTreeSet<u32> = self.flood.keys().copied().collect();
-        assert_eq!(keys, xdp, "{what}: XN_FLOOD keys (the native-XDP ports)");
-        for (k, v) in &self.flood {
-            assert_eq!(k, v, "{what}: XN_FLOOD entry {k} redirects elsewhere");
-        }
-        // XN_TX: by stats slot, each native-XDP port's slot to its ifindex.
-        let targets: BTreeSet<u32> = self.tx.values().copied().collect();
-        assert_eq!(targets, xdp, "{what}: XN_TX targets (the native-XDP ports)");
-        assert_eq!(self.tx.len(), xdp.len(), "{what}: XN_TX entries");
-        for (slot, idx) in &self.tx {
-            let conf = self.ports.get(idx).expect("an XN_TX target is a port");
-            assert_eq!(
-                conf.slot, *slot,
-                "{what}: XN_TX slot {slot} redirects to ifindex {idx}, whose slot is {}",
-                conf.slot
-            );
+        for (name, m) in [("XN_TX", &self.tx), ("XN_FLOOD", &self.flood)] {
+            let keys: BTreeSet<u32> = m.keys().copied().collect();
+            assert_eq!(keys, xdp, "{what}: {name} keys (the native-XDP ports)");
+            for (k, v) in m {
+                assert_eq!(k, v, "{what}: {name} entry {k} redirects elsewhere");
+            }
         }
         let mut listed = BTreeMap::new();
         let mut count = None;

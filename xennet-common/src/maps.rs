@@ -20,9 +20,7 @@ pub const MAP_IFSLOTS: &str = "XN_IFSLOTS";
 pub const IFSLOT_ENTRIES: u32 = 1 << 16;
 /// FDB: [`FdbKey`] → [`FdbVal`]. Hash map.
 pub const MAP_FDB: &str = "XN_FDB";
-/// Egress devices for redirects: stats slot (`u32`) → the port's ifindex. Devmap (array): a
-/// known unicast frame is redirected by its egress port's slot (from its FDB entry), which
-/// the kernel resolves by index rather than by hashing an ifindex.
+/// Egress devices for redirects: ifindex → ifindex. Devmap (hash).
 pub const MAP_TX: &str = "XN_TX";
 /// Counters: stats slot → [`crate::stats::PortStats`]. Per-CPU array.
 pub const MAP_STATS: &str = "XN_STATS";

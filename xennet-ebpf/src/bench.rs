@@ -178,9 +178,9 @@ pub fn xnb_ceil_bc(_ctx: XdpContext) -> u32 {
 
 /// Ladder step 1: VLAN-aware lookup only — ingress port, parse, classify, FDB lookup of the
 /// destination, egress port checks, redirect, each found as the datapath finds it (ports
-/// through the slot arrays, the redirect by the egress port's slot). No learning, no clock,
-/// no counters; frames that would need a tag operation are dropped (the ladder uses untagged
-/// access → access frames).
+/// through the slot arrays, not the port hash). No learning, no clock, no counters; frames
+/// that would need a tag operation are dropped (the ladder uses untagged access → access
+/// frames).
 #[xdp]
 pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
     #[expect(
@@ -217,5 +217,5 @@ pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
     {
         return XDP_DROP;
     }
-    XN_TX.redirect(out.slot, 0).unwrap_or(XDP_DROP)
+    XN_TX.redirect(e.ifindex, 0).unwrap_or(XDP_DROP)
 }

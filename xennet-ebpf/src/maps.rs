@@ -5,7 +5,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::map,
-    maps::{Array, DevMap, DevMapHash, HashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
 use aya_log_ebpf::info;
 use xennet_common::{
@@ -63,10 +63,9 @@ static XN_IFSLOTS: Array<u32> = Array::with_max_entries(IFSLOT_ENTRIES, 0);
 #[map]
 static XN_FDB: HashMap<FdbKey, FdbVal> = HashMap::with_max_entries(FDB_MAX_ENTRIES, 0);
 
-/// Redirect targets: stats slot → ifindex of every native-XDP port (XDP redirects go through
-/// a devmap; by slot, an array index, rather than by ifindex, a hash).
+/// Redirect targets: ifindex → ifindex of every port (XDP redirects go through a devmap).
 #[map]
-pub(crate) static XN_TX: DevMap = DevMap::with_max_entries(STATS_SLOTS, 0);
+pub(crate) static XN_TX: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 
 /// Flood group: every port, each entry running `xennet_flood_out` on its copy.
 #[map]

@@ -167,7 +167,7 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         Verdict::Forward | Verdict::Flood => {
             unmark(&ctx);
             let redirect = if d.verdict == Verdict::Forward {
-                apply_tag(&ctx, d.tag).map(|()| XN_TX.redirect(d.out_slot, 0))
+                apply_tag(&ctx, d.tag).map(|()| XN_TX.redirect(d.egress, 0))
             } else {
                 apply_tag(&ctx, d.tag).map(|()| XN_FLOOD.redirect(0, FLOOD_FLAGS))
             };

@@ -3,10 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::os::fd::AsFd as _;
-
-use anyhow::{Context as _, anyhow};
-use aya::maps::{DevMap, DevMapHash, HashMap, Map, MapData};
+use anyhow::Context as _;
+use aya::maps::{DevMapHash, HashMap, MapData};
 use xennet_common::maps::{
     MAP_FLOOD, MAP_MEMBERS, MAP_TX, MEMBER_COUNT, MemberKey, PORT_F_TC_ONLY,
 };
@@ -14,7 +12,6 @@ use xennet_common::maps::{
 use super::{
     Attached, Datapath,
     plan::{self, MemberWrite},
-    rawmap::RawMap,
 };
 
 impl Datapath {
@@ -44,15 +41,16 @@ impl Datapath {
             let xdp_target = conf.flags & PORT_F_TC_ONLY == 0;
             let in_maps = self.ports.get(&name).is_some_and(|p| p.in_xdp_maps);
             if xdp_target && !in_maps {
-                let mut tx: DevMap<&mut MapData> = self.map_mut(MAP_TX)?;
-                tx.set(conf.slot, idx, None, 0)
+                let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+                tx.insert(idx, idx, None, 0)
                     .with_context(|| format!("adding {name} to {MAP_TX}"))?;
                 let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
                 flood
                     .insert(idx, idx, Some(&prog), 0)
                     .with_context(|| format!("adding {name} to {MAP_FLOOD}"))?;
             } else if !xdp_target && in_maps {
-                self.tx_clear(conf.slot, idx)?;
+                let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+                let _ = tx.remove(idx);
                 let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
                 let _ = flood.remove(idx);
             }
@@ -63,21 +61,6 @@ impl Datapath {
         }
         self.sync_members()?;
         self.sync_vlan_slots()
-    }
-
-    /// Clear `XN_TX[slot]` if it still redirects to `idx` (a devmap array: aya has no remove).
-    pub(super) fn tx_clear(&mut self, slot: u32, idx: u32) -> anyhow::Result<()> {
-        let m = self.map(MAP_TX)?;
-        let Map::DevMap(data) = m else {
-            return Err(anyhow!("map {MAP_TX} is not a devmap"));
-        };
-        let tx: DevMap<&MapData> = DevMap::try_from(m).context("XN_TX type")?;
-        if tx.get(slot, 0).is_ok_and(|v| v.if_index == idx) {
-            RawMap::new(data.fd().as_fd(), 4, 8)
-                .delete(&slot.to_ne_bytes())
-                .with_context(|| format!("clearing slot {slot} of {MAP_TX}"))?;
-        }
-        Ok(())
     }
 
     /// Bring the TC flood lists in `XN_MEMBERS` to the current ports, carrying out the writes

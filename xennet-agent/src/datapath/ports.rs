@@ -9,7 +9,7 @@ use tracing::info;
 use xennet_common::{
     maps::{
         FDB_STATIC, IFSLOT_ENTRIES, MAP_FLOOD, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
-        MAX_PORTS, PortConf,
+        MAP_TX, MAX_PORTS, PortConf,
     },
     stats::PortStats,
 };
@@ -252,12 +252,11 @@ impl Datapath {
     pub(super) fn unmap_port(&mut self, idx: u32) -> anyhow::Result<()> {
         let mut flood: DevMapHash<&mut MapData> = self.map_mut(MAP_FLOOD)?;
         let _ = flood.remove(idx);
+        let mut tx: DevMapHash<&mut MapData> = self.map_mut(MAP_TX)?;
+        let _ = tx.remove(idx);
         let mut ports: HashMap<&mut MapData, u32, PortConf> = self.map_mut(MAP_PORTS)?;
         let slot = ports.get(&idx, 0).ok().map(|c| c.slot);
         let _ = ports.remove(&idx);
-        if let Some(slot) = slot {
-            self.tx_clear(slot, idx)?;
-        }
         if idx < IFSLOT_ENTRIES {
             let mut ifslots: Array<&mut MapData, u32> = self.map_mut(MAP_IFSLOTS)?;
             ifslots

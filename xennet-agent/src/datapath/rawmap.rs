@@ -1,4 +1,4 @@
-//! Byte-level access to any BPF map by descriptor (lookup, update, delete, next key), whatever its key
+//! Byte-level access to any BPF map by descriptor (lookup, update, next key), whatever its key
 //! and value types: what migrating a map of another build's layout needs, where aya's typed
 //! maps want the types at compile time.
 
@@ -9,7 +9,6 @@ use std::{
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 /// `BPF_ANY`: create or replace.
 pub const ANY: u64 = 0;
@@ -109,17 +108,6 @@ impl<'a> RawMap<'a> {
         }
         let mut a = self.attr(key, addr(value), flags)?;
         bpf(BPF_MAP_UPDATE_ELEM, &mut a)
-    }
-
-    /// Delete the entry under `key` (an array of devices too, where aya has no remove);
-    /// `Ok(false)` when there was none.
-    pub fn delete(&self, key: &[u8]) -> io::Result<bool> {
-        let mut a = self.attr(key, 0, 0)?;
-        match bpf(BPF_MAP_DELETE_ELEM, &mut a) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// Every key of a hash map (in the kernel's order; a key deleted meanwhile restarts

@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMap, DevMapHash, HashMap, MapData, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
         Program, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::SchedClassifierLinkId,
@@ -497,9 +497,9 @@ fn fill_xennet(ebpf: &mut Ebpf, t: &Dut, flows: u16, hot: u32, fdb_entries: u32)
         row.slot[1] = 1;
         row.slot[usize::from(topo::TAG_VLAN)] = 2;
         vslots.set(1, row, 0).context("XN_VSLOTS set")?;
-        let mut tx: DevMap<&mut MapData> =
-            DevMap::try_from(ebpf.map_mut(MAP_TX).context("XN_TX")?)?;
-        tx.set(access.slot, xb1, None, 0).context("XN_TX set")?;
+        let mut tx: DevMapHash<&mut MapData> =
+            DevMapHash::try_from(ebpf.map_mut(MAP_TX).context("XN_TX")?)?;
+        tx.insert(xb1, xb1, None, 0).context("XN_TX insert")?;
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> =
             HashMap::try_from(ebpf.map_mut(MAP_FDB).context("XN_FDB")?)?;
         let slot = |port| if port == xb0 { 1 } else { 2 };
