@@ -3,12 +3,12 @@
 use std::{borrow::Borrow, collections::BTreeMap, ffi::CStr, path::Path};
 
 use anyhow::{Context as _, anyhow};
-use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use serde::{Deserialize, Serialize};
 use xennet_common::{
     maps::{MAP_PORTS, MAP_STATS, PortConf},
     stats::{PortStats, STAT_COUNT, Stat},
-    vstats::{MAP_VSTATS, VlanKey, VlanStats},
+    vstats::{MAP_VSLOTS, MAP_VSTATS, VlanSlots, VlanStats},
 };
 
 /// Counters of one port, summed over CPUs.
@@ -249,25 +249,34 @@ pub struct VlanCounters {
     pub tx_bytes: u64,
 }
 
-/// Every {bridge, VLAN}'s counters from the maps pinned under `pin_dir`, sorted by bridge
-/// name and VLAN; `names` gives bridge names by id (an id without one is printed as is).
+/// Every {bridge, VLAN}'s counters from the maps pinned under `pin_dir` (the VLANs that carried
+/// traffic: a slot whose counters are all zero is left out, so that the labels stay few),
+/// sorted by bridge name and VLAN; `names` gives bridge names by id (an id without one is
+/// printed as is).
 pub fn read_vlans(
     pin_dir: &Path,
     names: &BTreeMap<u32, String>,
 ) -> anyhow::Result<Vec<VlanCounters>> {
-    let map: PerCpuHashMap<MapData, VlanKey, VlanStats> =
-        PerCpuHashMap::try_from(open(pin_dir, MAP_VSTATS)?).context("XN_VSTATS type")?;
+    let rows: Array<MapData, VlanSlots> =
+        Array::try_from(open(pin_dir, MAP_VSLOTS)?).context("XN_VSLOTS type")?;
+    let slots = crate::datapath::vslots::read(&rows)?;
+    let map: PerCpuArray<MapData, VlanStats> =
+        PerCpuArray::try_from(open(pin_dir, MAP_VSTATS)?).context("XN_VSTATS type")?;
     let mut out = Vec::new();
-    for item in &map {
-        // An entry deleted while we iterate ends the walk early.
-        let Ok((key, per_cpu)) = item else { break };
+    for ((bridge, vlan), slot) in slots {
+        let per_cpu = map
+            .get(&u32::from(slot), 0)
+            .with_context(|| format!("reading {MAP_VSTATS}[{slot}]"))?;
         let total = per_cpu.iter().fold(VlanStats::default(), |a, b| a.plus(*b));
+        if total == VlanStats::default() {
+            continue;
+        }
         out.push(VlanCounters {
             bridge: names
-                .get(&key.bridge)
+                .get(&bridge)
                 .cloned()
-                .unwrap_or_else(|| key.bridge.to_string()),
-            vlan: u16::try_from(key.vlan).unwrap_or(u16::MAX),
+                .unwrap_or_else(|| bridge.to_string()),
+            vlan,
             rx_packets: total.rx_packets,
             rx_bytes: total.rx_bytes,
             tx_packets: total.tx_packets,

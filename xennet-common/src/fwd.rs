@@ -149,8 +149,8 @@ pub trait Tables {
         self.now()
     }
 
-    /// Run `f` on the counters of VLAN `key` (for this CPU), creating them if need be;
-    /// tables without per-VLAN counters do nothing.
+    /// Run `f` on the counters of VLAN `key` (for this CPU); nothing when the VLAN has no
+    /// counters (no slot in `XN_VSLOTS`) or the tables have none.
     fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
         let _ = (key, f);
     }

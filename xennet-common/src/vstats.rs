@@ -1,14 +1,38 @@
-//! Per-VLAN counters: frames and bytes received and sent per {bridge, VLAN}, in a per-CPU hash
-//! map the datapath fills as VLANs carry traffic (their number is bounded by the VLANs the
-//! bridges carry, so the labels stay few).
+//! Per-VLAN counters: frames and bytes received and sent per {bridge, VLAN}, in a per-CPU array
+//! indexed by a slot the agent gives every VLAN a bridge carries (`XN_VSLOTS`: bridge id →
+//! one slot per VLAN id), so that counting costs the datapath two array reads (inlined by the
+//! verifier) rather than a per-CPU hash lookup.
 #![expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
 
 use crate::fwd::{Decision, Tables, Verdict};
 
-/// Counters per {bridge, VLAN}: [`VlanKey`] → [`VlanStats`]. Per-CPU hash map.
+/// Counters per VLAN slot: slot (`u32`) → [`VlanStats`]. Per-CPU array; slot 0 is never
+/// counted (a VLAN without a slot).
 pub const MAP_VSTATS: &str = "XN_VSTATS";
-/// Most {bridge, VLAN} pairs counted; beyond, a new pair is not counted.
-pub const VSTATS_MAX_ENTRIES: u32 = 4096;
+/// Entries of `XN_VSTATS`: {bridge, VLAN} pairs carried beyond `VSTATS_SLOTS - 1` get no
+/// counters (the agent says so).
+pub const VSTATS_SLOTS: u32 = 1 << 14;
+/// VLAN slots per bridge: bridge id (`u32`) → [`VlanSlots`]. Array of [`VSLOT_BRIDGES`].
+pub const MAP_VSLOTS: &str = "XN_VSLOTS";
+/// Highest bridge id: ids are the lowest free among the previous configuration's bridges and
+/// the new one's, so at most twice the agent's bridge limit (256).
+pub const MAX_BRIDGE_ID: u32 = 512;
+/// Entries of `XN_VSLOTS` (ids 0..=[`MAX_BRIDGE_ID`]; 0 is no bridge).
+pub const VSLOT_BRIDGES: u32 = MAX_BRIDGE_ID + 1;
+const _: () = assert!(VSTATS_SLOTS <= 1 << 16, "VlanSlots holds u16 slots");
+
+/// The `XN_VSTATS` slot of each VLAN id of one bridge (0: not counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct VlanSlots {
+    /// Slot by VLAN id.
+    pub slot: [u16; 4096],
+}
+
+impl VlanSlots {
+    /// No VLAN counted.
+    pub const EMPTY: VlanSlots = VlanSlots { slot: [0; 4096] };
+}
 
 /// A VLAN of a bridge.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,9 +111,10 @@ pub fn account_vlan_tx<T: Tables>(t: &T, key: VlanKey, n: u64, bytes: u64) {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (both): repr(C), integer fields only, no holes.
+    // SAFETY (all): repr(C), integer fields only, no holes.
     unsafe impl aya::Pod for super::VlanKey {}
     unsafe impl aya::Pod for super::VlanStats {}
+    unsafe impl aya::Pod for super::VlanSlots {}
 }
 
 #[cfg(test)]

@@ -177,8 +177,10 @@ pub fn xnb_ceil_bc(_ctx: XdpContext) -> u32 {
 }
 
 /// Ladder step 1: VLAN-aware lookup only — ingress port, parse, classify, FDB lookup of the
-/// destination, egress port checks, redirect. No learning, no clock, no counters; frames that
-/// would need a tag operation are dropped (the ladder uses untagged access → access frames).
+/// destination, egress port checks, redirect, each found as the datapath finds it (ports
+/// through the slot arrays, not the port hash). No learning, no clock, no counters; frames
+/// that would need a tag operation are dropped (the ladder uses untagged access → access
+/// frames).
 #[xdp]
 pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
     #[expect(
@@ -186,7 +188,7 @@ pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
         reason = "ifindex is a u32 in xdp_md"
     )]
     let ingress = ctx.ingress_ifindex() as u32;
-    let Some(port) = Maps.port(ingress) else {
+    let Some(port) = Maps.port_fast(ingress) else {
         return XDP_PASS;
     };
     let Ok(hdr) = fwd::parse(&Bytes(&ctx)) else {
@@ -204,10 +206,15 @@ pub fn xnb_l1_lookup(ctx: XdpContext) -> u32 {
     let Some(e) = Maps.fdb(&key) else {
         return XDP_PASS;
     };
-    let Some(out) = Maps.port(e.ifindex) else {
+    let Some(out) = Maps.port_at(u32::from(e.slot)) else {
         return XDP_DROP;
     };
-    if e.ifindex == ingress || out.bridge != port.bridge || !out.carries(vlan) || out.pvid != vlan {
+    if e.ifindex == ingress
+        || out.ifindex != e.ifindex
+        || out.bridge != port.bridge
+        || !out.carries(vlan)
+        || out.pvid != vlan
+    {
         return XDP_DROP;
     }
     XN_TX.redirect(e.ifindex, 0).unwrap_or(XDP_DROP)

@@ -5,7 +5,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::map,
-    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
 use aya_log_ebpf::info;
 use xennet_common::{
@@ -17,7 +17,7 @@ use xennet_common::{
     monitor::{EVENT_BYTES, Event, MonitorConf},
     rate::{Bucket, Dir, PortRate},
     stats::PortStats,
-    vstats::{VSTATS_MAX_ENTRIES, VlanKey, VlanStats},
+    vstats::{VSLOT_BRIDGES, VSTATS_SLOTS, VlanKey, VlanSlots, VlanStats},
 };
 
 /// `BPF_F_MMAPABLE`: the agent maps `XN_LEARNED` into memory to decrement it atomically.
@@ -88,10 +88,13 @@ static XN_STATS: PerCpuArray<PortStats> =
 #[map]
 static XN_RATES: Array<PortRate> = Array::with_max_entries(STATS_SLOTS, 0);
 
-/// Per-CPU counters per {bridge, VLAN}, created by the first frame of each.
+/// Per-CPU counters per VLAN slot (the agent gives each {bridge, VLAN} carried its slot).
 #[map]
-static XN_VSTATS: PerCpuHashMap<VlanKey, VlanStats> =
-    PerCpuHashMap::with_max_entries(VSTATS_MAX_ENTRIES, 0);
+static XN_VSTATS: PerCpuArray<VlanStats> = PerCpuArray::with_max_entries(VSTATS_SLOTS, 0);
+
+/// The `XN_VSTATS` slot of every VLAN of a bridge, by bridge id (written by the agent).
+#[map]
+static XN_VSLOTS: Array<VlanSlots> = Array::with_max_entries(VSLOT_BRIDGES, 0);
 
 /// Per-CPU scratch of one entry: the event's wire form on its way to aya-log (see `emit`).
 #[map]
@@ -101,9 +104,6 @@ static XN_EVENT: PerCpuArray<[u8; EVENT_BYTES]> = PerCpuArray::with_max_entries(
 /// `xennet-agent monitor` runs.
 #[map]
 static XN_MONITOR: Array<MonitorConf> = Array::with_max_entries(1, 0);
-
-/// `BPF_NOEXIST`.
-const BPF_NOEXIST: u64 = 1;
 
 /// The maps, as the forwarding core sees them.
 pub(crate) struct Maps;
@@ -198,19 +198,17 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn with_vlan_stats<F: FnOnce(&mut VlanStats)>(&self, key: VlanKey, f: F) {
-        let p = match XN_VSTATS.get_ptr_mut(&key) {
-            Some(p) => p,
-            None => {
-                // First frame of this VLAN (or the map is full: then it stays uncounted).
-                let _ = XN_VSTATS.insert(&key, &VlanStats::default(), BPF_NOEXIST);
-                match XN_VSTATS.get_ptr_mut(&key) {
-                    Some(p) => p,
-                    None => return,
-                }
-            }
+        let Some(row) = XN_VSLOTS.get(key.bridge) else {
+            return;
         };
-        // SAFETY: per-CPU value, this CPU's copy, no concurrent writer on this CPU.
-        f(unsafe { &mut *p });
+        let slot = row.slot[(key.vlan & 0xfff) as usize];
+        if slot == 0 {
+            return;
+        }
+        if let Some(p) = XN_VSTATS.get_ptr_mut(u32::from(slot)) {
+            // SAFETY: per-CPU value, this CPU's copy, no concurrent writer on this CPU.
+            f(unsafe { &mut *p });
+        }
     }
 
     #[inline(always)]

@@ -9,14 +9,16 @@ use aya::maps::{MapData, MapInfo};
 use xennet_common::{
     maps::{MAP_FDB, MAP_LEARNED, MAP_STATS},
     stats::Stat,
+    vstats::{MAP_VSLOTS, MAP_VSTATS},
 };
 
 use super::rawmap::RawMap;
 
 /// The maps whose contents only the datapath knows (learned stations, counters, learned
-/// counts): carried over or counted as lost. Every other map is derived from the
-/// configuration and the state file, and refilled.
-pub const STATEFUL: [&str; 3] = [MAP_FDB, MAP_STATS, MAP_LEARNED];
+/// counts, and the per-VLAN counters with the slots that say whose they are): carried over or
+/// counted as lost. Every other map is derived from the configuration and the state file,
+/// and refilled.
+pub const STATEFUL: [&str; 5] = [MAP_FDB, MAP_STATS, MAP_LEARNED, MAP_VSTATS, MAP_VSLOTS];
 
 /// `BPF_F_RDONLY_PROG`, which the kernel sets on every devmap.
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;

@@ -171,6 +171,7 @@ impl Datapath {
             flood_prog,
             pinned: Vec::new(),
             members: BTreeMap::new(),
+            vslots: None,
             statics: BTreeMap::new(),
             passing: BTreeMap::new(),
             upgrade: None,

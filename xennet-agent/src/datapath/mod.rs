@@ -30,6 +30,7 @@ mod rawmap;
 mod rxvlan;
 pub mod security;
 pub mod state;
+pub mod vslots;
 
 pub use self::pins::{Teardown, teardown};
 
@@ -171,6 +172,8 @@ pub struct Datapath {
     pinned: Vec<PathBuf>,
     /// Bridge id → the TC flood list as written to `XN_MEMBERS` (index order).
     members: BTreeMap<u32, Vec<u32>>,
+    /// The per-VLAN counter slots as written to `XN_VSLOTS` (`None`: read them from the map).
+    vslots: Option<vslots::Assigned>,
     /// The static FDB entries this agent wrote, and their port.
     statics: BTreeMap<FdbKey, u32>,
     /// Interfaces running the pass program (dom0 sides of host ports).

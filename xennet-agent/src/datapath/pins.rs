@@ -12,7 +12,7 @@ use xennet_common::maps::{
 use xennet_common::rate::MAP_RATES;
 use xennet_common::{
     monitor::{MAP_LOGS, MAP_MONITOR},
-    vstats::MAP_VSTATS,
+    vstats::{MAP_VSLOTS, MAP_VSTATS},
 };
 
 use super::Datapath;
@@ -22,7 +22,7 @@ use super::attach::LinkKind;
 
 /// Every map of the datapath, each pinned under its own name. aya-log's ring buffer is one
 /// of them: a restarted agent's programs then write into the ring a running monitor reads.
-pub const MAPS: [&str; 13] = [
+pub const MAPS: [&str; 14] = [
     MAP_PORTS,
     MAP_SLOTS,
     MAP_IFSLOTS,
@@ -34,6 +34,7 @@ pub const MAPS: [&str; 13] = [
     MAP_MEMBERS,
     MAP_RATES,
     MAP_VSTATS,
+    MAP_VSLOTS,
     MAP_MONITOR,
     MAP_LOGS,
 ];

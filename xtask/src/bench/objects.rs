@@ -11,7 +11,7 @@ use xennet_common::{
     },
     monitor::{MAP_LOGS, MAP_MONITOR},
     rate::MAP_RATES,
-    vstats::MAP_VSTATS,
+    vstats::{MAP_VSLOTS, MAP_VSTATS},
 };
 
 use super::traffic::{CEIL_BC, GEN, LADDER, LADDER_TC, SINK};
@@ -53,6 +53,7 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
         MAP_MEMBERS,
         MAP_RATES,
         MAP_VSTATS,
+        MAP_VSLOTS,
         MAP_MONITOR,
         MAP_LOGS,
         // Per-CPU scratch (not pinned): the TC flood walk, the monitor's event.

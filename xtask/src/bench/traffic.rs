@@ -32,6 +32,7 @@ use xennet_common::{
         FDB_STATIC, FdbKey, FdbVal, MAP_FDB, MAP_IFSLOTS, MAP_PORTS, MAP_SLOTS, MAP_TX,
         PORT_ACCESS, PORT_TRUNK, PROG_TC, PROG_XDP, PortConf,
     },
+    vstats::{MAP_VSLOTS, VlanSlots},
 };
 use xennet_tests::{Netns, frame::Mac};
 
@@ -489,6 +490,13 @@ fn fill_xennet(ebpf: &mut Ebpf, t: &Dut, flows: u16, hot: u32, fdb_entries: u32)
         for (idx, conf) in [(xb0, trunk), (xb1, access)] {
             ifslots.set(idx, conf.slot, 0).context("XN_IFSLOTS set")?;
         }
+        // Per-VLAN counters for both VLANs of the bridge, as the agent gives them slots.
+        let mut vslots: Array<&mut MapData, VlanSlots> =
+            Array::try_from(ebpf.map_mut(MAP_VSLOTS).context("XN_VSLOTS")?)?;
+        let mut row = VlanSlots::EMPTY;
+        row.slot[1] = 1;
+        row.slot[usize::from(topo::TAG_VLAN)] = 2;
+        vslots.set(1, row, 0).context("XN_VSLOTS set")?;
         let mut tx: DevMapHash<&mut MapData> =
             DevMapHash::try_from(ebpf.map_mut(MAP_TX).context("XN_TX")?)?;
         tx.insert(xb1, xb1, None, 0).context("XN_TX insert")?;
