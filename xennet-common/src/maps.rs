@@ -24,8 +24,16 @@ pub const MAP_FDB: &str = "XN_FDB";
 pub const MAP_TX: &str = "XN_TX";
 /// Counters: stats slot → [`crate::stats::PortStats`]. Per-CPU array.
 pub const MAP_STATS: &str = "XN_STATS";
-/// Flood group: every port, each with the flood egress program. Devmap (hash).
+/// Every XDP port, each with the flood egress program: the flood of a {bridge, VLAN} that has
+/// no group in `XN_FLOODG` (the egress program drops the copies of other bridges and VLANs).
+/// Devmap (hash).
 pub const MAP_FLOOD: &str = "XN_FLOOD";
+/// Flood groups: {bridge, VLAN} ([`crate::vstats::VlanKey`]) → a devmap (hash, up to
+/// [`MAX_PORTS`] entries) of the bridge's XDP ports that carry the VLAN, each with the flood
+/// egress program: a flood is cloned only for the ports it can leave by. Hash of maps.
+pub const MAP_FLOODG: &str = "XN_FLOODG";
+/// Most flood groups; a {bridge, VLAN} beyond them floods through `XN_FLOOD`.
+pub const FLOOD_GROUPS: u32 = 1024;
 /// Learned MACs per stats slot (`u32`). Array, mmapable: the agent decrements it atomically
 /// when it ages entries out.
 pub const MAP_LEARNED: &str = "XN_LEARNED";

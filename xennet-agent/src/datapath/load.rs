@@ -171,6 +171,8 @@ impl Datapath {
             flood_prog,
             pinned: Vec::new(),
             members: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            groups_warned: false,
             statics: BTreeMap::new(),
             passing: BTreeMap::new(),
             upgrade: None,

@@ -1,4 +1,5 @@
-//! Port flags, the XDP redirect maps and the TC flood lists, recomputed after ports change.
+//! Port flags, the XDP redirect maps, the TC flood lists and the XDP flood groups, recomputed
+//! after ports change.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,7 +59,8 @@ impl Datapath {
                 p.in_xdp_maps = xdp_target;
             }
         }
-        self.sync_members()
+        self.sync_members()?;
+        self.sync_groups()
     }
 
     /// Bring the TC flood lists in `XN_MEMBERS` to the current ports, carrying out the writes
