@@ -29,11 +29,16 @@ pub const MAP_STATS: &str = "XN_STATS";
 /// Devmap (hash).
 pub const MAP_FLOOD: &str = "XN_FLOOD";
 /// Flood groups: {bridge, VLAN} ([`crate::vstats::VlanKey`]) → a devmap (hash, up to
-/// [`MAX_PORTS`] entries) of the bridge's XDP ports that carry the VLAN, each with the flood
-/// egress program: a flood is cloned only for the ports it can leave by. Hash of maps.
+/// [`FLOOD_GROUP_PORTS`] entries) of the bridge's XDP ports that carry the VLAN, each with the
+/// flood egress program: a flood is cloned only for the ports it can leave by. Hash of maps.
 pub const MAP_FLOODG: &str = "XN_FLOODG";
 /// Most flood groups; a {bridge, VLAN} beyond them floods through `XN_FLOOD`.
 pub const FLOOD_GROUPS: u32 = 1024;
+/// Capacity of a flood group's devmap; a {bridge, VLAN} of more XDP ports floods through
+/// `XN_FLOOD`. Small on purpose: a devmap-hash broadcast walks every one of the map's
+/// buckets (as many as its capacity, rounded up to a power of two) for every frame, so
+/// `XN_FLOOD`'s 4096 cost a flood more than its copies. The TC flood's bound, too.
+pub const FLOOD_GROUP_PORTS: u32 = MAX_TC_FLOOD;
 /// Learned MACs per stats slot (`u32`). Array, mmapable: the agent decrements it atomically
 /// when it ages entries out.
 pub const MAP_LEARNED: &str = "XN_LEARNED";

@@ -12,8 +12,8 @@ use aya_log_ebpf::info;
 use xennet_common::{
     fwd::{Put, Tables},
     maps::{
-        FDB_MAX_ENTRIES, FLOOD_GROUPS, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey,
-        PortConf, STATS_SLOTS,
+        FDB_MAX_ENTRIES, FLOOD_GROUP_PORTS, FLOOD_GROUPS, FdbKey, FdbVal, IFSLOT_ENTRIES,
+        MAX_PORTS, MemberKey, PortConf, STATS_SLOTS,
     },
     monitor::{Event, MonitorConf},
     rate::{Bucket, Dir, PortRate},
@@ -75,7 +75,7 @@ pub(crate) static XN_FLOOD: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS,
 
 /// A flood group: the XDP ports of one bridge that carry one VLAN, each entry running
 /// `xennet_flood_out` on its copy.
-pub(crate) type FloodGroup = GroupDevMap<{ MAX_PORTS as usize }>;
+pub(crate) type FloodGroup = GroupDevMap<{ FLOOD_GROUP_PORTS as usize }>;
 
 /// Flood groups by {bridge, VLAN}: a flood is cloned only for the ports it can leave by.
 #[btf_map]

@@ -1,8 +1,8 @@
 //! The XDP flood groups: one devmap per {bridge, VLAN} of the XDP ports that carry the VLAN,
 //! kept in `XN_FLOODG` so that a flood is cloned only for the ports it can leave by.
 //!
-//! A group exists for every {bridge, VLAN} carried by at least two XDP ports of the bridge
-//! (bridges that flood through TC have none), up to [`FLOOD_GROUPS`]; a flood without a group goes through `XN_FLOOD` (every XDP port,
+//! A group exists for every {bridge, VLAN} carried by two to [`FLOOD_GROUP_PORTS`] XDP ports
+//! of the bridge (bridges that flood through TC have none), up to [`FLOOD_GROUPS`]; a flood without a group goes through `XN_FLOOD` (every XDP port,
 //! the egress program dropping the copies that may not go), as all floods did before groups.
 //! The groups' devmaps are not pinned: `XN_FLOODG` holds them. A new agent builds its own
 //! (with its flood program), swaps each into `XN_FLOODG` in one update, and removes the keys
@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use aya::maps::{DevMapHash, HashOfMaps, Map, MapData, MapError};
 use tracing::warn;
 use xennet_common::{
-    maps::{FLOOD_GROUPS, MAP_FLOODG, MAX_PORTS, PORT_F_FLOOD_VIA_TC},
+    maps::{FLOOD_GROUP_PORTS, FLOOD_GROUPS, MAP_FLOODG, PORT_F_FLOOD_VIA_TC},
     vstats::VlanKey,
 };
 
@@ -31,9 +31,10 @@ pub(super) struct Group {
     members: BTreeSet<u32>,
 }
 
-/// The groups the ports call for: for each {bridge, VLAN} carried by at least two XDP ports
-/// of the bridge, those ports; at most `limit`, in key order (the rest flood through
-/// `XN_FLOOD`). `ports`: (bridge, ifindex, whether it takes XDP frames, VLANs carried).
+/// The groups the ports call for: for each {bridge, VLAN} carried by at least two and at most
+/// [`FLOOD_GROUP_PORTS`] XDP ports of the bridge, those ports; at most `limit`, in key order.
+/// Also how many {bridge, VLAN} of two or more ports are left without a group (they flood
+/// through `XN_FLOOD`). `ports`: (bridge, ifindex, whether it takes XDP frames, VLANs carried).
 #[must_use]
 pub fn wanted<I>(ports: I, limit: usize) -> (BTreeMap<VlanKey, BTreeSet<u32>>, usize)
 where
@@ -52,8 +53,11 @@ where
             all.entry(key).or_default().insert(ifindex);
         }
     }
+    let before = all.len();
     all.retain(|_, m| m.len() >= 2);
-    let over = all.len().saturating_sub(limit);
+    let alone = before - all.len();
+    all.retain(|_, m| m.len() <= FLOOD_GROUP_PORTS as usize);
+    let over = (before - alone - all.len()) + all.len().saturating_sub(limit);
     (all.into_iter().take(limit).collect(), over)
 }
 
@@ -79,7 +83,7 @@ impl Datapath {
         let (want, over) = wanted(ports, FLOOD_GROUPS as usize);
         if over > 0 && !self.groups_warned {
             warn!(
-                "{over} VLANs of bridges have no XDP flood group (at most {FLOOD_GROUPS}): their floods are cloned for every XDP port"
+                "{over} VLANs of bridges have no XDP flood group (at most {FLOOD_GROUPS} groups of {FLOOD_GROUP_PORTS} ports): their floods are cloned for every XDP port"
             );
             self.groups_warned = true;
         }
@@ -141,7 +145,7 @@ fn flood_ctx(key: VlanKey, idx: u32) -> String {
 
 /// An empty devmap of the flood groups' shape (`XN_FLOODG`'s inner map).
 fn new_group_map() -> Result<DevMapHash<MapData>, MapError> {
-    let obj = aya_obj::Map::new_from_params(DEVMAP_HASH, 4, DEVMAP_VAL, MAX_PORTS, 0);
+    let obj = aya_obj::Map::new_from_params(DEVMAP_HASH, 4, DEVMAP_VAL, FLOOD_GROUP_PORTS, 0);
     let data = MapData::create(obj, "xn_floodgrp", None)?;
     DevMapHash::try_from(Map::DevMapHash(data))
 }
@@ -174,6 +178,17 @@ mod tests {
         assert_eq!(g.get(&key(1, 200)), None);
         assert_eq!(g.get(&key(2, 1)), Some(&set(&[20, 21])));
         assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn a_vlan_of_more_ports_than_a_group_holds_has_none() {
+        let n = FLOOD_GROUP_PORTS;
+        let mut ports: Vec<_> = (0..=n).map(|i| (1, 100 + i, true, vec![1])).collect();
+        ports.push((1, 10, true, vec![2]));
+        ports.push((1, 11, true, vec![2]));
+        let (g, over) = wanted(ports, 16);
+        assert_eq!(over, 1);
+        assert_eq!(g.keys().copied().collect::<Vec<_>>(), vec![key(1, 2)]);
     }
 
     #[test]
