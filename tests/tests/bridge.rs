@@ -1556,9 +1556,39 @@ fn flood_groups(
     groups
 }
 
+/// Empty the pinned `XN_FLOOD` (the devmap of every XDP port that floods without a group), so
+/// that a flood that still arrives went through its group.
+fn empty_xn_flood(pin_dir: &std::path::Path) {
+    let pin = pin_dir.join("XN_FLOOD");
+    let pin = pin.to_str().expect("utf-8 path");
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned", pin])
+        .output()
+        .expect("running bpftool");
+    assert!(out.status.success(), "bpftool map dump {pin}: {out:?}");
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(!entries.is_empty(), "XN_FLOOD holds the XDP ports");
+    for e in entries {
+        let mut args = vec!["map", "delete", "pinned", pin, "key", "hex"];
+        let key: Vec<String> = e["key"]
+            .as_array()
+            .expect("key bytes")
+            .iter()
+            .map(|b| b.as_str().expect("hex").trim_start_matches("0x").to_owned())
+            .collect();
+        args.extend(key.iter().map(String::as_str));
+        let out = std::process::Command::new("bpftool")
+            .args(&args)
+            .output()
+            .expect("running bpftool");
+        assert!(out.status.success(), "bpftool {args:?}: {out:?}");
+    }
+}
+
 /// XDP floods go through one devmap per {bridge, VLAN} of the native-XDP ports carrying it
 /// (`XN_FLOODG`): the groups follow the configuration (reload), are rebuilt by a new agent,
-/// and a broadcast reaches exactly its VLAN's ports, tagged per port.
+/// and a broadcast reaches exactly its VLAN's ports, tagged per port — with `XN_FLOOD` (the
+/// way of floods without a group) emptied, so through the groups.
 #[test]
 fn xdp_flood_groups() {
     if !require_root() {
@@ -1610,6 +1640,8 @@ fn xdp_flood_groups() {
         "flood groups"
     );
 
+    // From here floods can only go through their groups.
+    empty_xn_flood(&w.fs.pin_dir());
     let up = UPSTREAM_MAC;
     let (got, d) = w.observe(|w| w.send("up", &test_frame(BROADCAST, up, &[q_tag(4094)], 1)));
     arrived(
@@ -1668,6 +1700,7 @@ fn xdp_flood_groups() {
         "agent must exit 0"
     );
     assert_eq!(by_vlan(&flood_groups(&pin_dir)), want, "after the restart");
+    empty_xn_flood(&pin_dir);
     let (got, _) = w.observe(|w| w.send("g3", &test_frame(BROADCAST, g3, &[], 4)));
     arrived(
         &got,

@@ -32,8 +32,11 @@ pub const MAP_FLOOD: &str = "XN_FLOOD";
 /// [`FLOOD_GROUP_PORTS`] entries) of the bridge's XDP ports that carry the VLAN, each with the
 /// flood egress program: a flood is cloned only for the ports it can leave by. Hash of maps.
 pub const MAP_FLOODG: &str = "XN_FLOODG";
-/// Most flood groups; a {bridge, VLAN} beyond them floods through `XN_FLOOD`.
-pub const FLOOD_GROUPS: u32 = 1024;
+/// Most flood groups (1024); a {bridge, VLAN} beyond them floods through `XN_FLOOD`. A
+/// multiple of [`FLOOD_GROUP_PORTS`] on purpose: the kernel keeps the groups' shape in
+/// `XN_FLOODG` itself, where an upgrade's map comparison does not look, so a build that
+/// changes the groups' capacity changes `XN_FLOODG`'s too, and the upgrade makes it anew.
+pub const FLOOD_GROUPS: u32 = 4 * FLOOD_GROUP_PORTS;
 /// Capacity of a flood group's devmap; a {bridge, VLAN} of more XDP ports floods through
 /// `XN_FLOOD`. Small on purpose: a devmap-hash broadcast walks every one of the map's
 /// buckets (as many as its capacity, rounded up to a power of two) for every frame, so
