@@ -2,8 +2,9 @@
 //! kept in `XN_FLOODG` so that a flood is cloned only for the ports it can leave by.
 //!
 //! A group exists for every {bridge, VLAN} carried by two to [`FLOOD_GROUP_PORTS`] XDP ports
-//! of the bridge (bridges that flood through TC have none), up to [`FLOOD_GROUPS`]; a flood without a group goes through `XN_FLOOD` (every XDP port,
-//! the egress program dropping the copies that may not go), as all floods did before groups.
+//! of the bridge (bridges that flood through TC have none), up to [`FLOOD_GROUPS`]; a flood
+//! without a group goes through `XN_FLOOD` (every XDP port, the egress program dropping the
+//! copies that may not go), as all floods did before groups.
 //! The groups' devmaps are not pinned: `XN_FLOODG` holds them. A new agent builds its own
 //! (with its flood program), swaps each into `XN_FLOODG` in one update, and removes the keys
 //! it does not want, so no flood is lost while the groups change hands.
