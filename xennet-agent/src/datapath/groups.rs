@@ -62,9 +62,22 @@ where
     (all.into_iter().take(limit).collect(), over)
 }
 
-/// The VLANs a port carries (its bitmap).
+/// The VLANs (1..=4094) a port carries: the bits set in its bitmap, read a byte at a time
+/// (an access port has one bit in 512 bytes).
 fn vlans_of(conf: &xennet_common::maps::PortConf) -> Vec<u16> {
-    (1..4095).filter(|&v| conf.carries(v)).collect()
+    let mut v = Vec::new();
+    for (i, byte) in (0u16..).zip(conf.vlans) {
+        if byte == 0 {
+            continue;
+        }
+        for bit in 0..8 {
+            let vid = i * 8 + bit;
+            if byte & (1 << bit) != 0 && (1..4095).contains(&vid) {
+                v.push(vid);
+            }
+        }
+    }
+    v
 }
 
 impl Datapath {
@@ -179,6 +192,23 @@ mod tests {
         assert_eq!(g.get(&key(1, 200)), None);
         assert_eq!(g.get(&key(2, 1)), Some(&set(&[20, 21])));
         assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn vlans_of_reads_the_bitmap() {
+        let mut conf = xennet_common::maps::PortConf::new(1, 1, 0, 0, 0x8100);
+        conf.vlans = [0; xennet_common::maps::VLAN_BITMAP_BYTES];
+        for vid in [0u16, 1, 7, 8, 100, 4094, 4095] {
+            conf.vlans[usize::from(vid / 8)] |= 1 << (vid % 8);
+        }
+        assert_eq!(vlans_of(&conf), vec![1, 7, 8, 100, 4094]);
+        for vid in 1..4095 {
+            assert_eq!(
+                vlans_of(&conf).contains(&vid),
+                conf.carries(vid),
+                "VLAN {vid}"
+            );
+        }
     }
 
     #[test]
