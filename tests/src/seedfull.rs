@@ -373,6 +373,14 @@ impl FullAgent {
         self.agent.counters()
     }
 
+    /// Stop with SIGTERM and start a new agent in `dom0` on the same configuration and
+    /// `pin_dir` (it adopts the pinned datapath); returns whether the old one exited 0.
+    pub fn restart(&mut self, dom0: &Netns, pin_dir: &Path) -> Result<bool> {
+        let ok = self.agent.terminate()?;
+        self.agent = Agent::start(dom0, &self.config, pin_dir)?;
+        Ok(ok)
+    }
+
     /// Stop with SIGTERM and wait; returns whether it exited successfully.
     pub fn stop(mut self) -> Result<bool> {
         self.agent.terminate()

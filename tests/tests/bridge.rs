@@ -44,7 +44,7 @@ struct World {
     // Sockets first: fields drop in order (sockets, agent, bpffs, namespaces).
     socks: BTreeMap<&'static str, RawSocket>,
     agent: FullAgent,
-    _fs: BpfFs,
+    fs: BpfFs,
     sim: SeedFull,
 }
 
@@ -62,7 +62,7 @@ impl World {
         World {
             socks,
             agent,
-            _fs: fs,
+            fs,
             sim,
         }
     }
@@ -1513,6 +1513,205 @@ fn reload_adds_and_removes_without_disturbing_others() {
     assert_eq!(r.duplicates, 0, "frames duplicated");
     let mut w = w;
     assert!(w.agent.running(), "the agent must still run");
+    assert!(
+        w.agent.stop().expect("stopping the agent"),
+        "agent must exit 0"
+    );
+}
+
+/// `XN_FLOODG` read through bpftool: {(bridge, VLAN) → member ifindices}.
+fn flood_groups(
+    pin_dir: &std::path::Path,
+) -> BTreeMap<(u32, u32), std::collections::BTreeSet<u32>> {
+    fn dump(args: &[&str]) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new("bpftool")
+            .args(["-j", "map", "dump"])
+            .args(args)
+            .output()
+            .expect("running bpftool");
+        assert!(out.status.success(), "bpftool map dump {args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("bpftool's JSON")
+    }
+    fn u32_at(v: &serde_json::Value, at: usize) -> u32 {
+        let b: Vec<u8> = v.as_array().expect("bytes")[at..at + 4]
+            .iter()
+            .map(|x| {
+                u8::from_str_radix(x.as_str().expect("hex").trim_start_matches("0x"), 16)
+                    .expect("a byte")
+            })
+            .collect();
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    let pin = pin_dir.join("XN_FLOODG");
+    let mut groups = BTreeMap::new();
+    for e in dump(&["pinned", pin.to_str().expect("utf-8 path")]) {
+        let key = (u32_at(&e["key"], 0), u32_at(&e["key"], 4));
+        let id = u32_at(&e["value"], 0).to_string();
+        let members = dump(&["id", &id])
+            .iter()
+            .map(|m| u32_at(&m["key"], 0))
+            .collect();
+        groups.insert(key, members);
+    }
+    groups
+}
+
+/// Empty the pinned `XN_FLOOD` (the devmap of every XDP port that floods without a group), so
+/// that a flood that still arrives went through its group.
+fn empty_xn_flood(pin_dir: &std::path::Path) {
+    let pin = pin_dir.join("XN_FLOOD");
+    let pin = pin.to_str().expect("utf-8 path");
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned", pin])
+        .output()
+        .expect("running bpftool");
+    assert!(out.status.success(), "bpftool map dump {pin}: {out:?}");
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(!entries.is_empty(), "XN_FLOOD holds the XDP ports");
+    for e in entries {
+        let mut args = vec!["map", "delete", "pinned", pin, "key", "hex"];
+        let key: Vec<String> = e["key"]
+            .as_array()
+            .expect("key bytes")
+            .iter()
+            .map(|b| b.as_str().expect("hex").trim_start_matches("0x").to_owned())
+            .collect();
+        args.extend(key.iter().map(String::as_str));
+        let out = std::process::Command::new("bpftool")
+            .args(&args)
+            .output()
+            .expect("running bpftool");
+        assert!(out.status.success(), "bpftool {args:?}: {out:?}");
+    }
+}
+
+/// XDP floods go through one devmap per {bridge, VLAN} of the native-XDP ports carrying it
+/// (`XN_FLOODG`): the groups follow the configuration (reload), are rebuilt by a new agent,
+/// and a broadcast reaches exactly its VLAN's ports, tagged per port — with `XN_FLOOD` (the
+/// way of floods without a group) emptied, so through the groups.
+#[test]
+fn xdp_flood_groups() {
+    if !require_root() {
+        return;
+    }
+    let mut w = World::new("groups", &FullConfig::default(), &[]);
+    // Without the host port, the trunk bridge floods in XDP too (a host port is TC-only).
+    let text = std::fs::read_to_string(w.agent.config_path()).expect("reading the config");
+    let no_host = |t: &str| {
+        let start = t.find("\n[bridge.host]").expect("a host port");
+        let end = start + t[start..].find("\n\n").expect("end of the host port");
+        format!("{}{}", &t[..start], &t[end..])
+    };
+    w.agent
+        .write_config_text(&no_host(&text))
+        .expect("writing the config");
+    assert_ok(&w.agent.reload().expect("reload"), "reload", &w.log());
+    let ports = w.agent.ports().expect("ports");
+    let idx = |name: &str| -> u32 {
+        ports
+            .iter()
+            .find(|p| p["interface"] == name)
+            .and_then(|p| p["ifindex"].as_u64())
+            .unwrap_or_else(|| panic!("no port {name}: {ports:?}")) as u32
+    };
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| idx(n))
+            .collect::<std::collections::BTreeSet<u32>>()
+    };
+    // By VLAN (each VLAN here is in one bridge): the members; the trunk and internal bridges
+    // have different ids.
+    let by_vlan = |g: &BTreeMap<(u32, u32), std::collections::BTreeSet<u32>>| {
+        let bridges: std::collections::BTreeSet<u32> = g.keys().map(|k| k.0).collect();
+        assert_eq!(bridges.len(), 2, "groups of two bridges: {g:?}");
+        g.iter()
+            .map(|(k, m)| (k.1, m.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let groups = by_vlan(&flood_groups(&w.fs.pin_dir()));
+    assert_eq!(
+        groups,
+        BTreeMap::from([
+            (10, set(&["vif1.1", "vif2.1"])),
+            (4093, set(&["eth1", "vif3.0", "vif4.0"])),
+            (4094, set(&["eth1", "vif1.0", "vif2.0", "vif4.0"])),
+        ]),
+        "flood groups"
+    );
+
+    // From here floods can only go through their groups.
+    empty_xn_flood(&w.fs.pin_dir());
+    let up = UPSTREAM_MAC;
+    let (got, d) = w.observe(|w| w.send("up", &test_frame(BROADCAST, up, &[q_tag(4094)], 1)));
+    arrived(
+        &got,
+        &[("g1", None), ("g2", None), ("g4", Some(4094))],
+        "upstream broadcast in VLAN 4094",
+    );
+    assert_eq!(at(&d, "eth1", "flood"), 1, "{d:?}");
+    for p in ["vif1.0", "vif2.0", "vif4.0"] {
+        assert_eq!(at(&d, p, "tx_packets"), 1, "{p}: {d:?}");
+    }
+    for p in ["vif3.0", "vif1.1", "vif2.1"] {
+        assert_eq!(at(&d, p, "tx_packets"), 0, "{p}: {d:?}");
+    }
+    let g3 = w.mac("g3");
+    let (got, _) = w.observe(|w| w.send("g3", &test_frame(BROADCAST, g3, &[], 2)));
+    arrived(
+        &got,
+        &[("up", Some(4093)), ("g4", Some(4093))],
+        "g3's broadcast in VLAN 4093",
+    );
+
+    // vif3.0 moves to VLAN 4094: its group changes, 4093 keeps the trunks.
+    let moved = no_host(&text).replace("access = 4093", "access = 4094");
+    w.agent
+        .write_config_text(&moved)
+        .expect("writing the config");
+    assert_ok(&w.agent.reload().expect("reload"), "reload", &w.log());
+    let want = BTreeMap::from([
+        (10, set(&["vif1.1", "vif2.1"])),
+        (4093, set(&["eth1", "vif4.0"])),
+        (4094, set(&["eth1", "vif1.0", "vif2.0", "vif3.0", "vif4.0"])),
+    ]);
+    assert_eq!(
+        by_vlan(&flood_groups(&w.fs.pin_dir())),
+        want,
+        "after the move"
+    );
+    let (got, _) = w.observe(|w| w.send("g3", &test_frame(BROADCAST, g3, &[], 3)));
+    arrived(
+        &got,
+        &[
+            ("up", Some(4094)),
+            ("g1", None),
+            ("g2", None),
+            ("g4", Some(4094)),
+        ],
+        "g3's broadcast in VLAN 4094",
+    );
+
+    // A new agent on the same pins builds its own groups, the same ones, and floods alike.
+    let pin_dir = w.fs.pin_dir();
+    let restarted = w.agent.restart(&w.sim.dom0, &pin_dir);
+    assert!(
+        restarted.expect("restarting the agent"),
+        "agent must exit 0"
+    );
+    assert_eq!(by_vlan(&flood_groups(&pin_dir)), want, "after the restart");
+    empty_xn_flood(&pin_dir);
+    let (got, _) = w.observe(|w| w.send("g3", &test_frame(BROADCAST, g3, &[], 4)));
+    arrived(
+        &got,
+        &[
+            ("up", Some(4094)),
+            ("g1", None),
+            ("g2", None),
+            ("g4", Some(4094)),
+        ],
+        "g3's broadcast after the restart",
+    );
     assert!(
         w.agent.stop().expect("stopping the agent"),
         "agent must exit 0"

@@ -279,6 +279,8 @@ pub struct Decision {
     pub tag: TagOp,
     /// Classified VLAN (0 before classification).
     pub vlan: u16,
+    /// Bridge of the ingress port, for forwards and floods (with `vlan`, a flood's group key).
+    pub bridge: u32,
     /// What learning the source MAC did, if anything worth counting.
     pub learn: Option<Stat>,
     /// TCI of the frame's VLAN on a tagged egress (PCP/DEI kept, VID = `vlan`).
@@ -301,6 +303,7 @@ impl Decision {
             out_slot: 0,
             tag: TagOp::KEEP,
             vlan,
+            bridge: 0,
             learn: None,
             tci: vlan,
             defer_to_tc: false,
@@ -470,6 +473,7 @@ fn forward<T: Tables>(
         let mut d = Decision::new(Verdict::Flood, Stat::Flood, slot, vlan);
         d.tag = tag_for_flood(hdr, port, vlan, pcp_dei, tagged);
         d.tci = pcp_dei | vlan;
+        d.bridge = port.bridge;
         d.defer_to_tc = port.flags & PORT_F_FLOOD_VIA_TC != 0;
         d
     };
@@ -527,6 +531,7 @@ fn forward<T: Tables>(
         out_slot: out.slot,
         tag,
         vlan,
+        bridge: port.bridge,
         learn: None,
         tci: pcp_dei | vlan,
         defer_to_tc: out.flags & PORT_F_TC_ONLY != 0,

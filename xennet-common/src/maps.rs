@@ -24,8 +24,24 @@ pub const MAP_FDB: &str = "XN_FDB";
 pub const MAP_TX: &str = "XN_TX";
 /// Counters: stats slot → [`crate::stats::PortStats`]. Per-CPU array.
 pub const MAP_STATS: &str = "XN_STATS";
-/// Flood group: every port, each with the flood egress program. Devmap (hash).
+/// Every XDP port, each with the flood egress program: the flood of a {bridge, VLAN} that has
+/// no group in `XN_FLOODG` (the egress program drops the copies of other bridges and VLANs).
+/// Devmap (hash).
 pub const MAP_FLOOD: &str = "XN_FLOOD";
+/// Flood groups: {bridge, VLAN} ([`crate::vstats::VlanKey`]) → a devmap (hash, up to
+/// [`FLOOD_GROUP_PORTS`] entries) of the bridge's XDP ports that carry the VLAN, each with the
+/// flood egress program: a flood is cloned only for the ports it can leave by. Hash of maps.
+pub const MAP_FLOODG: &str = "XN_FLOODG";
+/// Most flood groups (1024); a {bridge, VLAN} beyond them floods through `XN_FLOOD`. A
+/// multiple of [`FLOOD_GROUP_PORTS`] on purpose: the kernel keeps the groups' shape in
+/// `XN_FLOODG` itself, where an upgrade's map comparison does not look, so a build that
+/// changes the groups' capacity changes `XN_FLOODG`'s too, and the upgrade makes it anew.
+pub const FLOOD_GROUPS: u32 = 4 * FLOOD_GROUP_PORTS;
+/// Capacity of a flood group's devmap; a {bridge, VLAN} of more XDP ports floods through
+/// `XN_FLOOD`. Small on purpose: a devmap-hash broadcast walks every one of the map's
+/// buckets (as many as its capacity, rounded up to a power of two) for every frame, so
+/// `XN_FLOOD`'s 4096 cost a flood more than its copies. The TC flood's bound, too.
+pub const FLOOD_GROUP_PORTS: u32 = MAX_TC_FLOOD;
 /// Learned MACs per stats slot (`u32`). Array, mmapable: the agent decrements it atomically
 /// when it ages entries out.
 pub const MAP_LEARNED: &str = "XN_LEARNED";

@@ -146,6 +146,7 @@ pub fn xnb_ceil_mon(ctx: XdpContext) -> u32 {
         out_slot: 0,
         tag: TagOp::KEEP,
         vlan: 0,
+        bridge: 0,
         learn: None,
         tci: 0,
         defer_to_tc: false,

@@ -3,16 +3,17 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
+    btf_maps::{DevMapHash as GroupDevMap, HashOfMaps},
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
-    macros::map,
+    macros::{btf_map, map},
     maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
 use aya_log_ebpf::info;
 use xennet_common::{
     fwd::{Put, Tables},
     maps::{
-        FDB_MAX_ENTRIES, FdbKey, FdbVal, IFSLOT_ENTRIES, MAX_PORTS, MemberKey, PortConf,
-        STATS_SLOTS,
+        FDB_MAX_ENTRIES, FLOOD_GROUP_PORTS, FLOOD_GROUPS, FdbKey, FdbVal, IFSLOT_ENTRIES,
+        MAX_PORTS, MemberKey, PortConf, STATS_SLOTS,
     },
     monitor::{EVENT_BYTES, Event, MonitorConf},
     rate::{Bucket, Dir, PortRate},
@@ -67,9 +68,19 @@ static XN_FDB: HashMap<FdbKey, FdbVal> = HashMap::with_max_entries(FDB_MAX_ENTRI
 #[map]
 pub(crate) static XN_TX: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 
-/// Flood group: every port, each entry running `xennet_flood_out` on its copy.
+/// Every XDP port, each entry running `xennet_flood_out` on its copy: the flood of a
+/// {bridge, VLAN} without a group in `XN_FLOODG` (the egress program drops what may not go).
 #[map]
 pub(crate) static XN_FLOOD: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
+
+/// A flood group: the XDP ports of one bridge that carry one VLAN, each entry running
+/// `xennet_flood_out` on its copy.
+pub(crate) type FloodGroup = GroupDevMap<{ FLOOD_GROUP_PORTS as usize }>;
+
+/// Flood groups by {bridge, VLAN}: a flood is cloned only for the ports it can leave by.
+#[btf_map]
+pub(crate) static XN_FLOODG: HashOfMaps<VlanKey, FloodGroup, { FLOOD_GROUPS as usize }> =
+    HashOfMaps::new();
 
 /// Per-bridge member lists for TC floods.
 #[map]

@@ -13,11 +13,11 @@ use xennet_common::{
     monitor,
     rate::{Dir, police},
     stats::Stat,
-    vstats,
+    vstats::{self, VlanKey},
 };
 
 use crate::{
-    maps::{FLOOD_FLAGS, Maps, XN_FLOOD, XN_TX},
+    maps::{FLOOD_FLAGS, Maps, XN_FLOOD, XN_FLOODG, XN_TX},
     pkt::XdpFrame,
 };
 
@@ -117,6 +117,22 @@ fn unmark(ctx: &XdpContext) {
     take_restored_mark(ctx);
 }
 
+/// Send a copy of the frame to every port of the flood group of {`bridge`, `vlan`} but the
+/// ingress; to every XDP port (`XN_FLOOD`, whose egress program drops what may not go) when
+/// the agent has no group for it.
+#[inline(always)]
+fn flood(bridge: u32, vlan: u16) -> Result<u32, u32> {
+    let key = VlanKey {
+        bridge,
+        vlan: u32::from(vlan),
+    };
+    // SAFETY: the inner map is only used as a redirect target (its address), never read.
+    match unsafe { XN_FLOODG.get(&key) } {
+        Some(group) => group.redirect(0, FLOOD_FLAGS),
+        None => XN_FLOOD.redirect(0, FLOOD_FLAGS),
+    }
+}
+
 /// Ingress of every XDP-attached port. Multi-buffer aware (`xdp.frags`), so jumbo-MTU ports
 /// can run it: only the headers, always in the first buffer, are read or moved.
 #[xdp(frags)]
@@ -169,7 +185,7 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
             let redirect = if d.verdict == Verdict::Forward {
                 apply_tag(&ctx, d.tag).map(|()| XN_TX.redirect(d.egress, 0))
             } else {
-                apply_tag(&ctx, d.tag).map(|()| XN_FLOOD.redirect(0, FLOOD_FLAGS))
+                apply_tag(&ctx, d.tag).map(|()| flood(d.bridge, d.vlan))
             };
             match redirect {
                 Err(()) => {
@@ -190,8 +206,9 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
     action
 }
 
-/// Devmap egress program of the flood group: finishes one flooded copy for its port (pop the
-/// tag for an untagged VLAN, keep it on a trunk) or drops it (other bridge, VLAN not carried).
+/// Devmap egress program of the flood groups and of `XN_FLOOD`: finishes one flooded copy for
+/// its port (pop the tag for an untagged VLAN, keep it on a trunk) or drops it (other bridge,
+/// VLAN not carried: only copies through `XN_FLOOD`, or of a group being rewritten).
 #[xdp(frags, map = "devmap")]
 pub fn xennet_flood_out(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);

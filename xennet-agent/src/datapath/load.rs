@@ -172,6 +172,8 @@ impl Datapath {
             pinned: Vec::new(),
             members: BTreeMap::new(),
             vslots: None,
+            groups: BTreeMap::new(),
+            groups_warned: false,
             statics: BTreeMap::new(),
             passing: BTreeMap::new(),
             upgrade: None,

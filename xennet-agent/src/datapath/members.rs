@@ -1,5 +1,5 @@
-//! Port flags, the XDP redirect maps and the TC flood lists (and, through `vslots`, the
-//! per-VLAN counter slots), recomputed after ports change.
+//! Port flags, the XDP redirect maps, the TC flood lists and the XDP flood groups (and,
+//! through `vslots`, the per-VLAN counter slots), recomputed after ports change.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,7 +60,8 @@ impl Datapath {
             }
         }
         self.sync_members()?;
-        self.sync_vlan_slots()
+        self.sync_vlan_slots()?;
+        self.sync_groups()
     }
 
     /// Bring the TC flood lists in `XN_MEMBERS` to the current ports, carrying out the writes

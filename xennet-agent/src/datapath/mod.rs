@@ -19,6 +19,7 @@ pub mod adopt;
 mod attach;
 mod carry;
 mod fdb;
+mod groups;
 mod load;
 mod members;
 pub mod migrate;
@@ -174,6 +175,10 @@ pub struct Datapath {
     members: BTreeMap<u32, Vec<u32>>,
     /// The per-VLAN counter slots as written to `XN_VSLOTS` (`None`: read them from the map).
     vslots: Option<vslots::Assigned>,
+    /// The XDP flood groups this agent wrote to `XN_FLOODG`.
+    groups: BTreeMap<xennet_common::vstats::VlanKey, groups::Group>,
+    /// Whether the agent said that some VLANs have no flood group.
+    groups_warned: bool,
     /// The static FDB entries this agent wrote, and their port.
     statics: BTreeMap<FdbKey, u32>,
     /// Interfaces running the pass program (dom0 sides of host ports).

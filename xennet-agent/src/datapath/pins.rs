@@ -6,8 +6,8 @@ use std::{ffi::CString, fs, path::Path};
 use anyhow::{Context as _, anyhow, bail};
 use tracing::{info, warn};
 use xennet_common::maps::{
-    MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
-    MAP_TX,
+    MAP_FDB, MAP_FLOOD, MAP_FLOODG, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS,
+    MAP_STATS, MAP_TX,
 };
 use xennet_common::rate::MAP_RATES;
 use xennet_common::{
@@ -22,7 +22,7 @@ use super::attach::LinkKind;
 
 /// Every map of the datapath, each pinned under its own name. aya-log's ring buffer is one
 /// of them: a restarted agent's programs then write into the ring a running monitor reads.
-pub const MAPS: [&str; 14] = [
+pub const MAPS: [&str; 15] = [
     MAP_PORTS,
     MAP_SLOTS,
     MAP_IFSLOTS,
@@ -30,6 +30,7 @@ pub const MAPS: [&str; 14] = [
     MAP_STATS,
     MAP_TX,
     MAP_FLOOD,
+    MAP_FLOODG,
     MAP_LEARNED,
     MAP_MEMBERS,
     MAP_RATES,

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use xennet_common::{
     bench,
     maps::{
-        MAP_FDB, MAP_FLOOD, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS, MAP_SLOTS, MAP_STATS,
-        MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
+        MAP_FDB, MAP_FLOOD, MAP_FLOODG, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS,
+        MAP_SLOTS, MAP_STATS, MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
     },
     monitor::{MAP_LOGS, MAP_MONITOR},
     rate::MAP_RATES,
@@ -49,6 +49,7 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
         MAP_TX,
         MAP_STATS,
         MAP_FLOOD,
+        MAP_FLOODG,
         MAP_LEARNED,
         MAP_MEMBERS,
         MAP_RATES,
