@@ -222,8 +222,9 @@ pub fn run_notes(
             .into(),
         format!(
             "FDB scenario: `xennet_xdp` loaded by the bench (same object as the agent's) with \
-             `XN_FDB` sized to {} entries in both cases, because the agent's FDB has a fixed \
-             capacity of {} entries; the traffic cycles through {} static destinations.",
+             `XN_FDB` sized to {} entries in both cases (the agent's default is {}, \
+             `[agent] fdb_max_entries`), so that the two differ only in the fill; the traffic \
+             cycles through {} static destinations.",
             args.fdb_entries.next_power_of_two().max(1 << 18),
             xennet_common::maps::FDB_MAX_ENTRIES,
             args.fdb_hot
