@@ -17,6 +17,7 @@
 //! of `last_seen_ns` (same port) changes nothing a cached copy is used for and bumps nothing;
 //! the CPU that writes it voids its own copy ([`FdbCacheEntry::void`]) so that its next frame
 //! reads the refreshed time. Misses are not cached.
+#![expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
 
 use crate::maps::{FdbKey, FdbVal};
 
@@ -38,7 +39,7 @@ pub struct FdbCacheEntry {
     /// The key, as three words ([`key_words`]).
     pub key: [u32; 3],
     /// Padding.
-    pub _pad: u32,
+    pub pad: u32,
     /// The generation this entry was filled under, plus one; 0: empty.
     pub stamp: u64,
     /// The FDB entry as it was read.
@@ -70,7 +71,7 @@ impl FdbCacheEntry {
     /// An entry that holds nothing (what a new map holds).
     pub const EMPTY: FdbCacheEntry = FdbCacheEntry {
         key: [0; 3],
-        _pad: 0,
+        pad: 0,
         stamp: 0,
         val: FdbVal {
             ifindex: 0,

@@ -597,3 +597,5 @@ pub mod fixtures;
 mod tests;
 #[cfg(test)]
 mod tests_move;
+#[cfg(test)]
+mod tests_cache;
