@@ -1348,6 +1348,10 @@ fn reload_adds_and_removes_without_disturbing_others() {
         FLOW_BASE,
     );
     std::thread::sleep(Duration::from_millis(300));
+    // Frames to g3 put its entry in the FDB cache of the CPUs that forward them.
+    for i in 0..16 {
+        w.send("up", &test_frame(g3, UPSTREAM_MAC, &[q_tag(4093)], 300 + i));
+    }
 
     // Add vif5.0 (access 4092) and VLAN 4092 on both trunks; remove vif3.0.
     let new = FullConfig {
@@ -1451,6 +1455,13 @@ fn reload_adds_and_removes_without_disturbing_others() {
     // The removed guest is cut off: nothing of it is forwarded any more.
     let (got, _) = w.observe(|w| w.send("g3", &test_frame(BROADCAST, g3, &[], 5)));
     arrived(&got, &[], "g3 after its port was removed");
+    // Its flushed entry is forgotten by every CPU's cache: frames to it are flooded (a
+    // cached copy would point at the removed port: `drop_stale_fdb`).
+    for i in 0..4 {
+        let (_, d) =
+            w.observe(|w| w.send("up", &test_frame(g3, UPSTREAM_MAC, &[q_tag(4093)], 400 + i)));
+        assert_eq!(at(&d, "eth1", "flood"), 1, "upstream → removed g3: {d:?}");
+    }
 
     // An invalid file, by SIGHUP: logged, nothing changes.
     let bad = FullConfig {
