@@ -194,8 +194,15 @@ mod tests {
         assert_eq!(e.stamp, 0, "a miss is not cached");
         assert_eq!(cached(Some(&mut e), &w, 0, &k, |_| Some(V)), Some(V));
         let other = FdbVal { ifindex: 8, ..V };
-        assert_eq!(cached(Some(&mut e), &w, 0, &k, |_| Some(other)), Some(V), "a hit");
-        assert_eq!(cached(Some(&mut e), &w, 1, &k, |_| Some(other)), Some(other));
+        assert_eq!(
+            cached(Some(&mut e), &w, 0, &k, |_| Some(other)),
+            Some(V),
+            "a hit"
+        );
+        assert_eq!(
+            cached(Some(&mut e), &w, 1, &k, |_| Some(other)),
+            Some(other)
+        );
         assert_eq!(cached(None, &w, 1, &k, |_| None), None);
     }
 }

@@ -596,6 +596,6 @@ pub mod fixtures;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_move;
-#[cfg(test)]
 mod tests_cache;
+#[cfg(test)]
+mod tests_move;

@@ -101,7 +101,11 @@ fn entries_the_agent_removes_are_flooded_not_sent_to_the_stale_port() {
     // A flush (the port's link went down, or the port was removed).
     assert!(w.agent_remove(1, VLAN, L1).is_some());
     for cpu in [0, 1] {
-        assert_eq!(to(&w, cpu, G1).0, Verdict::Flood, "static removed, CPU {cpu}");
+        assert_eq!(
+            to(&w, cpu, G1).0,
+            Verdict::Flood,
+            "static removed, CPU {cpu}"
+        );
         assert_eq!(to(&w, cpu, L1).0, Verdict::Flood, "flushed, CPU {cpu}");
     }
     // A static entry rewritten to another port.
