@@ -17,6 +17,10 @@
 //! of `last_seen_ns` (same port) changes nothing a cached copy is used for and bumps nothing;
 //! the CPU that writes it voids its own copy ([`FdbCacheEntry::void`]) so that its next frame
 //! reads the refreshed time. Misses are not cached.
+//!
+//! The reader's order (generation, then the hash lookup) is kept by the compiler (a volatile
+//! load before a helper call) and by x86's memory model (loads are not reordered with older
+//! loads). A weakly ordered CPU (arm64) would need the generation read with acquire semantics.
 #![expect(clippy::inline_always, reason = "eBPF: the datapath must be inlined")]
 
 use crate::maps::{FdbKey, FdbVal};
