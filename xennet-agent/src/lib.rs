@@ -8,6 +8,7 @@
 //!   write is decided by the pure [`datapath::plan`] (no map I/O, unit-tested on the host).
 //! * [`netlink`]: links, MTUs, the link watch and host ports.
 //! * [`control`]: the control socket between the CLI and the running agent.
+//! * [`fdbgen`]: the FDB generation, bumped after every FDB change the agent makes.
 //! * [`learned`]: the per-port learned-MAC counts, mapped into the agent's memory.
 //! * [`monitor`]: `xennet-agent monitor`, the live event stream (aya-log) and its switch.
 //! * [`metrics`]: the Prometheus `/metrics` endpoint the daemon serves.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod ebpf;
+pub mod fdbgen;
 pub mod learned;
 pub mod metrics;
 pub mod monitor;

@@ -119,10 +119,15 @@ pub trait Tables {
         }
         self.port(ifindex)
     }
-    /// The FDB entry for `key` (a copy).
+    /// The FDB entry for `key` (a copy; through the per-CPU cache where there is one).
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal>;
-    /// Write an FDB entry; false when the map refused (full, or `put` not satisfied).
+    /// Write an FDB entry; false when the map refused (full, or `put` not satisfied). A
+    /// cache in front of the FDB forgets its own copy of `key`.
     fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool;
+    /// An existing FDB entry was rewritten to another port (learning moved it): every cached
+    /// copy of an FDB entry, on every CPU, is void from now on (`crate::fdbcache`: the
+    /// generation is bumped). Called after the write.
+    fn fdb_moved(&self) {}
     /// MACs currently learned on stats slot `slot`.
     fn learned(&self, slot: u32) -> u32;
     /// Atomically add `delta` to the learned count of `slot`.
@@ -590,5 +595,7 @@ pub mod fixtures;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cache;
 #[cfg(test)]
 mod tests_move;

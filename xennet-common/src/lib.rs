@@ -9,6 +9,7 @@
 //! * [`rate`]: bandwidth limits, a policer per port and direction (the map `XN_RATES`).
 //! * [`monitor`]: the switch, event and text of `xennet-agent monitor` (aya-log).
 //! * [`vstats`]: per-VLAN counters.
+//! * [`fdbcache`]: the per-CPU cache of FDB entries in front of `XN_FDB`.
 //! * [`bench`]: what the benchmark's own eBPF object and `cargo xtask bench` share.
 #![no_std]
 
@@ -16,6 +17,7 @@
 extern crate std;
 
 pub mod bench;
+pub mod fdbcache;
 pub mod fwd;
 pub mod maps;
 pub mod monitor;

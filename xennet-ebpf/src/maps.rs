@@ -10,6 +10,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::info;
 use xennet_common::{
+    fdbcache::{self, FDB_CACHE_ENTRIES, FdbCacheEntry},
     fwd::{Put, Tables},
     maps::{
         FDB_MAX_ENTRIES, FLOOD_GROUP_PORTS, FLOOD_GROUPS, FdbKey, FdbVal, IFSLOT_ENTRIES,
@@ -63,6 +64,18 @@ static XN_IFSLOTS: Array<u32> = Array::with_max_entries(IFSLOT_ENTRIES, 0);
 /// The FDB: {MAC, VLAN, bridge} → egress ifindex, slot and flags.
 #[map]
 static XN_FDB: HashMap<FdbKey, FdbVal> = HashMap::with_max_entries(FDB_MAX_ENTRIES, 0);
+
+/// Per-CPU cache of FDB entries, direct-mapped by a hash of the key (`fdbcache`): a hit
+/// costs two array reads instead of a hash lookup.
+#[map]
+static XN_FDBCACHE: PerCpuArray<FdbCacheEntry> =
+    PerCpuArray::with_max_entries(FDB_CACHE_ENTRIES, 0);
+
+/// The FDB generation (entry 0): a cached entry filled under another one is void. Bumped by
+/// the agent (through its mmap) after it removes or rewrites entries, and here when learning
+/// moves one.
+#[map]
+static XN_FDBGEN: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 /// Redirect targets: ifindex → ifindex of every port (XDP redirects go through a devmap).
 #[map]
@@ -138,13 +151,41 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
-        // SAFETY: as above; the value is copied out.
-        unsafe { XN_FDB.get(key) }.copied()
+        // SAFETY (the `XN_FDB` read): as above; the value is copied out.
+        let lookup = |k: &FdbKey| unsafe { XN_FDB.get(k) }.copied();
+        let Some(g) = XN_FDBGEN.get_ptr(0) else {
+            return lookup(key);
+        };
+        // The generation first, then the lookup (see `fdbcache`).
+        // SAFETY: a valid, aligned u64 in the map, only ever changed whole (atomic adds).
+        let generation = unsafe { core::ptr::read_volatile(g) };
+        let words = fdbcache::key_words(key);
+        // SAFETY: this CPU's copy of the value, no concurrent writer on this CPU.
+        let slot = XN_FDBCACHE
+            .get_ptr_mut(fdbcache::slot_of(&words))
+            .map(|p| unsafe { &mut *p });
+        fdbcache::cached(slot, &words, generation, key, lookup)
     }
 
     #[inline(always)]
     fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
-        XN_FDB.insert(key, val, put as u64).is_ok()
+        if XN_FDB.insert(key, val, put as u64).is_err() {
+            return false;
+        }
+        if let Some(p) = XN_FDBCACHE.get_ptr_mut(fdbcache::slot_of(&fdbcache::key_words(key))) {
+            // SAFETY: this CPU's copy of the value, no concurrent writer on this CPU.
+            unsafe { (*p).void() };
+        }
+        true
+    }
+
+    #[inline(always)]
+    fn fdb_moved(&self) {
+        if let Some(p) = XN_FDBGEN.get_ptr_mut(0) {
+            // SAFETY: a valid, aligned u64 in the map, only ever updated atomically (here and
+            // by the agent through its mmap).
+            unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
+        }
     }
 
     #[inline(always)]

@@ -52,6 +52,10 @@ impl Tables for TcMaps {
         Maps.fdb_put(key, val, put)
     }
     #[inline(always)]
+    fn fdb_moved(&self) {
+        Maps.fdb_moved();
+    }
+    #[inline(always)]
     fn learned(&self, slot: u32) -> u32 {
         Maps.learned(slot)
     }

@@ -24,10 +24,14 @@ impl Datapath {
             .filter(|(k, v)| pred(k, v))
             .collect();
         let mut learned = 0;
+        let any = !doomed.is_empty();
         for (k, v) in doomed {
             if fdb.remove(&k).is_ok() && v.flags & FDB_STATIC == 0 {
                 learned += 1;
             }
+        }
+        if any {
+            self.fdb_gen.bump();
         }
         Ok(learned)
     }
@@ -104,6 +108,9 @@ impl Datapath {
             }
         }
         let added = todo.write.len();
+        if removed > 0 || added > 0 {
+            self.fdb_gen.bump();
+        }
         self.statics = want;
         Ok((added, removed))
     }
@@ -164,6 +171,9 @@ impl Datapath {
             if fdb.remove(&k).is_ok() {
                 gone.push(v.ifindex);
             }
+        }
+        if !gone.is_empty() {
+            self.fdb_gen.bump();
         }
         for idx in &gone {
             if let Some(slot) = slot_of.get(idx) {

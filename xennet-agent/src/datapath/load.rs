@@ -9,10 +9,13 @@ use aya::{
     programs::{SchedClassifier, Xdp},
 };
 use tracing::warn;
-use xennet_common::maps::{MAP_FDB, MAP_LEARNED, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP};
+use xennet_common::{
+    fdbcache::MAP_FDBGEN,
+    maps::{MAP_FDB, MAP_LEARNED, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP},
+};
 
 use super::{Datapath, migrate, state::State};
-use crate::learned::LearnedCounts;
+use crate::{fdbgen::FdbGen, learned::LearnedCounts};
 
 /// Bumped when a map's key or value changes meaning without changing size (sizes, types and
 /// flags are compared directly): an upgrade across a bump carries no map over byte for byte
@@ -157,6 +160,15 @@ impl Datapath {
             };
             LearnedCounts::map(data)?
         };
+        let fdb_gen = {
+            let map = ebpf
+                .map(MAP_FDBGEN)
+                .ok_or_else(|| anyhow!("object has no map {MAP_FDBGEN}"))?;
+            let aya::maps::Map::Array(data) = map else {
+                bail!("map {MAP_FDBGEN} is not an array");
+            };
+            FdbGen::map(data)?
+        };
         Ok(Datapath {
             ebpf,
             pin_dir: pin_dir.to_path_buf(),
@@ -168,6 +180,7 @@ impl Datapath {
             ports: BTreeMap::new(),
             bridges: BTreeMap::new(),
             learned,
+            fdb_gen,
             flood_prog,
             pinned: Vec::new(),
             members: BTreeMap::new(),

@@ -434,6 +434,8 @@ impl Datapath {
             }
         }
         up.after_swap(self)?;
+        // Entries carried into the new FDB after the swap: no cached copy may predate them.
+        self.fdb_gen.bump();
         for r in &up.replaced {
             let (staged, path) = (
                 staged_path(&self.pin_dir, &r.name),

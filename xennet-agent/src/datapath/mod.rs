@@ -169,6 +169,8 @@ pub struct Datapath {
     /// Bridge name → (id, aging in ns; 0 = never).
     bridges: BTreeMap<String, (u32, u64)>,
     learned: LearnedCounts,
+    /// `XN_FDBGEN`: bumped after every FDB entry this agent removes or rewrites.
+    fdb_gen: crate::fdbgen::FdbGen,
     flood_prog: ProgramFd,
     pinned: Vec<PathBuf>,
     /// Bridge id → the TC flood list as written to `XN_MEMBERS` (index order).

@@ -11,6 +11,7 @@ use xennet_common::maps::{
 };
 use xennet_common::rate::MAP_RATES;
 use xennet_common::{
+    fdbcache::{MAP_FDBCACHE, MAP_FDBGEN},
     monitor::{MAP_LOGS, MAP_MONITOR},
     vstats::{MAP_VSLOTS, MAP_VSTATS},
 };
@@ -22,11 +23,13 @@ use super::attach::LinkKind;
 
 /// Every map of the datapath, each pinned under its own name. aya-log's ring buffer is one
 /// of them: a restarted agent's programs then write into the ring a running monitor reads.
-pub const MAPS: [&str; 15] = [
+pub const MAPS: [&str; 17] = [
     MAP_PORTS,
     MAP_SLOTS,
     MAP_IFSLOTS,
     MAP_FDB,
+    MAP_FDBCACHE,
+    MAP_FDBGEN,
     MAP_STATS,
     MAP_TX,
     MAP_FLOOD,

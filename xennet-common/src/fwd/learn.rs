@@ -67,6 +67,7 @@ pub fn learn<T: Tables>(
             if !t.fdb_put(&key, &fresh(t.now(), 0), Put::Existing) {
                 return Ok(Some(Stat::LearnTableFull));
             }
+            t.fdb_moved();
             if let Some(old) = t.port(e.ifindex) {
                 t.learned_add(old.slot, -1);
             }
@@ -115,6 +116,7 @@ fn take_over<T: Tables>(
         last_seen_ns: t.now(),
     };
     if t.fdb_put(key, &val, Put::Existing) {
+        t.fdb_moved();
         if e.flags & FDB_STATIC == 0 {
             if let Some(old) = t.port(e.ifindex) {
                 t.learned_add(old.slot, -1);

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use xennet_common::{
     bench,
+    fdbcache::{MAP_FDBCACHE, MAP_FDBGEN},
     maps::{
         MAP_FDB, MAP_FLOOD, MAP_FLOODG, MAP_IFSLOTS, MAP_LEARNED, MAP_MEMBERS, MAP_PORTS,
         MAP_SLOTS, MAP_STATS, MAP_TX, PROG_FLOOD_OUT, PROG_PASS, PROG_TC, PROG_XDP,
@@ -46,6 +47,8 @@ fn the_datapath_object_has_no_bench_programs_or_maps() {
         MAP_SLOTS,
         MAP_IFSLOTS,
         MAP_FDB,
+        MAP_FDBCACHE,
+        MAP_FDBGEN,
         MAP_TX,
         MAP_STATS,
         MAP_FLOOD,
@@ -105,6 +108,8 @@ fn the_bench_object_has_the_bench_programs_and_maps_only() {
         MAP_SLOTS,
         MAP_IFSLOTS,
         MAP_FDB,
+        MAP_FDBCACHE,
+        MAP_FDBGEN,
         MAP_TX,
     ] {
         assert!(maps.contains(m), "bench object lacks map {m}: {maps:?}");
