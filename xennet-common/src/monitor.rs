@@ -365,7 +365,10 @@ mod tests {
         assert_eq!(Event::decode(&e.encode()), e);
         assert_eq!(parse(&t[..t.len() - 2]), None, "every byte is required");
         assert_eq!(parse(&format!("{t}00")), None, "no byte more");
-        assert_eq!(parse("ev=zz0a00000007000000fe0f0200000000abffffffffffff06080000000040000000"), None);
+        assert_eq!(
+            parse("ev=zz0a00000007000000fe0f0200000000abffffffffffff06080000000040000000"),
+            None
+        );
         assert_eq!(parse("hello world"), None);
     }
 }
