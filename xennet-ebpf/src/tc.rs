@@ -29,15 +29,23 @@ use xennet_common::{
 
 use crate::maps::{FloodWalk, Maps, XN_FLOODWALK, XN_MEMBERS};
 
-/// The maps as TC's decision reads them: the ingress port always by ifindex (no
-/// `XN_IFSLOTS` shortcut). A port found two ways is two kinds of pointer to the verifier,
-/// which then walks the flood loop once per kind, beyond its budget.
+/// The maps as TC's decision reads them: every port, ingress or egress, is an `XN_SLOTS`
+/// entry. A port found two ways (a hash value or an array value) is two kinds of pointer to
+/// the verifier, which then walks the flood loop once per kind, beyond its budget; so the
+/// ifindex only ever yields a slot number — through `XN_IFSLOTS` (an array read), or, for
+/// an ifindex beyond it, through the port's `XN_PORTS` entry — and the port is read at
+/// that slot, checked against the ifindex.
 struct TcMaps;
 
 impl Tables for TcMaps {
     #[inline(always)]
     fn port(&self, ifindex: u32) -> Option<&PortConf> {
-        Maps.port(ifindex)
+        let slot = match Maps.slot_of(ifindex) {
+            Some(s) if s != 0 => s,
+            _ => Maps.port(ifindex)?.slot,
+        };
+        Maps.port_at(slot)
+            .filter(|p| p.ifindex == ifindex && ifindex != 0)
     }
     #[inline(always)]
     fn port_at(&self, slot: u32) -> Option<&PortConf> {
