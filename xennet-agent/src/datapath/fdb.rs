@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, bail};
 use aya::maps::{HashMap, MapData};
 use tracing::{info, warn};
-use xennet_common::maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB};
+use xennet_common::{
+    fwd::REFRESH_NS,
+    maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB},
+};
 
-use super::{Datapath, FdbEntry, fmt_mac, monotonic_ns, plan};
+use super::{Datapath, FdbEntry, coarse_tick_ns, fmt_mac, monotonic_ns, plan};
 use crate::config::{Config, HostSpec};
 
 impl Datapath {
@@ -147,7 +150,12 @@ impl Datapath {
 
     /// Remove learned entries not seen for longer than their bridge's aging time; returns
     /// how many went.
+    ///
+    /// Only entries certainly silent that long: the datapath refreshes an entry's time at
+    /// most once per [`REFRESH_NS`], so a station that spoke since may show a time up to that
+    /// much older, and both clocks are coarse (one tick more).
     pub fn age(&mut self, now_ns: u64) -> anyhow::Result<usize> {
+        let slack = REFRESH_NS + coarse_tick_ns();
         let aging: BTreeMap<u32, u64> = self.bridges.values().copied().collect();
         let slot_of = self.slots();
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
@@ -156,9 +164,9 @@ impl Datapath {
             .filter_map(Result::ok)
             .filter(|(k, v)| {
                 v.flags & FDB_STATIC == 0
-                    && aging
-                        .get(&k.bridge)
-                        .is_some_and(|a| *a != 0 && now_ns.saturating_sub(v.last_seen_ns) > *a)
+                    && aging.get(&k.bridge).is_some_and(|a| {
+                        *a != 0 && now_ns.saturating_sub(v.last_seen_ns) > *a + slack
+                    })
             })
             .collect();
         let mut gone = Vec::new();
