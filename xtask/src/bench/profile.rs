@@ -50,8 +50,8 @@ pub fn ladder(
         .collect())
 }
 
-/// In-situ program cost: one 64 B unicast window each for the ceiling and the bench-loaded
-/// `xennet_xdp` on `d` with `bpf_stats` on: (label, program, ns per run, runs) of the forwarding
+/// In-situ program cost: one 64 B unicast window each for the XDP ceiling, the bench-loaded
+/// `xennet_xdp`, the TC ceiling and the bench-loaded `xennet_tc` on `d` with `bpf_stats` on: (label, program, ns per run, runs) of the forwarding
 /// program, the generator and the sink; and one line per window with its rate and the DUT's
 /// CPU time per frame.
 pub fn in_situ(
@@ -64,15 +64,24 @@ pub fn in_situ(
     log("in-situ program run time (kernel.bpf_stats_enabled)");
     let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
     obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
+    obj.set_tc_ceiling(&d.ns, &[(xb0, xb1)])?;
     let _stats = BpfStats::enable()?;
     let mut prof = Vec::new();
     let mut lines = Vec::new();
-    for (label, prog) in [
-        ("xdp-ceiling", CEIL),
-        ("xennet-xdp (bench-loaded)", PROG_XDP),
+    for (label, prog, tc) in [
+        ("xdp-ceiling", CEIL, false),
+        ("xennet-xdp (bench-loaded)", PROG_XDP, false),
+        ("tc-ceiling", LADDER_TC[0], true),
+        ("xennet-tc (bench-loaded)", LADDER_TC[1], true),
     ] {
         interrupted()?;
-        let link = obj.attach(&d.ns, prog, "xb0")?;
+        // XDP natively, or TC on tcx ingress (the frame then arrives as an skb): one window
+        // with the program alone on xb0.
+        let (xdp_link, tc_link) = if tc {
+            (None, Some(obj.attach_tc(&d.ns, prog, "xb0")?))
+        } else {
+            (Some(obj.attach(&d.ns, prog, "xb0")?), None)
+        };
         cfg.place_napi(t)?;
         let progs = [prog, GEN, SINK];
         let before: Vec<(u64, u64)> = progs
@@ -84,7 +93,12 @@ pub fn in_situ(
             .iter()
             .map(|q| obj.prog_stats(q))
             .collect::<Result<_>>()?;
-        obj.detach(link)?;
+        if let Some(link) = xdp_link {
+            obj.detach(link)?;
+        }
+        if let Some(link) = tc_link {
+            obj.detach_tc(link)?;
+        }
         let w = w?;
         let cpu = if w.dut_busy > 0.0 {
             format!(

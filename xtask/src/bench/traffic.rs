@@ -460,7 +460,12 @@ impl BenchObj {
 
     /// (run count, run time ns) of `prog` (`kernel.bpf_stats_enabled` must be on).
     pub fn prog_stats(&self, prog: &str) -> Result<(u64, u64)> {
-        let info = xdp(self.holder(prog)?, prog)?.info()?;
+        let info = self
+            .holder(prog)?
+            .program(prog)
+            .ok_or_else(|| anyhow!("object has no program {prog}"))?
+            .info()
+            .with_context(|| format!("reading {prog}'s run statistics"))?;
         #[expect(clippy::cast_possible_truncation, reason = "ns fit u64")]
         Ok((info.run_count(), info.run_time().as_nanos() as u64))
     }
