@@ -14,9 +14,11 @@
 //! * [`metrics`]: the Prometheus `/metrics` endpoint the daemon serves.
 //! * [`stats`]: reads the per-port counters of a running datapath from its pinned maps.
 //! * [`paths`]: the filesystem paths the agent knows by heart.
+//! * [`clock`]: the datapath's coarse clock, as the agent reads it.
 //!
 //! The binary (`src/main.rs`) adds the command line (`cli`) and the daemon (`daemon`).
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod datapath;

@@ -20,12 +20,7 @@ use tokio::{
     time::{Interval, MissedTickBehavior},
 };
 use tracing::{info, warn};
-use xennet_agent::{
-    config::Config,
-    control,
-    datapath::{monotonic_ns, state::Lock},
-    netlink::LinkWatch,
-};
+use xennet_agent::{clock, config::Config, control, datapath::state::Lock, netlink::LinkWatch};
 
 use self::{agent::Agent, clients::Clients};
 
@@ -190,7 +185,7 @@ async fn event_loop(
                     warn!(error = %format!("{e:#}"), "reload failed");
                 }
             }
-            _ = tick.tick() => match agent.dp.age(monotonic_ns()) {
+            _ = tick.tick() => match agent.dp.age(clock::now_ns()) {
                 Ok(0) => {}
                 Ok(n) => info!(entries = n, "aged out"),
                 Err(e) => warn!(error = %format!("{e:#}"), "aging failed"),

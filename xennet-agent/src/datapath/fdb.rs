@@ -11,8 +11,11 @@ use xennet_common::{
     maps::{FDB_STATIC, FdbKey, FdbVal, MAP_FDB},
 };
 
-use super::{Datapath, FdbEntry, coarse_tick_ns, fmt_mac, monotonic_ns, plan};
-use crate::config::{Config, HostSpec};
+use super::{Datapath, FdbEntry, fmt_mac, plan};
+use crate::{
+    clock,
+    config::{Config, HostSpec},
+};
 
 impl Datapath {
     /// Delete every FDB entry matching `pred`; returns how many learned entries went.
@@ -155,7 +158,7 @@ impl Datapath {
     /// most once per [`REFRESH_NS`], so a station that spoke since may show a time up to that
     /// much older, and both clocks are coarse (one tick more).
     pub fn age(&mut self, now_ns: u64) -> anyhow::Result<usize> {
-        let slack = REFRESH_NS + coarse_tick_ns();
+        let slack = REFRESH_NS + clock::tick_ns();
         let aging: BTreeMap<u32, u64> = self.bridges.values().copied().collect();
         let slot_of = self.slots();
         let mut fdb: HashMap<&mut MapData, FdbKey, FdbVal> = self.map_mut(MAP_FDB)?;
@@ -254,7 +257,7 @@ pub(super) fn list_fdb<M: std::borrow::Borrow<MapData>>(
     bridge_name: impl Fn(u32) -> String,
     port_name: impl Fn(u32) -> String,
 ) -> anyhow::Result<Vec<FdbEntry>> {
-    let now = monotonic_ns();
+    let now = clock::now_ns();
     let mut out = Vec::new();
     for item in fdb {
         let (k, v) = item.context("iterating XN_FDB")?;

@@ -212,33 +212,6 @@ pub fn ifindex(name: &str) -> anyhow::Result<u32> {
     Ok(i)
 }
 
-/// Monotonic clock in nanoseconds, the clock of `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`).
-#[must_use]
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer; the clock always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
-/// The resolution of `CLOCK_MONOTONIC_COARSE` in nanoseconds (one scheduler tick); 10 ms if
-/// the kernel does not say.
-#[must_use]
-pub fn coarse_tick_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
-    let ns = u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000
-        + u64::try_from(ts.tv_nsec).unwrap_or(0);
-    if r == 0 && ns > 0 { ns } else { 10_000_000 }
-}
-
 /// The map value describing `spec` as a port of a bridge.
 #[must_use]
 pub fn port_conf(bridge: u32, tpid: u16, slot: u32, spec: &PortSpec) -> PortConf {

@@ -9,17 +9,7 @@ use anyhow::{Context as _, bail};
 use aya::maps::{Array, Map, MapData};
 use xennet_common::monitor::{LEASE_NS, MAP_MONITOR, MONITOR_OFF, MonitorConf};
 
-/// `CLOCK_MONOTONIC_COARSE` in ns: the clock of `bpf_ktime_get_coarse_ns`.
-#[must_use]
-pub fn now_ns() -> u64 {
-    // SAFETY: a zeroed timespec is a valid out-parameter.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: valid clock id and pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
-    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
-}
+use crate::clock;
 
 /// Open the pinned switch of the datapath under `pin_dir`.
 pub fn open(pin_dir: &Path) -> anyhow::Result<Array<MapData, MonitorConf>> {
@@ -60,7 +50,11 @@ impl Switch {
         let map = open(pin_dir)?;
         let cur = map.get(&0, 0).context("reading XN_MONITOR")?;
         let pid = std::process::id();
-        if cur.mode != MONITOR_OFF && cur.until_ns > now_ns() && cur.pid != pid && alive(cur.pid) {
+        if cur.mode != MONITOR_OFF
+            && cur.until_ns > clock::now_ns()
+            && cur.pid != pid
+            && alive(cur.pid)
+        {
             bail!(
                 "another monitor (pid {}) is running on the datapath pinned under {}; one at a \
                  time",
@@ -78,7 +72,7 @@ impl Switch {
         let conf = MonitorConf {
             mode: self.mode,
             pid: self.pid,
-            until_ns: now_ns() + LEASE_NS,
+            until_ns: clock::now_ns() + LEASE_NS,
         };
         self.map.set(0, conf, 0).context("writing XN_MONITOR")
     }
