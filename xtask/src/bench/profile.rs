@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
+use aya::programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId};
 use xennet_common::maps::PROG_XDP;
 
 use super::{
@@ -51,9 +52,9 @@ pub fn ladder(
 }
 
 /// In-situ program cost: one 64 B unicast window each for the XDP ceiling, the bench-loaded
-/// `xennet_xdp`, the TC ceiling and the bench-loaded `xennet_tc` on `d` with `bpf_stats` on: (label, program, ns per run, runs) of the forwarding
-/// program, the generator and the sink; and one line per window with its rate and the DUT's
-/// CPU time per frame.
+/// `xennet_xdp`, the TC ceiling and the bench-loaded `xennet_tc` on `d` with `bpf_stats` on:
+/// (label, program, ns per run, runs) of the forwarding program, the generator and the sink;
+/// and one line per window with its rate and the DUT's CPU time per frame.
 pub fn in_situ(
     cfg: &Setting,
     t: &Topo,
@@ -77,10 +78,10 @@ pub fn in_situ(
         interrupted()?;
         // XDP natively, or TC on tcx ingress (the frame then arrives as an skb): one window
         // with the program alone on xb0.
-        let (xdp_link, tc_link) = if tc {
-            (None, Some(obj.attach_tc(&d.ns, prog, "xb0")?))
+        let link = if tc {
+            Link::Tc(obj.attach_tc(&d.ns, prog, "xb0")?)
         } else {
-            (Some(obj.attach(&d.ns, prog, "xb0")?), None)
+            Link::Xdp(obj.attach(&d.ns, prog, "xb0")?)
         };
         cfg.place_napi(t)?;
         let progs = [prog, GEN, SINK];
@@ -93,11 +94,9 @@ pub fn in_situ(
             .iter()
             .map(|q| obj.prog_stats(q))
             .collect::<Result<_>>()?;
-        if let Some(link) = xdp_link {
-            obj.detach(link)?;
-        }
-        if let Some(link) = tc_link {
-            obj.detach_tc(link)?;
+        match link {
+            Link::Xdp(l) => obj.detach(l)?,
+            Link::Tc(l) => obj.detach_tc(l)?,
         }
         let w = w?;
         let cpu = if w.dut_busy > 0.0 {
@@ -133,6 +132,12 @@ pub fn in_situ(
         }
     }
     Ok((prof, lines))
+}
+
+/// A program attached for an in-situ window.
+enum Link {
+    Xdp((String, XdpLinkId)),
+    Tc((String, SchedClassifierLinkId)),
 }
 
 /// The ladder and the in-situ results as text (`--ladder-only`).
