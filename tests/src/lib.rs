@@ -16,6 +16,7 @@
 //!   [`output`]: command output in assertions.
 //! - [`topo`], [`seedfull`]: the seed's setups in namespaces and a running
 //!   agent; [`seedworld`]: a running seed dom0 seen from its edges;
+//!   [`bed`]: dom0, guests and an agent on a test's own configuration;
 //!   [`fdb`]: FDB rows; [`responder`]: a test-played upstream router;
 //!   [`flow`]: a numbered steady flow; [`liveflows`]: flows that must survive a change; [`rng`]: a deterministic PRNG;
 //!   [`kernel`]: what the kernel lists of a pinned datapath (links, programs, maps).
@@ -24,6 +25,7 @@
 //! Only namespaces created here are touched, never the host's interfaces.
 
 pub mod arp_icmp;
+pub mod bed;
 pub mod capture;
 pub mod counters;
 pub mod fdb;

@@ -7,7 +7,7 @@ use std::{
     collections::BTreeSet,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     os::unix::net::{UnixListener, UnixStream},
-    path::{Path, PathBuf},
+    path::Path,
     process::Output,
     sync::{
         Arc,
@@ -18,122 +18,16 @@ use std::{
 };
 
 use xennet_tests::{
-    Netns, RawSocket,
-    fdb::{FdbEntry, fdb_entry},
+    Netns,
+    bed::Bed,
+    fdb::fdb_entry,
     flow::Flow,
     frame::{BROADCAST, Mac, format_mac, test_frame},
-    require_root, set_gro, set_mac,
+    require_root,
     topo::{Agent, BpfFs},
     veth,
     wait::poll,
 };
-
-// ---------------------------------------------------------------------------
-// A dom0 with guests and an agent
-// ---------------------------------------------------------------------------
-
-/// dom0 with guests behind veths (`vifN` in dom0, `eth0` in the guest), a private bpffs and
-/// an agent on a configuration file kept at `cfg` (for reloads). Fields drop in order: agent,
-/// bpffs, guests, dom0.
-struct Bed {
-    agent: Agent,
-    _fs: BpfFs,
-    guests: Vec<(Netns, &'static str, Mac)>,
-    dom0: Netns,
-    cfg: PathBuf,
-}
-
-impl Bed {
-    /// Build dom0 and `guests` (vif name, MAC), run `setup` (commands in dom0), write
-    /// `config` and start the agent on it.
-    fn new(tag: &str, guests: &[(&'static str, Mac)], setup: &[&[&str]], config: &str) -> Bed {
-        let dom0 = Netns::new(&format!("{tag}-d0")).expect("dom0");
-        let mut gs = Vec::new();
-        for (i, (vif, mac)) in guests.iter().enumerate() {
-            let ns = Netns::new(&format!("{tag}-g{}", i + 1)).expect("guest");
-            veth(&dom0, vif, &ns, "eth0").expect("veth");
-            set_mac(&ns, "eth0", *mac).expect("guest MAC");
-            set_gro(&ns, "eth0", true).expect("GRO");
-            gs.push((ns, *vif, *mac));
-        }
-        for cmd in setup {
-            dom0.exec_ok(cmd).expect("dom0 setup");
-        }
-        let fs = BpfFs::new(dom0.name()).expect("mounting a bpffs");
-        let cfg = std::env::temp_dir().join(format!("xennet-{}.toml", dom0.name()));
-        std::fs::write(&cfg, config).expect("writing the config");
-        let agent = Agent::start(&dom0, &cfg, &fs.pin_dir()).expect("starting the agent");
-        Bed {
-            agent,
-            _fs: fs,
-            guests: gs,
-            dom0,
-            cfg,
-        }
-    }
-
-    fn socket(&self, vif: &str) -> RawSocket {
-        let (ns, _, _) = self
-            .guests
-            .iter()
-            .find(|(_, v, _)| *v == vif)
-            .expect("a guest behind the vif");
-        RawSocket::open(ns, "eth0").expect("raw socket")
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        self.agent.ctl(args).expect("running xennet-agent")
-    }
-
-    /// `ports` as (interface, bridge, ifindex, vlans, attached, host) rows.
-    fn ports(&self) -> BTreeSet<String> {
-        self.agent
-            .ports()
-            .unwrap_or_else(|e| panic!("ports: {e:#}"))
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} {} ifindex {} slot {} {} {} host {}",
-                    p["interface"],
-                    p["bridge"],
-                    p["ifindex"],
-                    p["slot"],
-                    p["vlans"],
-                    p["attached"],
-                    p["host"]
-                )
-            })
-            .collect()
-    }
-
-    fn port_names(&self) -> BTreeSet<String> {
-        self.agent
-            .ports()
-            .unwrap_or_else(|e| panic!("ports: {e:#}"))
-            .iter()
-            .map(|p| p["interface"].as_str().expect("interface").to_string())
-            .collect()
-    }
-
-    fn fdb(&self) -> BTreeSet<FdbEntry> {
-        self.agent
-            .fdb(None)
-            .unwrap_or_else(|e| panic!("fdb show: {e:#}"))
-            .iter()
-            .map(xennet_tests::fdb::FdbRow::entry)
-            .collect()
-    }
-
-    fn statics(&self) -> BTreeSet<FdbEntry> {
-        self.fdb().into_iter().filter(|e| e.3).collect()
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.cfg);
-    }
-}
 
 fn mac(last: u8) -> Mac {
     [0x02, 0x52, 0, 0, 0, last]
