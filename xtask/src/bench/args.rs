@@ -68,6 +68,12 @@ pub struct BenchArgs {
     /// `bpf_stats` windows) on one DUT, printed; seconds instead of minutes, no report files.
     #[arg(long)]
     pub ladder_only: bool,
+    /// With `--ladder-only`: another build of the datapath object (for example main's, saved
+    /// before a change); its `xennet_xdp` and `xennet_tc` run in every ladder round next to
+    /// this build's, on maps filled the same way, for an A/B side by side in one run.
+    /// `--rounds` sets the ladder's rounds in this mode (default 5).
+    #[arg(long, requires = "ladder_only")]
+    pub compare: Option<PathBuf>,
     /// Use this xennet-agent binary instead of building one.
     #[arg(long)]
     pub agent: Option<PathBuf>,
@@ -122,7 +128,16 @@ impl Params {
             })),
             iperf_secs: if args.quick { 1.0 } else { 2.0 },
             pings: if args.quick { 50 } else { 200 },
-            ladder_rounds: if args.quick { 2 } else { 5 },
+            ladder_rounds: match (args.ladder_only, args.rounds) {
+                (true, Some(r)) => r.max(1),
+                _ => {
+                    if args.quick {
+                        2
+                    } else {
+                        5
+                    }
+                }
+            },
             ladder_repeat: if args.quick { 1 << 18 } else { 1 << 20 },
             gen_batch: args.gen_batch.clamp(1, 256),
         }

@@ -17,6 +17,11 @@ use super::{
     traffic::{BenchObj, CEIL, CEIL_BC, GEN, LADDER, LADDER_TC, SINK},
 };
 
+/// The capacity of the loaded objects' `XN_FDB`: room for `--fdb-entries`.
+pub fn cap(args: &BenchArgs) -> u32 {
+    args.fdb_entries.next_power_of_two().max(1 << 18)
+}
+
 /// The bench object (generator, sinks, ceiling, ladder) with a copy of the datapath object
 /// (its `xennet_xdp` with `--fdb-hot` FDB entries), and a second datapath copy holding the
 /// large FDB (filled only when `fill_big`); every `XN_FDB` sized for the large one, so that
@@ -26,7 +31,7 @@ pub fn load_objects(
     fdb_dut: &Dut,
     fill_big: bool,
 ) -> Result<(BenchObj, BenchObj)> {
-    let fdb_cap = args.fdb_entries.next_power_of_two().max(1 << 18);
+    let fdb_cap = cap(args);
     log(&format!(
         "loading the bench programs; FDB of {} entries (map sized {fdb_cap})",
         args.fdb_entries

@@ -6,9 +6,11 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
 
+use xennet_common::maps::{PROG_TC, PROG_XDP};
+
 use super::{
     Setting, args::BenchArgs, args::Params, fdb, log, profile, scenarios::Traffics, topo,
-    topo::Topo,
+    topo::Topo, traffic::BenchObj,
 };
 
 /// Run the ladder and the in-situ windows and print them.
@@ -29,6 +31,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let t = Topo::new(&[false], args.flood_ports).context("building the namespaces")?;
     let d = &t.duts[0];
     let (mut obj, _big) = fdb::load_objects(args, d, false)?;
+    let mut other = match &args.compare {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading the compared object {}", path.display()))?;
+            let mut o = BenchObj::load_other(&bytes, &[PROG_XDP, PROG_TC], Some(fdb::cap(args)))?;
+            o.fill_xennet(d, args.flows, args.fdb_hot, args.fdb_hot)?;
+            Some(o)
+        }
+        None => None,
+    };
     let mut sinks = Vec::new();
     for sink in t.sinks() {
         sinks.push(obj.attach(&t.sink, super::traffic::SINK, &sink)?);
@@ -36,7 +48,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let tr = Traffics::new(args);
     let result = (|| -> Result<String> {
         cfg.place_napi(&t)?;
-        let ladder = profile::ladder(&cfg, &mut obj, d, &tr.small)?;
+        let ladder = profile::ladder(&cfg, &mut obj, d, &tr.small, other.as_mut())?;
         let situ = profile::in_situ(&cfg, &t, &mut obj, d, &tr.small)?;
         let mut text = profile::render(&ladder, &situ);
         if let Some(t) = super::targets::monitor_off(&ladder) {

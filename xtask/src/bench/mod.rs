@@ -334,7 +334,7 @@ fn measure_all(
     let fdb_k = roles.len() - 1;
     let tr = Traffics::new(cfg.args);
     // Program run time ladder (not live), on the FDB DUT's maps.
-    let ladder = profile::ladder(cfg, obj, &t.duts[fdb_k], &tr.small)?;
+    let ladder = profile::ladder(cfg, obj, &t.duts[fdb_k], &tr.small, None)?;
     scenarios::ceiling_maps(obj, t, ceil_k, false)?;
     let path_ks: Vec<(usize, PathKind)> = roles
         .iter()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use aya::programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId};
-use xennet_common::maps::PROG_XDP;
+use xennet_common::maps::{PROG_TC, PROG_XDP};
 
 use super::{
     Setting, interrupted, log,
@@ -16,39 +16,82 @@ use super::{
 };
 
 /// Program run time per frame of every ladder step on `d`'s maps: (program, median ns, min,
-/// max) over the ladder rounds.
+/// max) over the ladder rounds. With `other` (`--compare`), its `xennet_xdp` and `xennet_tc`
+/// run in every round too, alternately before and after this build's, listed as
+/// `<program> (compared)` after the ladder.
 pub fn ladder(
     cfg: &Setting,
     obj: &mut BenchObj,
     d: &Dut,
     small: &Traffic,
+    mut other: Option<&mut BenchObj>,
 ) -> Result<Vec<(String, f64, f64, f64)>> {
     log("program run-time ladder");
-    let mut ladder_samples: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for _ in 0..cfg.p.ladder_rounds {
+    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let repeat = cfg.p.ladder_repeat;
+    for round in 0..cfg.p.ladder_rounds {
+        let other_first = round % 2 == 1;
+        if other_first {
+            if let Some(o) = other.as_deref_mut() {
+                compared(o, d, small, repeat, &mut samples)?;
+            }
+        }
         for prog in LADDER {
             if prog == CEIL {
                 let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
                 obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
             }
-            let ns = obj.prog_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
-            ladder_samples.entry(prog).or_default().push(ns);
+            let ns = obj.prog_ns(d, prog, &small.frame, repeat)?;
+            samples.entry(prog.to_string()).or_default().push(ns);
         }
         for prog in LADDER_TC {
-            let ns = obj.tc_ns(d, prog, &small.frame, cfg.p.ladder_repeat)?;
-            ladder_samples.entry(prog).or_default().push(ns);
+            let ns = obj.tc_ns(d, prog, &small.frame, repeat)?;
+            samples.entry(prog.to_string()).or_default().push(ns);
+        }
+        if !other_first {
+            if let Some(o) = other.as_deref_mut() {
+                compared(o, d, small, repeat, &mut samples)?;
+            }
         }
     }
-    Ok(LADDER
+    let mut names: Vec<String> = LADDER
         .iter()
         .chain(&LADDER_TC)
+        .map(|p| (*p).to_string())
+        .collect();
+    if other.is_some() {
+        names.extend([PROG_XDP, PROG_TC].map(compared_name));
+    }
+    Ok(names
+        .into_iter()
         .map(|prog| {
-            let mut v = ladder_samples.remove(prog).unwrap_or_default();
+            let mut v = samples.remove(&prog).unwrap_or_default();
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            ((*prog).to_string(), median(&mut v), lo, hi)
+            let m = median(&mut v);
+            (prog, m, lo, hi)
         })
         .collect())
+}
+
+/// The ladder's label of the compared build's `prog`.
+fn compared_name(prog: &str) -> String {
+    format!("{prog} (compared)")
+}
+
+/// One ladder round of the compared build: its `xennet_xdp`, then its `xennet_tc`.
+fn compared(
+    o: &mut BenchObj,
+    d: &Dut,
+    small: &Traffic,
+    repeat: u32,
+    samples: &mut BTreeMap<String, Vec<f64>>,
+) -> Result<()> {
+    let ns = o.prog_ns(d, PROG_XDP, &small.frame, repeat)?;
+    samples.entry(compared_name(PROG_XDP)).or_default().push(ns);
+    let ns = o.tc_ns(d, PROG_TC, &small.frame, repeat)?;
+    samples.entry(compared_name(PROG_TC)).or_default().push(ns);
+    Ok(())
 }
 
 /// In-situ program cost: one 64 B unicast window each for the XDP ceiling, the bench-loaded
@@ -149,6 +192,13 @@ pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
     for (p, m, lo, hi) in ladder {
         if p == LADDER_TC[0] {
             prev = None;
+        }
+        if p.ends_with(" (compared)") {
+            let own = p.trim_end_matches(" (compared)");
+            let base = ladder.iter().find(|l| l.0 == own).map(|l| l.1);
+            let d = base.map_or_else(String::new, |b| format!("  (this build {:+.1})", b - m));
+            let _ = writeln!(o, "  {p:<22} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
+            continue;
         }
         let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
         let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");

@@ -153,6 +153,16 @@ impl BenchObj {
         Ok(BenchObj { bench, xennet })
     }
 
+    /// Load another build of the datapath object (`--compare`), without a bench object:
+    /// maps created, `programs` verified; `fdb_max` resizes its `XN_FDB`.
+    pub fn load_other(object: &[u8], programs: &[&str], fdb_max: Option<u32>) -> Result<BenchObj> {
+        let xennet = load_object("compared datapath", object, programs, fdb_max)?;
+        Ok(BenchObj {
+            bench: None,
+            xennet,
+        })
+    }
+
     /// The bench object.
     fn bench(&self) -> Result<&Ebpf> {
         self.bench
