@@ -284,7 +284,8 @@ pub struct Decision {
     pub tag: TagOp,
     /// Classified VLAN (0 before classification).
     pub vlan: u16,
-    /// Bridge of the ingress port, for forwards and floods (with `vlan`, a flood's group key).
+    /// Bridge of the ingress port once the frame is classified into `vlan` (0 before): with
+    /// `vlan`, a flood's group key and the per-VLAN counters' key.
     pub bridge: u32,
     /// What learning the source MAC did, if anything worth counting.
     pub learn: Option<Stat>,
@@ -321,6 +322,7 @@ impl Decision {
     pub const fn into_drop(self, reason: Stat) -> Self {
         let mut d = Decision::new(Verdict::Drop, reason, self.in_slot, self.vlan);
         d.learn = self.learn;
+        d.bridge = self.bridge;
         d
     }
 }
@@ -411,6 +413,31 @@ fn decide_on<F: Frame, T: Tables>(
         }
     };
 
+    let mut d = classified(f, t, port, ingress, &hdr, vlan, pcp_dei, tagged);
+    d.bridge = port.bridge;
+    d
+}
+
+/// The decision for a frame that `decide_on` classified into `vlan` (`pcp_dei`: its tag's
+/// priority bits; `tagged`: it carried a tag of ours).
+#[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the classification's results, inlined"
+)]
+fn classified<F: Frame, T: Tables>(
+    f: &F,
+    t: &T,
+    port: &PortConf,
+    ingress: u32,
+    hdr: &EthHdr,
+    vlan: u16,
+    pcp_dei: u16,
+    tagged: bool,
+) -> Decision {
+    use Verdict::Drop;
+
+    let slot = port.slot;
     // VLAN hopping: behind a priority tag, another tag of the bridge's TPID would lead the
     // frame out of an untagged egress of this VLAN, read there as its VLAN. (Another TPID
     // behind it is payload, e.g. a customer tag on an 802.1ad bridge.)
@@ -422,7 +449,7 @@ fn decide_on<F: Frame, T: Tables>(
     // nothing to learn. Otherwise learn where the source lives (Linux bridge order: learn,
     // then forward).
     let learn = if port.sec.flags & SEC_ON != 0 {
-        if let Err(reason) = security::check(f, t, port, ingress, &security::L2::of(&hdr, vlan)) {
+        if let Err(reason) = security::check(f, t, port, ingress, &security::L2::of(hdr, vlan)) {
             return Decision::new(Drop, reason, slot, vlan);
         }
         None
@@ -432,7 +459,7 @@ fn decide_on<F: Frame, T: Tables>(
             Err(reason) => return Decision::new(Drop, reason, slot, vlan),
         }
     };
-    let mut d = forward(t, port, ingress, &hdr, vlan, pcp_dei, tagged);
+    let mut d = forward(t, port, ingress, hdr, vlan, pcp_dei, tagged);
     d.learn = learn;
     d
 }

@@ -73,18 +73,14 @@ impl VlanStats {
 }
 
 /// Count a frame of `len` bytes under its final decision in its VLAN's counters ({bridge,
-/// VLAN} of the ingress port, found through its stats slot; nothing for a frame dropped
-/// before its VLAN was known).
+/// VLAN} of the decision; nothing for a frame dropped before its VLAN was known).
 #[inline(always)]
 pub fn account_vlan<T: Tables>(t: &T, d: &Decision, len: u64) {
-    if d.vlan == 0 {
+    if d.vlan == 0 || d.bridge == 0 {
         return;
     }
-    let Some(port) = t.port_at(d.in_slot) else {
-        return;
-    };
     let key = VlanKey {
-        bridge: port.bridge,
+        bridge: d.bridge,
         vlan: u32::from(d.vlan),
     };
     let fwd = d.verdict == Verdict::Forward;

@@ -181,7 +181,10 @@ pub fn xennet_xdp(ctx: XdpContext) -> u32 {
         }
         Verdict::Drop => XDP_DROP,
         Verdict::Forward | Verdict::Flood => {
-            unmark(&ctx);
+            // Only the device-bound prologue leaves metadata: skip the call without it.
+            if ctx.metadata() < ctx.data() {
+                unmark(&ctx);
+            }
             let redirect = if d.verdict == Verdict::Forward {
                 apply_tag(&ctx, d.tag).map(|()| XN_TX.redirect(d.egress, 0))
             } else {
