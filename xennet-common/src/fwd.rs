@@ -121,6 +121,18 @@ pub trait Tables {
     }
     /// The FDB entry for `key` (a copy; through the per-CPU cache where there is one).
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal>;
+    /// [`Tables::fdb`] for the learning check of a frame's source, and whether its station
+    /// is calm (`crate::fdbcache`: found on its own port, far from a refresh, within the
+    /// last few ticks), so that the check reads no clock. Tables without the cache never
+    /// say calm.
+    fn fdb_src(&self, key: &FdbKey) -> (Option<FdbVal>, bool) {
+        (self.fdb(key), false)
+    }
+    /// Make the station of `key` calm in this CPU's cache: its entry was just found at least
+    /// `fdbcache::CALM_MARGIN_NS` short of a refresh.
+    fn fdb_calm(&self, key: &FdbKey) {
+        let _ = key;
+    }
     /// Write an FDB entry; false when the map refused (full, or `put` not satisfied). A
     /// cache in front of the FDB forgets its own copy of `key`.
     fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool;
@@ -169,8 +181,8 @@ pub trait Tables {
     }
 }
 
-/// A learned entry's `last_seen_ns` is refreshed at most this often (1 s), so that a busy
-/// station does not rewrite its FDB entry on every frame.
+/// The oldest a busy station's `last_seen_ns` gets (1 s): its entry is refreshed once it is
+/// `REFRESH_NS − fdbcache::CALM_MARGIN_NS` (750 ms) old, not on every frame.
 pub const REFRESH_NS: u64 = 1_000_000_000;
 
 mod parse;

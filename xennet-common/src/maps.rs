@@ -408,8 +408,9 @@ pub struct FdbVal {
     /// Stats slot of the port `ifindex` (its `XN_SLOTS` index), or 0 when unknown: then the
     /// datapath looks the port up by ifindex.
     pub slot: u16,
-    /// `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`) of the last frame from this station, refreshed at
-    /// most every [`crate::fwd::REFRESH_NS`]; 0 for static entries.
+    /// `bpf_ktime_get_coarse_ns` (`CLOCK_MONOTONIC_COARSE`) of a recent frame from this
+    /// station: while it speaks, never more than [`crate::fwd::REFRESH_NS`] old (refreshed
+    /// at 750 ms, not on every frame); 0 for static entries.
     pub last_seen_ns: u64,
 }
 

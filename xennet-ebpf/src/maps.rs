@@ -4,7 +4,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     btf_maps::{DevMapHash as GroupDevMap, HashOfMaps},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::{btf_map, map},
     maps::{Array, DevMapHash, HashMap, PerCpuArray},
 };
@@ -132,6 +132,44 @@ static XN_MONITOR: Array<MonitorConf> = Array::with_max_entries(1, 0);
 /// The maps, as the forwarding core sees them.
 pub(crate) struct Maps;
 
+/// `XN_FDB`'s entry for `key`, copied out.
+#[inline(always)]
+fn fdb_lookup(key: &FdbKey) -> Option<FdbVal> {
+    // SAFETY: the value is only read (copied out); the datapath and the agent replace
+    // entries whole.
+    unsafe { XN_FDB.get(key) }.copied()
+}
+
+/// What a read through the FDB cache needs for `key`: the generation (read first, see
+/// `fdbcache`), the key's words and this CPU's cache entry for them; `None` when the
+/// generation map is missing (no cache).
+#[inline(always)]
+fn cache_slot(key: &FdbKey) -> Option<(u64, [u32; 3], Option<&'static mut FdbCacheEntry>)> {
+    let g = XN_FDBGEN.get_ptr(0)?;
+    // SAFETY: a valid, aligned u64 in the map, only ever changed whole (atomic adds).
+    let generation = unsafe { core::ptr::read_volatile(g) };
+    let words = fdbcache::key_words(key);
+    // SAFETY: this CPU's copy of the value, no concurrent writer on this CPU (the program
+    // runs to its end without another on this CPU).
+    let slot = XN_FDBCACHE
+        .get_ptr_mut(fdbcache::slot_of(&words))
+        .map(|p| unsafe { &mut *p });
+    Some((generation, words, slot))
+}
+
+/// The tick counter (`jiffies`, low 32 bits): the verifier inlines `bpf_jiffies64` into one
+/// load, where the coarse clock is a helper call (~15 ns on this machine kind).
+#[inline(always)]
+fn ticks() -> u32 {
+    // SAFETY: no preconditions.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the low 32 bits, compared wrapping"
+    )]
+    let t = unsafe { bpf_jiffies64() } as u32;
+    t
+}
+
 impl Tables for Maps {
     #[inline(always)]
     fn port(&self, ifindex: u32) -> Option<&PortConf> {
@@ -151,20 +189,25 @@ impl Tables for Maps {
 
     #[inline(always)]
     fn fdb(&self, key: &FdbKey) -> Option<FdbVal> {
-        // SAFETY (the `XN_FDB` read): as above; the value is copied out.
-        let lookup = |k: &FdbKey| unsafe { XN_FDB.get(k) }.copied();
-        let Some(g) = XN_FDBGEN.get_ptr(0) else {
-            return lookup(key);
+        let Some((generation, words, slot)) = cache_slot(key) else {
+            return fdb_lookup(key);
         };
-        // The generation first, then the lookup (see `fdbcache`).
-        // SAFETY: a valid, aligned u64 in the map, only ever changed whole (atomic adds).
-        let generation = unsafe { core::ptr::read_volatile(g) };
-        let words = fdbcache::key_words(key);
-        // SAFETY: this CPU's copy of the value, no concurrent writer on this CPU.
-        let slot = XN_FDBCACHE
-            .get_ptr_mut(fdbcache::slot_of(&words))
-            .map(|p| unsafe { &mut *p });
-        fdbcache::cached(slot, &words, generation, key, lookup)
+        fdbcache::cached(slot, &words, generation, key, fdb_lookup)
+    }
+
+    #[inline(always)]
+    fn fdb_src(&self, key: &FdbKey) -> (Option<FdbVal>, bool) {
+        let Some((generation, words, slot)) = cache_slot(key) else {
+            return (fdb_lookup(key), false);
+        };
+        fdbcache::cached_src(slot, &words, generation, key, fdb_lookup, ticks)
+    }
+
+    #[inline(always)]
+    fn fdb_calm(&self, key: &FdbKey) {
+        if let Some((generation, words, slot)) = cache_slot(key) {
+            fdbcache::calm(slot, &words, generation, ticks());
+        }
     }
 
     #[inline(always)]

@@ -56,6 +56,14 @@ impl Tables for TcMaps {
         Maps.fdb(key)
     }
     #[inline(always)]
+    fn fdb_src(&self, key: &FdbKey) -> (Option<FdbVal>, bool) {
+        Maps.fdb_src(key)
+    }
+    #[inline(always)]
+    fn fdb_calm(&self, key: &FdbKey) {
+        Maps.fdb_calm(key);
+    }
+    #[inline(always)]
     fn fdb_put(&self, key: &FdbKey, val: &FdbVal, put: Put) -> bool {
         Maps.fdb_put(key, val, put)
     }

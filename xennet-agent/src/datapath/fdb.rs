@@ -154,9 +154,9 @@ impl Datapath {
     /// Remove learned entries not seen for longer than their bridge's aging time; returns
     /// how many went.
     ///
-    /// Only entries certainly silent that long: the datapath refreshes an entry's time at
-    /// most once per [`REFRESH_NS`], so a station that spoke since may show a time up to that
-    /// much older, and both clocks are coarse (one tick more).
+    /// Only entries certainly silent that long: the datapath does not refresh an entry's
+    /// time on every frame, so a station that spoke since may show a time up to
+    /// [`REFRESH_NS`] older, and both clocks are coarse (one tick more).
     pub fn age(&mut self, now_ns: u64) -> anyhow::Result<usize> {
         let slack = REFRESH_NS + clock::tick_ns();
         let aging: BTreeMap<u32, u64> = self.bridges.values().copied().collect();

@@ -3,6 +3,7 @@
 
 use super::{Put, REFRESH_NS, Tables};
 use crate::{
+    fdbcache::CALM_MARGIN_NS,
     maps::{FDB_GUARDED, FDB_STATIC, FdbKey, FdbVal, PORT_F_MAC_MOVE, PortConf},
     stats::Stat,
 };
@@ -31,14 +32,15 @@ pub fn learn<T: Tables>(
         bridge: port.bridge,
     };
     // The clock is read only when an entry is written or may need a refresh (a static
-    // source costs no clock read at all).
+    // source, or a calm one, costs no clock read at all).
     let fresh = |now, flags| FdbVal {
         ifindex: ingress,
         flags,
         slot: FdbVal::slot_of(port.slot),
         last_seen_ns: now,
     };
-    match t.fdb(&key) {
+    let (found, calm) = t.fdb_src(&key);
+    match found {
         Some(e)
             if e.flags & FDB_STATIC != 0
                 || (e.flags & FDB_GUARDED != 0 && e.ifindex != ingress) =>
@@ -50,11 +52,19 @@ pub fn learn<T: Tables>(
             }
         }
         Some(e) if e.ifindex == ingress => {
+            // A calm station cannot be due for a refresh yet (`crate::fdbcache`).
+            if calm {
+                return Ok(None);
+            }
+            // Refreshed a margin before it is `REFRESH_NS` old, so that any calm it is given
+            // ends before then; until that, calm for the next few ticks.
             let now = t.now();
-            if now.wrapping_sub(e.last_seen_ns) >= REFRESH_NS {
+            if now.wrapping_sub(e.last_seen_ns) >= REFRESH_NS - CALM_MARGIN_NS {
                 // Best effort: a lost refresh only makes the entry age a little sooner. A
                 // guarded entry stays guarded.
                 let _ = t.fdb_put(&key, &fresh(now, e.flags & FDB_GUARDED), Put::Existing);
+            } else {
+                t.fdb_calm(&key);
             }
             Ok(None)
         }

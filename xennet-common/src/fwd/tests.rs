@@ -8,6 +8,7 @@ use super::{
 };
 use crate::{
     ETH_P_8021AD, ETH_P_8021Q,
+    fdbcache::CALM_MARGIN_NS,
     maps::{FDB_STATIC, PORT_TRUNK},
 };
 use std::{collections::BTreeMap, vec, vec::Vec};
@@ -469,15 +470,16 @@ fn learning_new_refresh_move_and_static() {
         Verdict::Flood
     );
 
-    // Within REFRESH_NS the entry is not rewritten; after it, last_seen moves.
-    w.now.set(t0 + REFRESH_NS - 1);
+    // Younger than REFRESH_NS − CALM_MARGIN_NS the entry is not rewritten; a frame before
+    // it is REFRESH_NS old moves last_seen (the calm window of the first frame is over).
+    w.now.set(t0 + REFRESH_NS - CALM_MARGIN_NS - 1);
     assert_eq!(w.run(VIF1, eth(G2, L1, &[])).learn, None);
     assert_eq!(w.entry(1, 4094, L1).map(|e| e.last_seen_ns), Some(t0));
-    w.now.set(t0 + REFRESH_NS);
+    w.now.set(t0 + REFRESH_NS - 1);
     assert_eq!(w.run(VIF1, eth(G2, L1, &[])).learn, None);
     assert_eq!(
         w.entry(1, 4094, L1).map(|e| e.last_seen_ns),
-        Some(t0 + REFRESH_NS)
+        Some(t0 + REFRESH_NS - 1)
     );
     assert_eq!(w.learned(2), 1, "a refresh is not a new MAC");
 

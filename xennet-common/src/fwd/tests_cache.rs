@@ -165,3 +165,48 @@ fn aging_keeps_a_station_seen_through_the_cache_and_removes_an_idle_one() {
         assert_eq!(to(&w, cpu, L1), (FWD, VIF1));
     }
 }
+
+#[test]
+fn a_calm_station_skips_the_clock_but_is_never_refreshed_late() {
+    for hz in [100, 250, 1000] {
+        let w = world();
+        w.hz.set(hz);
+        let t0 = w.now();
+        assert_eq!(from(&w, 0, VIF1, L1), Some(Stat::LearnNew));
+        let reads0 = w.clock_reads.get();
+        // A frame every millisecond for three seconds, on one CPU.
+        let frames = 3000;
+        for i in 1..=frames {
+            let t = t0 + i * 1_000_000;
+            w.now.set(t);
+            assert_eq!(from(&w, 0, VIF1, L1), None);
+            let seen = w.entry(1, VLAN, L1).map_or(0, |e| e.last_seen_ns);
+            assert!(
+                t - seen < REFRESH_NS,
+                "HZ {hz}: at +{} ms the entry is {} ms old",
+                i,
+                (t - seen) / 1_000_000
+            );
+        }
+        let reads = w.clock_reads.get() - reads0;
+        // Per second: a calm window of 16 ticks each, plus the reads near each refresh.
+        assert!(
+            u64::from(reads) < frames / 10,
+            "HZ {hz}: {reads} clock reads for {frames} frames"
+        );
+        assert!(reads > 0, "HZ {hz}: the clock is still read");
+    }
+}
+
+#[test]
+fn calm_ends_with_a_move_and_with_the_agent_s_changes() {
+    let w = world();
+    assert_eq!(from(&w, 0, VIF1, L1), Some(Stat::LearnNew));
+    assert_eq!(from(&w, 0, VIF1, L1), None, "made calm");
+    // Calm on VIF1 says nothing about a frame from VIF2: a move is seen at once.
+    assert_eq!(from(&w, 0, VIF2, L1), Some(Stat::LearnMove));
+    assert_eq!(from(&w, 0, VIF2, L1), None);
+    // The agent removes it (aging, a flush): learned anew, not taken for calm.
+    assert!(w.agent_remove(1, VLAN, L1).is_some());
+    assert_eq!(from(&w, 0, VIF2, L1), Some(Stat::LearnNew));
+}

@@ -16,9 +16,11 @@ use super::{
 };
 
 /// Program run time per frame of every ladder step on `d`'s maps: (program, median ns, min,
-/// max) over the ladder rounds. With `other` (`--compare`), its `xennet_xdp` and `xennet_tc`
-/// run in every round too, alternately before and after this build's, listed as
-/// `<program> (compared)` after the ladder.
+/// max) over the ladder rounds; then `xennet_xdp` and `xennet_tc` on a frame whose source is
+/// learned rather than static ([`LEARNED`]: the clock-reading path a guest's frames take).
+/// With `other` (`--compare`), its `xennet_xdp` and `xennet_tc` run in every round too, on
+/// both frames, alternately before and after this build's, listed as `… (compared)`, and
+/// the per-round differences after them.
 pub fn ladder(
     cfg: &Setting,
     obj: &mut BenchObj,
@@ -29,11 +31,13 @@ pub fn ladder(
     log("program run-time ladder");
     let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let repeat = cfg.p.ladder_repeat;
+    let learned = learned_frame(&small.frame);
+    let frames = [("", small.frame.as_slice()), (LEARNED, learned.as_slice())];
     for round in 0..cfg.p.ladder_rounds {
         let other_first = round % 2 == 1;
         if other_first {
             if let Some(o) = other.as_deref_mut() {
-                compared(o, d, small, repeat, &mut samples)?;
+                datapath(o, d, &frames, COMPARED, repeat, &mut samples)?;
             }
         }
         for prog in LADDER {
@@ -41,16 +45,20 @@ pub fn ladder(
                 let (xb0, xb1) = (d.idx("xb0")?, d.idx("xb1")?);
                 obj.set_ceiling(&d.ns, &[(xb0, xb1)], &[])?;
             }
-            let ns = obj.prog_ns(d, prog, &small.frame, repeat)?;
-            samples.entry(prog.to_string()).or_default().push(ns);
+            if prog != PROG_XDP {
+                let ns = obj.prog_ns(d, prog, &small.frame, repeat)?;
+                samples.entry(prog.to_string()).or_default().push(ns);
+            }
         }
-        for prog in LADDER_TC {
-            let ns = obj.tc_ns(d, prog, &small.frame, repeat)?;
-            samples.entry(prog.to_string()).or_default().push(ns);
-        }
+        let ns = obj.tc_ns(d, LADDER_TC[0], &small.frame, repeat)?;
+        samples
+            .entry(LADDER_TC[0].to_string())
+            .or_default()
+            .push(ns);
+        datapath(obj, d, &frames, "", repeat, &mut samples)?;
         if !other_first {
             if let Some(o) = other.as_deref_mut() {
-                compared(o, d, small, repeat, &mut samples)?;
+                datapath(o, d, &frames, COMPARED, repeat, &mut samples)?;
             }
         }
     }
@@ -59,8 +67,33 @@ pub fn ladder(
         .chain(&LADDER_TC)
         .map(|p| (*p).to_string())
         .collect();
+    let steps = [PROG_XDP, PROG_TC].map(|p| format!("{p}{LEARNED}"));
+    names.extend(steps.iter().cloned());
     if other.is_some() {
-        names.extend([PROG_XDP, PROG_TC].map(compared_name));
+        let all: Vec<String> = [PROG_XDP, PROG_TC]
+            .into_iter()
+            .map(String::from)
+            .chain(steps)
+            .collect();
+        // The per-round difference, this build minus the compared one (measured next to
+        // each other, so a slow drift of the machine cancels).
+        for step in &all {
+            let diffs: Vec<f64> = samples
+                .get(step)
+                .into_iter()
+                .flatten()
+                .zip(
+                    samples
+                        .get(&format!("{step}{COMPARED}"))
+                        .into_iter()
+                        .flatten(),
+                )
+                .map(|(a, b)| a - b)
+                .collect();
+            samples.insert(format!("{step}{PAIRED}"), diffs);
+        }
+        names.extend(all.iter().map(|s| format!("{s}{COMPARED}")));
+        names.extend(all.iter().map(|s| format!("{s}{PAIRED}")));
     }
     Ok(names
         .into_iter()
@@ -74,23 +107,46 @@ pub fn ladder(
         .collect())
 }
 
-/// The ladder's label of the compared build's `prog`.
-fn compared_name(prog: &str) -> String {
-    format!("{prog} (compared)")
+/// Label suffix of the ladder steps on the learned-source frame.
+const LEARNED: &str = ", learned src";
+/// Label suffix of the compared build's steps.
+const COMPARED: &str = " (compared)";
+/// Label suffix of the per-round differences, this build minus the compared one.
+const PAIRED: &str = ": this − compared, per round";
+
+/// `frame` with a source MAC that no static entry holds: the first run learns it, every
+/// other run is the steady state of a guest's traffic (found on its port, the refresh
+/// check). Locally administered, outside the generator's flows.
+fn learned_frame(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    if let Some(src) = f.get_mut(6..12) {
+        src.copy_from_slice(&[0x02, 0x4c, 0x45, 0x41, 0x52, 0x4e]);
+    }
+    f
 }
 
-/// One ladder round of the compared build: its `xennet_xdp`, then its `xennet_tc`.
-fn compared(
+/// One round of `o`'s `xennet_xdp` and `xennet_tc` on each of `frames` (label suffix, frame),
+/// recorded under `<program><frame suffix><suffix>`.
+fn datapath(
     o: &mut BenchObj,
     d: &Dut,
-    small: &Traffic,
+    frames: &[(&str, &[u8])],
+    suffix: &str,
     repeat: u32,
     samples: &mut BTreeMap<String, Vec<f64>>,
 ) -> Result<()> {
-    let ns = o.prog_ns(d, PROG_XDP, &small.frame, repeat)?;
-    samples.entry(compared_name(PROG_XDP)).or_default().push(ns);
-    let ns = o.tc_ns(d, PROG_TC, &small.frame, repeat)?;
-    samples.entry(compared_name(PROG_TC)).or_default().push(ns);
+    for (label, frame) in frames {
+        let ns = o.prog_ns(d, PROG_XDP, frame, repeat)?;
+        samples
+            .entry(format!("{PROG_XDP}{label}{suffix}"))
+            .or_default()
+            .push(ns);
+        let ns = o.tc_ns(d, PROG_TC, frame, repeat)?;
+        samples
+            .entry(format!("{PROG_TC}{label}{suffix}"))
+            .or_default()
+            .push(ns);
+    }
     Ok(())
 }
 
@@ -193,11 +249,23 @@ pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
         if p == LADDER_TC[0] {
             prev = None;
         }
-        if p.ends_with(" (compared)") {
-            let own = p.trim_end_matches(" (compared)");
+        if p.ends_with(PAIRED) {
+            let _ = writeln!(o, "  {p:<52} {m:>+7.1}  [{lo:+.1} – {hi:+.1}]");
+            continue;
+        }
+        if let Some(own) = p.strip_suffix(COMPARED) {
             let base = ladder.iter().find(|l| l.0 == own).map(|l| l.1);
             let d = base.map_or_else(String::new, |b| format!("  (this build {:+.1})", b - m));
-            let _ = writeln!(o, "  {p:<22} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
+            let _ = writeln!(o, "  {p:<36} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
+            continue;
+        }
+        if p.ends_with(LEARNED) {
+            let own = p.trim_end_matches(LEARNED);
+            let base = ladder.iter().find(|l| l.0 == own).map(|l| l.1);
+            let d = base.map_or_else(String::new, |b| {
+                format!("  (+{:.1} on the static source)", m - b)
+            });
+            let _ = writeln!(o, "  {p:<26} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
             continue;
         }
         let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
