@@ -108,7 +108,7 @@ pub fn ladder(
 }
 
 /// Label suffix of the ladder steps on the learned-source frame.
-const LEARNED: &str = ", learned src";
+pub const LEARNED: &str = ", learned src";
 /// Label suffix of the compared build's steps.
 const COMPARED: &str = " (compared)";
 /// Label suffix of the per-round differences, this build minus the compared one.

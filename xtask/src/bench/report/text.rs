@@ -3,7 +3,31 @@
 use std::fmt::Write as _;
 
 use super::{GENERATOR_BOUND, Report, Scenario, Summary, Unit};
-use crate::bench::{scenarios::NO_DUT, traffic::LADDER_TC};
+use xennet_common::{
+    bench::{PROG_CEIL_MON, PROG_L1_LOOKUP},
+    maps::{PROG_TC, PROG_XDP},
+};
+
+use crate::bench::{
+    profile::LEARNED,
+    scenarios::NO_DUT,
+    traffic::{CEIL, LADDER_TC},
+};
+
+/// What ladder step `p` adds to the one listed before it (a learned-source step: to the same
+/// program on the static source).
+fn ladder_adds(p: &str) -> &'static str {
+    match p {
+        CEIL => "bare devmap redirect (the ceiling)",
+        PROG_CEIL_MON => "the drop monitor's switch, off",
+        PROG_L1_LOOKUP => "port lookup, parse, classify, FDB lookup of dst, egress port, redirect",
+        PROG_XDP => "learning check of the (static) src, counters: the full datapath",
+        PROG_TC => "the TC datapath (`xennet_tc`, skb already built)",
+        _ if p == LADDER_TC[0] => "bare `bpf_redirect` (the TC ceiling)",
+        _ if p.ends_with(LEARNED) => "a learned src instead of a static one (a guest's frames)",
+        _ => "",
+    }
+}
 
 /// A value in the scenario's display unit.
 #[must_use]
@@ -243,25 +267,25 @@ pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
         );
         let _ = writeln!(o, "| program | adds | median ns | min – max | step |");
         let _ = writeln!(o, "|---|---|---:|---:|---:|");
-        let adds = [
-            "bare devmap redirect (the ceiling)",
-            "port lookup, parse, classify, FDB lookup of dst, egress port, redirect",
-            "learning lookup of src, coarse clock, counters: the full datapath",
-            "bare `bpf_redirect` (the TC ceiling)",
-            "the TC datapath (`xennet_tc`, skb already built)",
-        ];
         let mut prev: Option<f64> = None;
-        for (i, (p, med, lo, hi)) in rep.ladder.iter().enumerate() {
+        for (p, med, lo, hi) in &rep.ladder {
             if p == LADDER_TC[0] {
                 prev = None;
             }
-            let d = prev.map_or_else(|| "—".into(), |x| format!("+{:.1}", med - x));
+            // A learned-source step is measured against the same program's static source.
+            let base = match p.strip_suffix(LEARNED) {
+                Some(own) => rep.ladder.iter().find(|l| l.0 == own).map(|l| l.1),
+                None => prev,
+            };
+            let d = base.map_or_else(|| "—".into(), |x| format!("{:+.1}", med - x));
             let _ = writeln!(
                 o,
                 "| `{p}` | {} | {med:.1} | {lo:.1} – {hi:.1} | {d} |",
-                adds.get(i).unwrap_or(&"")
+                ladder_adds(p)
             );
-            prev = Some(*med);
+            if !p.ends_with(LEARNED) {
+                prev = Some(*med);
+            }
         }
         o.push('\n');
     }
