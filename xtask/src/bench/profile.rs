@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use aya::programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId};
-use xennet_common::maps::{PROG_TC, PROG_XDP};
+use xennet_common::{
+    bench,
+    maps::{PROG_TC, PROG_XDP},
+};
 
 use super::{
     Setting, interrupted, log,
@@ -69,6 +72,11 @@ pub fn ladder(
         .collect();
     let steps = [PROG_XDP, PROG_TC].map(|p| format!("{p}{LEARNED}"));
     names.extend(steps.iter().cloned());
+    // The drop monitor's cost when off, as the difference of the two programs measured next
+    // to each other in each round (a difference of two medians moved with the machine).
+    let monitor = paired(&samples, bench::PROG_CEIL_MON, CEIL);
+    samples.insert(MONITOR_PAIRED.to_string(), monitor);
+    names.push(MONITOR_PAIRED.to_string());
     if other.is_some() {
         let all: Vec<String> = [PROG_XDP, PROG_TC]
             .into_iter()
@@ -78,18 +86,7 @@ pub fn ladder(
         // The per-round difference, this build minus the compared one (measured next to
         // each other, so a slow drift of the machine cancels).
         for step in &all {
-            let diffs: Vec<f64> = samples
-                .get(step)
-                .into_iter()
-                .flatten()
-                .zip(
-                    samples
-                        .get(&format!("{step}{COMPARED}"))
-                        .into_iter()
-                        .flatten(),
-                )
-                .map(|(a, b)| a - b)
-                .collect();
+            let diffs = paired(&samples, step, &format!("{step}{COMPARED}"));
             samples.insert(format!("{step}{PAIRED}"), diffs);
         }
         names.extend(all.iter().map(|s| format!("{s}{COMPARED}")));
@@ -106,6 +103,21 @@ pub fn ladder(
         })
         .collect())
 }
+
+/// Round by round, `a`'s sample minus `b`'s.
+fn paired(samples: &BTreeMap<String, Vec<f64>>, a: &str, b: &str) -> Vec<f64> {
+    samples
+        .get(a)
+        .into_iter()
+        .flatten()
+        .zip(samples.get(b).into_iter().flatten())
+        .map(|(x, y)| x - y)
+        .collect()
+}
+
+/// The ladder row of the drop monitor's cost when off: `xnb_ceil_mon` minus `xnb_ceil`,
+/// round by round (see [`crate::bench::targets::monitor_off`]).
+pub const MONITOR_PAIRED: &str = "xnb_ceil_mon − xnb_ceil, per round";
 
 /// Label suffix of the ladder steps on the learned-source frame.
 pub const LEARNED: &str = ", learned src";
@@ -249,7 +261,7 @@ pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
         if p == LADDER_TC[0] {
             prev = None;
         }
-        if p.ends_with(PAIRED) {
+        if p.ends_with(PAIRED) || p == MONITOR_PAIRED {
             let _ = writeln!(o, "  {p:<52} {m:>+7.1}  [{lo:+.1} – {hi:+.1}]");
             continue;
         }
@@ -263,7 +275,7 @@ pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
             let own = p.trim_end_matches(LEARNED);
             let base = ladder.iter().find(|l| l.0 == own).map(|l| l.1);
             let d = base.map_or_else(String::new, |b| {
-                format!("  (+{:.1} on the static source)", m - b)
+                format!("  ({:+.1} on the static source)", m - b)
             });
             let _ = writeln!(o, "  {p:<26} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
             continue;

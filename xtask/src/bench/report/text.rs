@@ -9,7 +9,7 @@ use xennet_common::{
 };
 
 use crate::bench::{
-    profile::LEARNED,
+    profile::{LEARNED, MONITOR_PAIRED},
     scenarios::NO_DUT,
     traffic::{CEIL, LADDER_TC},
 };
@@ -190,9 +190,14 @@ pub fn terminal(rep: &Report) -> String {
             if p == LADDER_TC[0] {
                 prev = None;
             }
-            let d = prev.map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
-            let _ = writeln!(o, "  {p:<16} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
-            prev = Some(*m);
+            let step = !p.ends_with(LEARNED) && p != MONITOR_PAIRED;
+            let d = prev
+                .filter(|_| step)
+                .map_or_else(String::new, |x| format!("  (+{:.1})", m - x));
+            let _ = writeln!(o, "  {p:<36} {m:>7.1}  [{lo:.1} – {hi:.1}]{d}");
+            if step {
+                prev = Some(*m);
+            }
         }
     }
     if !rep.profile.is_empty() {
@@ -260,35 +265,7 @@ pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
         }
         o.push('\n');
     }
-    if !rep.ladder.is_empty() {
-        let _ = writeln!(
-            o,
-            "#### Program run time per frame (`BPF_PROG_TEST_RUN`, not live, 60 B frame)\n"
-        );
-        let _ = writeln!(o, "| program | adds | median ns | min – max | step |");
-        let _ = writeln!(o, "|---|---|---:|---:|---:|");
-        let mut prev: Option<f64> = None;
-        for (p, med, lo, hi) in &rep.ladder {
-            if p == LADDER_TC[0] {
-                prev = None;
-            }
-            // A learned-source step is measured against the same program's static source.
-            let base = match p.strip_suffix(LEARNED) {
-                Some(own) => rep.ladder.iter().find(|l| l.0 == own).map(|l| l.1),
-                None => prev,
-            };
-            let d = base.map_or_else(|| "—".into(), |x| format!("{:+.1}", med - x));
-            let _ = writeln!(
-                o,
-                "| `{p}` | {} | {med:.1} | {lo:.1} – {hi:.1} | {d} |",
-                ladder_adds(p)
-            );
-            if !p.ends_with(LEARNED) {
-                prev = Some(*med);
-            }
-        }
-        o.push('\n');
-    }
+    ladder_table(&mut o, rep);
     if !rep.profile.is_empty() {
         let _ = writeln!(
             o,
@@ -323,4 +300,46 @@ pub fn markdown(rep: &Report, svg_name: Option<&str>) -> String {
         let _ = writeln!(o, "![ratios]({svg})\n");
     }
     o
+}
+
+/// The markdown table of the ladder (nothing without a ladder).
+fn ladder_table(o: &mut String, rep: &Report) {
+    if rep.ladder.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "#### Program run time per frame (`BPF_PROG_TEST_RUN`, not live, 60 B frame)\n"
+    );
+    let _ = writeln!(o, "| program | adds | median ns | min – max | step |");
+    let _ = writeln!(o, "|---|---|---:|---:|---:|");
+    let mut prev: Option<f64> = None;
+    for (p, med, lo, hi) in &rep.ladder {
+        if p == LADDER_TC[0] {
+            prev = None;
+        }
+        if p == MONITOR_PAIRED {
+            let _ = writeln!(
+                o,
+                "| {p} | the drop monitor's switch, off (the two programs side by side in each \
+                 round) | {med:+.1} | {lo:+.1} – {hi:+.1} | — |"
+            );
+            continue;
+        }
+        // A learned-source step is measured against the same program's static source.
+        let base = match p.strip_suffix(LEARNED) {
+            Some(own) => rep.ladder.iter().find(|l| l.0 == own).map(|l| l.1),
+            None => prev,
+        };
+        let d = base.map_or_else(|| "—".into(), |x| format!("{:+.1}", med - x));
+        let _ = writeln!(
+            o,
+            "| `{p}` | {} | {med:.1} | {lo:.1} – {hi:.1} | {d} |",
+            ladder_adds(p)
+        );
+        if !p.ends_with(LEARNED) {
+            prev = Some(*med);
+        }
+    }
+    o.push('\n');
 }
