@@ -51,8 +51,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let ladder = profile::ladder(&cfg, &mut obj, d, &tr.small, other.as_mut())?;
         let situ = profile::in_situ(&cfg, &t, &mut obj, d, &tr.small)?;
         let mut text = profile::render(&ladder, &situ);
-        if let Some(t) = super::targets::monitor_off(&ladder) {
-            let met = if t.met == Some(true) { "met" } else { "MISSED" };
+        let targets = super::targets::monitor_off(&ladder)
+            .into_iter()
+            .chain(super::targets::in_situ(&situ.0));
+        for t in targets {
+            let met = match t.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "for reference",
+            };
             let _ = write!(
                 text,
                 "\n{}: {} (wanted {}) {met}\n",

@@ -378,6 +378,7 @@ fn build_report(
     let summary = report::summarize(&scenarios, &path_names, &m.samples, na);
     let mut targets = targets::targets(&summary, cfg.args);
     targets.extend(targets::monitor_off(&m.ladder));
+    targets.extend(targets::in_situ(&m.profile));
     let mut notes = targets::run_notes(cfg.args, cfg.gen_cpu, cfg.dut_cpu, &machine);
     if !cfg.args.scenarios.is_empty() || !cfg.args.paths.is_empty() {
         notes.push("A partial run (--scenarios/--paths).".into());

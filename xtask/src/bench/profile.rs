@@ -163,7 +163,8 @@ fn datapath(
 }
 
 /// In-situ program cost: one 64 B unicast window each for the XDP ceiling, the bench-loaded
-/// `xennet_xdp`, the TC ceiling and the bench-loaded `xennet_tc` on `d` with `bpf_stats` on:
+/// `xennet_xdp`, the floor (`xnb_l1_lookup`: what any VLAN-aware forwarder does, without
+/// learning and counters), the TC ceiling and the bench-loaded `xennet_tc` on `d` with `bpf_stats` on:
 /// (label, program, ns per run, runs) of the forwarding program, the generator and the sink;
 /// and one line per window with its rate and the DUT's CPU time per frame.
 pub fn in_situ(
@@ -183,6 +184,7 @@ pub fn in_situ(
     for (label, prog, tc) in [
         ("xdp-ceiling", CEIL, false),
         ("xennet-xdp (bench-loaded)", PROG_XDP, false),
+        ("xdp-floor (bench-loaded)", LADDER[2], false),
         ("tc-ceiling", LADDER_TC[0], true),
         ("xennet-tc (bench-loaded)", LADDER_TC[1], true),
     ] {

@@ -32,6 +32,41 @@ pub fn monitor_off(ladder: &[(String, f64, f64, f64)]) -> Option<Target> {
     })
 }
 
+/// The in-situ program time targets (`kernel.bpf_stats_enabled`, one window each): the
+/// bench-loaded `xennet_xdp` at most 1.5× the ceiling's `xnb_ceil`, and beside it, for
+/// reference, the floor `xnb_l1_lookup` (port, parse, classify, FDB lookup, redirect: what any
+/// VLAN-aware forwarder does, without learning and counters) over the same ceiling.
+pub fn in_situ(profile: &[(String, String, f64, u64)]) -> Vec<Target> {
+    use xennet_common::{bench, maps::PROG_XDP};
+    let ns = |p: &str| {
+        profile
+            .iter()
+            .find(|r| r.1 == p && r.3 > 0 && r.2.is_finite())
+            .map(|r| r.2)
+    };
+    let Some(ceil) = ns(bench::PROG_CEIL) else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for (what, prog, want) in [
+        ("xennet_xdp in-situ program time over xnb_ceil's", PROG_XDP, Some(1.5)),
+        (
+            "(the floor, xnb_l1_lookup, in-situ program time over xnb_ceil's)",
+            bench::PROG_L1_LOOKUP,
+            None,
+        ),
+    ] {
+        let r = ns(prog).map(|x| x / ceil);
+        v.push(Target {
+            what: what.into(),
+            wanted: want.map_or_else(|| "—".into(), |w| format!("≤ {w:.2}×")),
+            measured: r.map_or_else(|| "n/a".into(), |r| format!("{r:.2}×")),
+            met: want.and_then(|w| r.map(|r| r <= w)),
+        });
+    }
+    v
+}
+
 /// A "≥ want×" target measured as `r`.
 fn ratio_target(v: &mut Vec<Target>, what: &str, r: Option<f64>, want: f64) {
     v.push(Target {
@@ -238,4 +273,33 @@ pub fn run_notes(
         n.push("Only one CPU: generator and DUT share it.".into());
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str, prog: &str, ns: f64) -> (String, String, f64, u64) {
+        (path.into(), prog.into(), ns, 1000)
+    }
+
+    /// The in-situ ratios divide by the ceiling's own program (not its window's generator or
+    /// sink); the floor is for reference only; no ceiling, no targets.
+    #[test]
+    fn in_situ_ratios_are_over_the_ceiling_program() {
+        let p = vec![
+            row("xdp-ceiling", "xnb_gen", 10.0),
+            row("xdp-ceiling", "xnb_ceil", 50.0),
+            row("xennet-xdp (bench-loaded)", "xennet_xdp", 80.0),
+            row("xdp-floor (bench-loaded)", "xnb_l1_lookup", 60.0),
+        ];
+        let t = in_situ(&p);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].measured.as_str(), t[0].met), ("1.60×", Some(false)));
+        assert_eq!((t[1].measured.as_str(), t[1].met), ("1.20×", None));
+        let mut fast = p.clone();
+        fast[2].2 = 75.0;
+        assert_eq!(in_situ(&fast)[0].met, Some(true));
+        assert!(in_situ(&p[2..]).is_empty());
+    }
 }
