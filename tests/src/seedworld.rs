@@ -11,9 +11,10 @@ use crate::{
 };
 
 /// A running seed dom0 with an agent and a socket on every edge.
+///
+/// Fields drop in declaration order: the agent stops (and `down` runs in dom0) before the
+/// bpffs goes and before the namespaces do.
 pub struct SeedWorld {
-    /// dom0, the upstream and the guests.
-    pub sim: SeedDom0,
     /// The agent (stopped and its datapath removed on drop).
     pub agent: Agent,
     /// The bpffs the agent pins into.
@@ -22,6 +23,8 @@ pub struct SeedWorld {
     pub up: RawSocket,
     /// Guests 1–3 (`vif1.0`–`vif3.0`).
     pub g: Vec<RawSocket>,
+    /// dom0, the upstream and the guests.
+    pub sim: SeedDom0,
 }
 
 impl SeedWorld {
@@ -51,11 +54,11 @@ impl SeedWorld {
             .map(|v| sim.guest_socket(v).expect("guest socket"))
             .collect();
         SeedWorld {
-            sim,
             agent,
             fs,
             up,
             g,
+            sim,
         }
     }
 

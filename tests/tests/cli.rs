@@ -490,6 +490,7 @@ fn every_doc_example_runs_as_written() {
         let f = temp("doc.toml");
         std::fs::write(&f, &block).expect("write");
         let out = bin(&["check", &f.display().to_string()]);
+        let _ = std::fs::remove_file(&f);
         assert!(
             out.status.success(),
             "{}: a configuration that does not check:\n{block}\n{}",

@@ -166,13 +166,15 @@ fn records(r: &mut RingBuf<MapData>) -> usize {
     n
 }
 
+/// Fields drop in order: the agent stops (and `down` runs in dom0) before the bpffs goes and
+/// before the namespaces do.
 struct World {
-    sim: SeedDom0,
     agent: Option<Agent>,
     mode: Mode,
     fs: BpfFs,
     up: RawSocket,
     g: Vec<RawSocket>,
+    sim: SeedDom0,
 }
 
 /// One known drop: who sends it, the frame, and what the monitor must say.

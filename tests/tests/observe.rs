@@ -389,15 +389,18 @@ fn metrics_off_serves_nothing() {
     assert!(scrape(&sim.dom0).contains("xennet_port_rx_packets_total{port=\"vif1.0\""));
     drop(agent);
     // `metrics = "off"` in [agent]: nothing listens.
-    let cfg = Mode::AllTc.config("nomet-off", "").expect("config");
+    let tag = format!("{}-off", sim.dom0.name());
+    let cfg = Mode::AllTc.config(&tag, "").expect("config");
     let text = std::fs::read_to_string(&cfg).expect("read");
     std::fs::write(
         &cfg,
         text.replacen("[agent]\n", "[agent]\nmetrics = \"off\"\n", 1),
     )
     .expect("write");
-    let fs = xennet_tests::topo::BpfFs::new("nomet-off").expect("bpffs");
-    let agent = xennet_tests::topo::Agent::start(&sim.dom0, &cfg, &fs.pin_dir()).expect("agent");
+    let fs = xennet_tests::topo::BpfFs::new(&tag).expect("bpffs");
+    let agent = xennet_tests::topo::Agent::start(&sim.dom0, &cfg, &fs.pin_dir());
+    let _ = std::fs::remove_file(&cfg);
+    let agent = agent.expect("agent");
     assert!(http_get(&sim.dom0, METRICS, "/metrics", None).is_err());
     assert!(
         agent.log_text().contains("metrics endpoint off"),

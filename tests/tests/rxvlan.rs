@@ -24,13 +24,15 @@ use xennet_tests::{
 /// The knob that overrides what the agent finds about a device's received tags.
 const KNOB: &str = "XENNET_TEST_RX_VLAN";
 
+/// Fields drop in order: the agent stops (and `down` runs in dom0) before the bpffs goes and
+/// before the namespaces do.
 struct World {
-    sim: SeedDom0,
     agent: Agent,
     _fs: BpfFs,
     /// The switch port where "the network" sends and receives.
     inj: RawSocket,
     g: Vec<RawSocket>,
+    sim: SeedDom0,
 }
 
 /// Make the upstream namespace a switch: a kernel bridge over its `eth0` (dom0's uplink

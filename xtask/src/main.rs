@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod leftovers;
 mod toolchain;
 
 use std::{
@@ -104,19 +105,26 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     toolchain::ensure_test_tools()?;
     // The namespace tests run the agent as shipped: optimised (the scale tests measure it).
     let agent = build_agent(true)?;
+    // The tests put their files, sockets and bpffs mounts in a directory of this run's own,
+    // which must end empty: what a test leaves behind fails the run.
+    let watch = leftovers::Watch::start()?;
     let mut c = cargo();
     // Every test binary runs even when one fails, so a run reports everything.
     c.args(["test", "--no-fail-fast"])
         .env("XENNET_REQUIRE_EBPF", "1")
-        .env("XENNET_AGENT", &agent);
+        .env("XENNET_AGENT", &agent)
+        .env("TMPDIR", watch.tmp());
     if !args.is_empty() {
         c.arg("--").args(args);
-        return run(&mut c);
     }
-    // The whole suite, then a short fuzz run (even when a test failed: report both).
     let tests = run(&mut c);
+    let clean = watch.finish();
+    if !args.is_empty() {
+        return tests.and(clean);
+    }
+    // The whole suite, then a short fuzz run (even when a test failed: report all).
     let fuzz = fuzz_short();
-    tests.and(fuzz)
+    tests.and(clean).and(fuzz)
 }
 
 /// How long `cargo xtask test` fuzzes the forwarding core (after building the target).

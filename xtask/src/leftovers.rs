@@ -1,0 +1,116 @@
+//! What a test run left behind: its private temporary directory must end empty and no network
+//! namespace of a finished test process may remain; whatever did remain is listed, then removed.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// A test run's private `TMPDIR` (every test names its files, sockets and bpffs mounts under
+/// `std::env::temp_dir()`), and the namespaces there were before the run.
+pub struct Watch {
+    tmp: PathBuf,
+    netns_before: BTreeSet<String>,
+}
+
+impl Watch {
+    /// A fresh, empty temporary directory for the run of this xtask process.
+    pub fn start() -> Result<Watch> {
+        let tmp = std::env::temp_dir().join(format!("xennet-test-run-{}", std::process::id()));
+        if tmp.exists() {
+            clean(&tmp)?;
+        }
+        fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        Ok(Watch {
+            tmp,
+            netns_before: netns()?,
+        })
+    }
+
+    /// The directory to give the tests as `TMPDIR`.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Removes what the run left and fails listing it: entries of the temporary directory, and
+    /// namespaces named by the tests' pattern (`xn-{tag}-{pid}-{n}`) that did not exist before
+    /// and whose test process has ended (a live one belongs to another run).
+    pub fn finish(self) -> Result<()> {
+        let mut left: Vec<String> = fs::read_dir(&self.tmp)
+            .with_context(|| format!("listing {}", self.tmp.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path().display().to_string())
+            .collect();
+        left.sort();
+        let stale: Vec<String> = netns()?
+            .difference(&self.netns_before)
+            .filter(|n| test_pid(n).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+            .cloned()
+            .collect();
+        for n in &stale {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        clean(&self.tmp)?;
+        if left.is_empty() && stale.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = left
+            .into_iter()
+            .chain(stale.into_iter().map(|n| format!("network namespace {n}")))
+            .collect();
+        bail!(
+            "the tests left these behind (now removed); a test must remove what it creates:\n  {}",
+            names.join("\n  ")
+        )
+    }
+}
+
+/// The network namespaces by name (`ip netns list`).
+fn netns() -> Result<BTreeSet<String>> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .context("running ip netns list")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The test process id in a test namespace's name `xn-{tag}-{pid}-{n}`.
+fn test_pid(name: &str) -> Option<u32> {
+    if !name.starts_with("xn-") {
+        return None;
+    }
+    name.rsplit('-').nth(1)?.parse().ok()
+}
+
+/// Unmount any bpffs left mounted inside `dir`, then remove it.
+fn clean(dir: &Path) -> Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let prefix = format!("{}/", dir.display());
+    for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+        if m.starts_with(&prefix) {
+            let _ = Command::new("umount").arg(m).status();
+        }
+    }
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_pid_comes_from_the_namespace_name() {
+        assert_eq!(test_pid("xn-rxv0-d0-14974-13"), Some(14974));
+        assert_eq!(test_pid("xn-hostx-d0-24537-0"), Some(24537));
+        assert_eq!(test_pid("other-ns-1-2"), None);
+        assert_eq!(test_pid("xn-bad"), None);
+    }
+}
