@@ -49,7 +49,11 @@ pub fn in_situ(profile: &[(String, String, f64, u64)]) -> Vec<Target> {
     };
     let mut v = Vec::new();
     for (what, prog, want) in [
-        ("xennet_xdp in-situ program time over xnb_ceil's", PROG_XDP, Some(1.5)),
+        (
+            "xennet_xdp in-situ program time over xnb_ceil's",
+            PROG_XDP,
+            Some(1.5),
+        ),
         (
             "(the floor, xnb_l1_lookup, in-situ program time over xnb_ceil's)",
             bench::PROG_L1_LOOKUP,
