@@ -1,5 +1,6 @@
 //! What a test run left behind: its private temporary directory must end empty and no network
-//! namespace of a finished test process may remain; whatever did remain is listed, then removed.
+//! namespace of a finished test process may remain; whatever did remain is listed, then removed
+//! (and what killed runs left is removed before the next run starts).
 
 use std::{
     collections::BTreeSet,
@@ -18,9 +19,12 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// A fresh, empty temporary directory for the run of this xtask process.
+    /// A fresh, empty temporary directory for the run of this xtask process, after removing
+    /// what earlier runs that were killed (their test processes gone) left: their namespaces
+    /// and their temporary directories, bpffs mounts included.
     pub fn start() -> Result<Watch> {
-        let tmp = std::env::temp_dir().join(format!("xennet-test-run-{}", std::process::id()));
+        sweep_killed_runs()?;
+        let tmp = std::env::temp_dir().join(format!("{RUN_DIR}{}", std::process::id()));
         if tmp.exists() {
             clean(&tmp)?;
         }
@@ -48,7 +52,7 @@ impl Watch {
         left.sort();
         let stale: Vec<String> = netns()?
             .difference(&self.netns_before)
-            .filter(|n| test_pid(n).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+            .filter(|n| test_pid(n).is_some_and(|pid| !alive(pid)))
             .cloned()
             .collect();
         for n in &stale {
@@ -67,6 +71,43 @@ impl Watch {
             names.join("\n  ")
         )
     }
+}
+
+/// The prefix of a run's temporary directory, followed by the xtask process id.
+const RUN_DIR: &str = "xennet-test-run-";
+
+/// Whether process `pid` is alive.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Remove the namespaces of test processes that are gone and the temporary directories of
+/// xtask runs that are gone (a run killed before its end leaves both), saying what went.
+fn sweep_killed_runs() -> Result<()> {
+    for n in netns()? {
+        if test_pid(&n).is_some_and(|pid| !alive(pid)) {
+            eprintln!("xtask: removing network namespace {n}, left by a killed test run");
+            let _ = Command::new("ip").args(["netns", "del", &n]).status();
+        }
+    }
+    let tmp = std::env::temp_dir();
+    for e in fs::read_dir(&tmp)
+        .with_context(|| format!("listing {}", tmp.display()))?
+        .filter_map(Result::ok)
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(RUN_DIR)
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !alive(pid)) {
+            eprintln!(
+                "xtask: removing {}, left by a killed test run",
+                e.path().display()
+            );
+            clean(&e.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The network namespaces by name (`ip netns list`).
