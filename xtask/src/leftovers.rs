@@ -56,7 +56,7 @@ impl Watch {
             .cloned()
             .collect();
         for n in &stale {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
+            delete_netns(n);
         }
         clean(&self.tmp)?;
         if left.is_empty() && stale.is_empty() {
@@ -76,9 +76,20 @@ impl Watch {
 /// The prefix of a run's temporary directory, followed by the xtask process id.
 const RUN_DIR: &str = "xennet-test-run-";
 
-/// Whether process `pid` is alive.
-fn alive(pid: u32) -> bool {
+/// Whether process `pid` (a number, as names carry it) is alive.
+pub fn alive(pid: impl std::fmt::Display) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Delete network namespace `name`, killing what still runs in it first (an agent that a killed
+/// test left running keeps the namespace, and its datapath, alive otherwise).
+pub fn delete_netns(name: &str) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ip netns pids {name} | xargs -r kill -9; ip netns del {name}"
+        ))
+        .status();
 }
 
 /// Remove the namespaces of test processes that are gone and the temporary directories of
@@ -87,7 +98,7 @@ fn sweep_killed_runs() -> Result<()> {
     for n in netns()? {
         if test_pid(&n).is_some_and(|pid| !alive(pid)) {
             eprintln!("xtask: removing network namespace {n}, left by a killed test run");
-            let _ = Command::new("ip").args(["netns", "del", &n]).status();
+            delete_netns(&n);
         }
     }
     let tmp = std::env::temp_dir();

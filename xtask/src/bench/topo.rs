@@ -16,7 +16,7 @@
 //! `xnb_sink`. Everything lives in namespaces created here and removed on drop; the host's own
 //! interfaces are never touched.
 
-use std::{collections::BTreeMap, fs, path::Path, process::Command};
+use std::{collections::BTreeMap, fs, process::Command};
 
 use anyhow::{Context as _, Result};
 use xennet_tests::{Netns, add_addr, add_neigh, frame::Mac, ifindex, set_gro, set_mac, veth};
@@ -291,7 +291,7 @@ fn tx_dropped(prefix: &str) -> u64 {
 /// Remove what an interrupted earlier run left behind: its namespaces (`xn-b{gen,dut,sink,
 /// g1,g2}-PID-N`) and bpffs mounts (`/tmp/xennet-bpffs-bench-*-PID`) whose PID is gone.
 pub fn remove_stale() {
-    let dead = |pid: &str| !Path::new(&format!("/proc/{pid}")).exists();
+    let dead = |pid: &str| !crate::leftovers::alive(pid);
     if let Ok(dir) = fs::read_dir("/run/netns") {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -299,12 +299,7 @@ pub fn remove_stale() {
             if let ["xn", tag, pid, _n] = parts.as_slice() {
                 if ["bgen", "bdut", "bsink", "bg1", "bg2"].contains(tag) && dead(pid) {
                     eprintln!("bench: removing stale namespace {name}");
-                    let _ = Command::new("sh")
-                        .arg("-c")
-                        .arg(format!(
-                            "ip netns pids {name} | xargs -r kill -9; ip netns del {name}"
-                        ))
-                        .status();
+                    crate::leftovers::delete_netns(&name);
                 }
             }
         }
