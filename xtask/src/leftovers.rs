@@ -52,7 +52,7 @@ impl Watch {
         left.sort();
         let stale: Vec<String> = netns()?
             .difference(&self.netns_before)
-            .filter(|n| test_pid(n).is_some_and(|pid| !alive(pid)))
+            .filter(|n| test_ns(n).is_some_and(|(_, pid)| !alive(pid)))
             .cloned()
             .collect();
         for n in &stale {
@@ -83,7 +83,7 @@ pub fn alive(pid: impl std::fmt::Display) -> bool {
 
 /// Delete network namespace `name`, killing what still runs in it first (an agent that a killed
 /// test left running keeps the namespace, and its datapath, alive otherwise).
-pub fn delete_netns(name: &str) {
+fn delete_netns(name: &str) {
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -92,15 +92,22 @@ pub fn delete_netns(name: &str) {
         .status();
 }
 
-/// Remove the namespaces of test processes that are gone and the temporary directories of
-/// xtask runs that are gone (a run killed before its end leaves both), saying what went.
-fn sweep_killed_runs() -> Result<()> {
+/// Remove the namespaces `xn-{tag}-{pid}-{n}` whose process is gone and whose tag `wanted`
+/// accepts (a run killed before its end leaves them), saying so as `who`.
+pub fn remove_dead_netns(who: &str, wanted: impl Fn(&str) -> bool) -> Result<()> {
     for n in netns()? {
-        if test_pid(&n).is_some_and(|pid| !alive(pid)) {
-            eprintln!("xtask: removing network namespace {n}, left by a killed test run");
+        if test_ns(&n).is_some_and(|(tag, pid)| wanted(tag) && !alive(pid)) {
+            eprintln!("{who}: removing network namespace {n}, left by a killed run");
             delete_netns(&n);
         }
     }
+    Ok(())
+}
+
+/// Remove the namespaces of test processes that are gone and the temporary directories of
+/// xtask runs that are gone (a run killed before its end leaves both), saying what went.
+fn sweep_killed_runs() -> Result<()> {
+    remove_dead_netns("xtask", |_| true)?;
     let tmp = std::env::temp_dir();
     for e in fs::read_dir(&tmp)
         .with_context(|| format!("listing {}", tmp.display()))?
@@ -134,12 +141,13 @@ fn netns() -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// The test process id in a test namespace's name `xn-{tag}-{pid}-{n}`.
-fn test_pid(name: &str) -> Option<u32> {
-    if !name.starts_with("xn-") {
-        return None;
-    }
-    name.rsplit('-').nth(1)?.parse().ok()
+/// The tag and the process id in a namespace name `xn-{tag}-{pid}-{n}` (the tests' and the
+/// bench's pattern; a tag may hold dashes).
+fn test_ns(name: &str) -> Option<(&str, u32)> {
+    let mut parts = name.strip_prefix("xn-")?.rsplitn(3, '-');
+    let _n = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    Some((parts.next()?, pid))
 }
 
 /// Unmount any bpffs left mounted inside `dir`, then remove it.
@@ -159,10 +167,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_test_pid_comes_from_the_namespace_name() {
-        assert_eq!(test_pid("xn-rxv0-d0-14974-13"), Some(14974));
-        assert_eq!(test_pid("xn-hostx-d0-24537-0"), Some(24537));
-        assert_eq!(test_pid("other-ns-1-2"), None);
-        assert_eq!(test_pid("xn-bad"), None);
+    fn the_tag_and_pid_come_from_the_namespace_name() {
+        assert_eq!(test_ns("xn-rxv0-d0-14974-13"), Some(("rxv0-d0", 14974)));
+        assert_eq!(test_ns("xn-hostx-d0-24537-0"), Some(("hostx-d0", 24537)));
+        assert_eq!(test_ns("xn-bgen-7-0"), Some(("bgen", 7)));
+        assert_eq!(test_ns("other-ns-1-2"), None);
+        assert_eq!(test_ns("xn-bad"), None);
+        assert_eq!(test_ns("xn-12-0"), None);
     }
 }

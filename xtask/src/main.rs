@@ -119,11 +119,12 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     }
     let tests = run(&mut c);
     let clean = watch.finish();
-    if !args.is_empty() {
-        return tests.and(clean);
-    }
-    // The whole suite, then a short fuzz run (even when a test failed: report all).
-    let fuzz = fuzz_short();
+    // After the whole suite, a short fuzz run (even when a test failed: report all).
+    let fuzz = if args.is_empty() {
+        fuzz_short()
+    } else {
+        Ok(())
+    };
     tests.and(clean).and(fuzz)
 }
 

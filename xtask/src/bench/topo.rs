@@ -292,17 +292,9 @@ fn tx_dropped(prefix: &str) -> u64 {
 /// g1,g2}-PID-N`) and bpffs mounts (`/tmp/xennet-bpffs-bench-*-PID`) whose PID is gone.
 pub fn remove_stale() {
     let dead = |pid: &str| !crate::leftovers::alive(pid);
-    if let Ok(dir) = fs::read_dir("/run/netns") {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let parts: Vec<&str> = name.split('-').collect();
-            if let ["xn", tag, pid, _n] = parts.as_slice() {
-                if ["bgen", "bdut", "bsink", "bg1", "bg2"].contains(tag) && dead(pid) {
-                    eprintln!("bench: removing stale namespace {name}");
-                    crate::leftovers::delete_netns(&name);
-                }
-            }
-        }
+    let ours = |tag: &str| ["bgen", "bdut", "bsink", "bg1", "bg2"].contains(&tag);
+    if let Err(e) = crate::leftovers::remove_dead_netns("bench", ours) {
+        eprintln!("bench: looking for stale namespaces: {e:#}");
     }
     let tmp = std::env::temp_dir();
     if let Ok(dir) = fs::read_dir(&tmp) {
