@@ -53,7 +53,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let mut text = profile::render(&ladder, &situ);
         let targets = super::targets::monitor_off(&ladder)
             .into_iter()
-            .chain(super::targets::in_situ(&situ.0));
+            .chain(super::targets::in_situ(&situ.0))
+            .chain(super::targets::port_security(&ladder));
         for t in targets {
             let met = match t.met {
                 Some(true) => "met",

@@ -20,6 +20,7 @@ mod ladder_only;
 #[cfg(test)]
 mod objects;
 mod paths;
+mod portsec;
 mod profile;
 mod report;
 mod scenarios;
@@ -379,6 +380,7 @@ fn build_report(
     let mut targets = targets::targets(&summary, cfg.args);
     targets.extend(targets::monitor_off(&m.ladder));
     targets.extend(targets::in_situ(&m.profile));
+    targets.extend(targets::port_security(&m.ladder));
     let mut notes = targets::run_notes(cfg.args, cfg.gen_cpu, cfg.dut_cpu, &machine);
     if !cfg.args.scenarios.is_empty() || !cfg.args.paths.is_empty() {
         notes.push("A partial run (--scenarios/--paths).".into());

@@ -11,7 +11,7 @@ use xennet_common::{
 };
 
 use super::{
-    Setting, interrupted, log,
+    Setting, interrupted, log, portsec,
     report::median,
     scenarios::Traffic,
     topo::{Dut, Topo},
@@ -59,6 +59,7 @@ pub fn ladder(
             .or_default()
             .push(ns);
         datapath(obj, d, &frames, "", repeat, &mut samples)?;
+        portsec::round(obj, d, repeat, round % 2 == 0, &mut samples)?;
         if !other_first {
             if let Some(o) = other.as_deref_mut() {
                 datapath(o, d, &frames, COMPARED, repeat, &mut samples)?;
@@ -77,6 +78,7 @@ pub fn ladder(
     let monitor = paired(&samples, bench::PROG_CEIL_MON, CEIL);
     samples.insert(MONITOR_PAIRED.to_string(), monitor);
     names.push(MONITOR_PAIRED.to_string());
+    names.extend(portsec::rows(&mut samples, paired));
     if other.is_some() {
         let all: Vec<String> = [PROG_XDP, PROG_TC]
             .into_iter()
@@ -262,6 +264,14 @@ pub fn render(ladder: &[(String, f64, f64, f64)], situ: &InSitu) -> String {
     for (p, m, lo, hi) in ladder {
         if p == LADDER_TC[0] {
             prev = None;
+        }
+        if portsec::is_paired(p) {
+            let _ = writeln!(o, "  {p:<72} {m:>+7.1}  [{lo:+.1} – {hi:+.1}]");
+            continue;
+        }
+        if portsec::is_step(p) {
+            let _ = writeln!(o, "  {p:<36} {m:>7.1}  [{lo:.1} – {hi:.1}]");
+            continue;
         }
         if p.ends_with(PAIRED) || p == MONITOR_PAIRED {
             let _ = writeln!(o, "  {p:<52} {m:>+7.1}  [{lo:+.1} – {hi:+.1}]");

@@ -32,6 +32,27 @@ pub fn monitor_off(ladder: &[(String, f64, f64, f64)]) -> Option<Target> {
     })
 }
 
+/// The port-security checks' cost per frame (issue 13: ≤ 10 ns), from the ladder's
+/// per-round differences of each program on each frame, secured minus not
+/// (`super::portsec`).
+pub fn port_security(ladder: &[(String, f64, f64, f64)]) -> Vec<Target> {
+    super::portsec::paired_names()
+        .into_iter()
+        .filter_map(|(row, prog, frame)| {
+            let cost = ladder.iter().find(|l| l.0 == row && l.1.is_finite())?.1;
+            Some(Target {
+                what: format!(
+                    "port security checks, {frame}, {prog}: cost per frame (ladder, secured − \
+                     unsecured, per round)"
+                ),
+                wanted: "≤ 10.0 ns".into(),
+                measured: format!("{cost:.1} ns"),
+                met: Some(cost <= 10.0),
+            })
+        })
+        .collect()
+}
+
 /// The in-situ program time targets (`kernel.bpf_stats_enabled`, one window each): the
 /// bench-loaded `xennet_xdp` at most 1.5× the ceiling's `xnb_ceil`, and beside it, for
 /// reference, the floor `xnb_l1_lookup` (port, parse, classify, FDB lookup, redirect: what any

@@ -186,6 +186,11 @@ impl BenchObj {
         }
     }
 
+    /// The datapath object (its maps), mutably.
+    pub fn datapath_mut(&mut self) -> &mut Ebpf {
+        &mut self.xennet
+    }
+
     /// The loaded object that holds `prog`, mutably.
     fn holder_mut(&mut self, prog: &str) -> Result<&mut Ebpf> {
         if is_bench(prog) {

@@ -9,6 +9,7 @@ use xennet_common::{
 };
 
 use crate::bench::{
+    portsec,
     profile::{LEARNED, MONITOR_PAIRED},
     scenarios::NO_DUT,
     traffic::{CEIL, LADDER_TC},
@@ -190,6 +191,10 @@ pub fn terminal(rep: &Report) -> String {
             if p == LADDER_TC[0] {
                 prev = None;
             }
+            if portsec::describe(p).is_some() {
+                let _ = writeln!(o, "  {p:<36} {m:>7.1}  [{lo:.1} – {hi:.1}]");
+                continue;
+            }
             let step = !p.ends_with(LEARNED) && p != MONITOR_PAIRED;
             let d = prev
                 .filter(|_| step)
@@ -324,6 +329,13 @@ fn ladder_table(o: &mut String, rep: &Report) {
                 "| {p} | the drop monitor's switch, off (the two programs side by side in each \
                  round) | {med:+.1} | {lo:+.1} – {hi:+.1} | — |"
             );
+            continue;
+        }
+        if let Some(what) = portsec::describe(p) {
+            let base = portsec::unsecured_of(p)
+                .and_then(|own| rep.ladder.iter().find(|l| l.0 == own).map(|l| l.1));
+            let d = base.map_or_else(|| "—".into(), |x| format!("{:+.1}", med - x));
+            let _ = writeln!(o, "| `{p}` | {what} | {med:.1} | {lo:.1} – {hi:.1} | {d} |");
             continue;
         }
         // A learned-source step is measured against the same program's static source.

@@ -1,0 +1,275 @@
+//! The ladder's port-security rows (issue 13): what the checks cost a frame, as `xennet_xdp`
+//! and `xennet_tc` on the same IPv4, IPv6 and ARP frames with the ladder's ingress port
+//! secured and not, next to each other in every round.
+//!
+//! The ingress port (xb0, slot 1) is secured as the agent secures a guest's port: its one
+//! IPv4 and one IPv6 address, the default ethertypes (IPv4, ARP, IPv6). The frames come from
+//! the generator's first source MAC, static on xb0 (a secured port's source must be), and go
+//! to the sink's MAC behind xb1, so that both programs forward every one of them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, bail};
+use aya::maps::{Array, HashMap, MapData};
+use xennet_common::{
+    fwd::fixtures::{
+        lab::build_eth,
+        portsec::{arp, ipv4, ipv6, udp},
+    },
+    maps::{MAP_PORTS, MAP_SLOTS, PROG_TC, PROG_XDP, PortConf, PortSec, SEC_ON},
+};
+
+use super::{
+    topo::{self, Dut},
+    traffic::BenchObj,
+};
+
+/// The secured port's IPv4 address, and the peer's.
+const ADDR4: [u8; 4] = [192, 0, 2, 10];
+const PEER4: [u8; 4] = [192, 0, 2, 1];
+/// The secured port's IPv6 address (`2001:db8::10`), and the peer's (`2001:db8::1`).
+const ADDR6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+const PEER6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+];
+/// The stats slot of xb0, the ladder's ingress (`traffic::fill_xennet`).
+const XB0_SLOT: u32 = 1;
+/// Label suffix of a step with the port secured.
+const SECURED: &str = ", secured";
+
+/// The rows' frames: (label, frame).
+fn frames() -> [(&'static str, Vec<u8>); 3] {
+    let (src, dst) = (topo::GEN_SRC, topo::sink_mac(1));
+    [
+        (
+            "IPv4 UDP",
+            build_eth(
+                dst,
+                src,
+                &[],
+                0x0800,
+                &ipv4(ADDR4, PEER4, 17, 0, false, &udp(5000, 53)),
+            ),
+        ),
+        (
+            "IPv6 UDP",
+            build_eth(
+                dst,
+                src,
+                &[],
+                0x86dd,
+                &ipv6(ADDR6, PEER6, 17, &udp(5000, 53)),
+            ),
+        ),
+        (
+            "ARP reply",
+            build_eth(dst, src, &[], 0x0806, &arp(2, src, ADDR4, dst, PEER4)),
+        ),
+    ]
+}
+
+/// What the agent writes for a guest port with `ips = ["192.0.2.10", "2001:db8::10"]`.
+fn secured() -> Result<PortSec> {
+    let mut s = PortSec::OFF;
+    s.flags = SEC_ON;
+    let added = s.add_v4(ADDR4, 32)
+        && s.add_v6(ADDR6, 128)
+        && [0x0800, 0x0806, 0x86dd].iter().all(|t| s.add_ethertype(*t));
+    if !added {
+        bail!("the bench's port security settings do not fit PortSec");
+    }
+    Ok(s)
+}
+
+/// Give xb0 port security `sec` in `o`'s maps (its slot entry and its `XN_PORTS` entry).
+fn set_sec(o: &mut BenchObj, d: &Dut, sec: &PortSec) -> Result<()> {
+    let xb0 = d.idx("xb0")?;
+    let ebpf = o.datapath_mut();
+    let mut slots: Array<&mut MapData, PortConf> =
+        Array::try_from(ebpf.map_mut(MAP_SLOTS).context(MAP_SLOTS)?)?;
+    let mut conf = slots.get(&XB0_SLOT, 0).context("reading xb0's slot")?;
+    conf.sec = *sec;
+    slots.set(XB0_SLOT, conf, 0).context("writing xb0's slot")?;
+    let mut ports: HashMap<&mut MapData, u32, PortConf> =
+        HashMap::try_from(ebpf.map_mut(MAP_PORTS).context(MAP_PORTS)?)?;
+    let mut conf = ports.get(&xb0, 0).context("reading xb0's port")?;
+    conf.sec = *sec;
+    ports.insert(xb0, conf, 0).context("writing xb0's port")
+}
+
+/// One round: every frame through `xennet_xdp` and `xennet_tc` with xb0 secured and not
+/// (`secured_first` says which comes first; xb0 is left unsecured), recorded under
+/// `<program>, <frame>[, secured]`.
+pub fn round(
+    o: &mut BenchObj,
+    d: &Dut,
+    repeat: u32,
+    secured_first: bool,
+    samples: &mut BTreeMap<String, Vec<f64>>,
+) -> Result<()> {
+    let frames = frames();
+    let sec = secured()?;
+    for on in [secured_first, !secured_first] {
+        set_sec(o, d, if on { &sec } else { &PortSec::OFF })?;
+        let suffix = if on { SECURED } else { "" };
+        for (label, frame) in &frames {
+            let ns = o.prog_ns(d, PROG_XDP, frame, repeat)?;
+            samples
+                .entry(format!("{PROG_XDP}, {label}{suffix}"))
+                .or_default()
+                .push(ns);
+            let ns = o.tc_ns(d, PROG_TC, frame, repeat)?;
+            samples
+                .entry(format!("{PROG_TC}, {label}{suffix}"))
+                .or_default()
+                .push(ns);
+        }
+    }
+    set_sec(o, d, &PortSec::OFF)
+}
+
+/// The rows' names in order: each program's steps, secured and not, then the per-round
+/// differences ([`paired_name`]), which `pair` computes into `samples`.
+pub fn rows(
+    samples: &mut BTreeMap<String, Vec<f64>>,
+    pair: impl Fn(&BTreeMap<String, Vec<f64>>, &str, &str) -> Vec<f64>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut paired = Vec::new();
+    for prog in [PROG_XDP, PROG_TC] {
+        for (label, _) in frames() {
+            let plain = format!("{prog}, {label}");
+            let secured = format!("{plain}{SECURED}");
+            let diffs = pair(samples, &secured, &plain);
+            let name = paired_name(prog, label);
+            samples.insert(name.clone(), diffs);
+            names.push(plain);
+            names.push(secured);
+            paired.push(name);
+        }
+    }
+    names.extend(paired);
+    names
+}
+
+/// The ladder row of the checks' cost for `prog` on frame `label`: secured minus not, per
+/// round.
+pub fn paired_name(prog: &str, label: &str) -> String {
+    format!("port security, {label}, {prog}: secured − unsecured, per round")
+}
+
+/// Whether ladder row `name` is one of this module's per-round differences.
+pub fn is_paired(name: &str) -> bool {
+    name.starts_with("port security, ")
+}
+
+/// Whether ladder row `name` is one of this module's steps (a program on one frame).
+pub fn is_step(name: &str) -> bool {
+    frames().iter().any(|(label, _)| {
+        [PROG_XDP, PROG_TC].iter().any(|prog| {
+            let plain = format!("{prog}, {label}");
+            name == plain || name == format!("{plain}{SECURED}")
+        })
+    })
+}
+
+/// For a secured step, the name of the same program on the same frame unsecured.
+pub fn unsecured_of(name: &str) -> Option<&str> {
+    name.strip_suffix(SECURED).filter(|plain| is_step(plain))
+}
+
+/// What a row of this module is, for the report's ladder table.
+pub fn describe(name: &str) -> Option<&'static str> {
+    if is_paired(name) {
+        Some(
+            "the port-security checks' cost (issue 13): secured minus unsecured, side by side in each round",
+        )
+    } else if unsecured_of(name).is_some() {
+        Some("the same frame with the ingress port secured (its addresses, default ethertypes)")
+    } else if is_step(name) {
+        Some("a guest's frame on the ingress port, unsecured")
+    } else {
+        None
+    }
+}
+
+/// The names of every per-round difference row, with (program, frame).
+pub fn paired_names() -> Vec<(String, &'static str, &'static str)> {
+    let mut v = Vec::new();
+    for prog in [PROG_XDP, PROG_TC] {
+        for (label, _) in frames() {
+            v.push((paired_name(prog, label), prog, label));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xennet_common::fwd::security::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
+
+    #[test]
+    fn the_frames_are_what_the_labels_say_and_come_from_a_static_source() {
+        let f = frames();
+        let types: Vec<u16> = f
+            .iter()
+            .map(|(_, b)| u16::from_be_bytes([b[12], b[13]]))
+            .collect();
+        assert_eq!(types, [ETH_P_IP, ETH_P_IPV6, ETH_P_ARP]);
+        for (label, b) in &f {
+            assert_eq!(b[6..12], topo::GEN_SRC, "{label}: source");
+            assert_eq!(b[0..6], topo::sink_mac(1), "{label}: destination");
+        }
+        // The IPv4 source and the ARP sender address are the secured port's own.
+        assert_eq!(f[0].1[26..30], ADDR4);
+        assert_eq!(f[2].1[28..32], ADDR4);
+        assert_eq!(f[1].1[22..38], ADDR6);
+    }
+
+    #[test]
+    fn the_secured_port_owns_the_frames_addresses() {
+        let s = secured().expect("fits");
+        assert_eq!(s.flags & SEC_ON, SEC_ON);
+        assert!(s.owns_v4(u32::from_be_bytes(ADDR4)));
+        assert!(!s.owns_v4(u32::from_be_bytes(PEER4)));
+        let w = |a: [u8; 16]| {
+            [0, 4, 8, 12].map(|i| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]))
+        };
+        assert!(s.owns_v6(&w(ADDR6)));
+        assert!(!s.owns_v6(&w(PEER6)));
+        for t in [ETH_P_IP, ETH_P_IPV6, ETH_P_ARP] {
+            assert!(s.allows_ethertype(t));
+        }
+    }
+
+    #[test]
+    fn rows_pair_each_secured_step_with_its_plain_one() {
+        let mut samples = BTreeMap::new();
+        for prog in [PROG_XDP, PROG_TC] {
+            for (label, _) in frames() {
+                samples.insert(format!("{prog}, {label}"), vec![100.0, 90.0]);
+                samples.insert(format!("{prog}, {label}{SECURED}"), vec![108.0, 99.0]);
+            }
+        }
+        let names = rows(&mut samples, |s, a, b| {
+            s[a].iter().zip(&s[b]).map(|(x, y)| x - y).collect()
+        });
+        assert_eq!(names.len(), 18);
+        for (name, _, _) in paired_names() {
+            assert!(names.contains(&name));
+            assert!(is_paired(&name) && !is_step(&name));
+            assert_eq!(samples[&name], [8.0, 9.0]);
+        }
+        let steps = names.iter().filter(|n| is_step(n)).count();
+        assert_eq!(steps, 12);
+        assert!(!is_step(PROG_XDP) && !is_paired(PROG_XDP));
+        let secured = format!("{PROG_TC}, IPv6 UDP{SECURED}");
+        assert_eq!(unsecured_of(&secured), Some("xennet_tc, IPv6 UDP"));
+        assert_eq!(unsecured_of("xennet_tc, IPv6 UDP"), None);
+        assert!(names.iter().all(|n| describe(n).is_some()));
+        assert_eq!(describe(PROG_XDP), None);
+    }
+}
