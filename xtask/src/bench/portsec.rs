@@ -1,6 +1,6 @@
 //! The ladder's port-security rows (issue 13): what the checks cost a frame, as `xennet_xdp`
 //! and `xennet_tc` on the same IPv4, IPv6 and ARP frames with the ladder's ingress port
-//! secured and not, next to each other in every round.
+//! secured and not, in pairs of runs next to each other.
 //!
 //! The ingress port (xb0, slot 1) is secured as the agent secures a guest's port: its one
 //! IPv4 and one IPv6 address, the default ethertypes (IPv4, ARP, IPv6). The frames come from
@@ -99,9 +99,16 @@ fn set_sec(o: &mut BenchObj, d: &Dut, sec: &PortSec) -> Result<()> {
     ports.insert(xb0, conf, 0).context("writing xb0's port")
 }
 
-/// One round: every frame through `xennet_xdp` and `xennet_tc` with xb0 secured and not
-/// (`secured_first` says which comes first; xb0 is left unsecured), recorded under
-/// `<program>, <frame>[, secured]`.
+/// Pairs of runs per program and frame in a round: each pair runs the frame secured and not,
+/// one after the other (which first alternates), with 1/`PAIRS` of the ladder's repeat each.
+/// The checks' cost is the median of every pair's difference: pairs a few milliseconds apart
+/// see the same machine, where the ladder's own steps, a second apart, do not (a 7-round
+/// median of step differences moved by ±8 ns run to run here).
+const PAIRS: u32 = 8;
+
+/// One round: every frame through `xennet_xdp` and `xennet_tc` in [`PAIRS`] pairs, xb0
+/// secured and not (`secured_first`: the first pair's order; xb0 is left unsecured), recorded
+/// under `<program>, <frame>[, secured]` and the pair's difference under [`paired_name`].
 pub fn round(
     o: &mut BenchObj,
     d: &Dut,
@@ -109,55 +116,56 @@ pub fn round(
     secured_first: bool,
     samples: &mut BTreeMap<String, Vec<f64>>,
 ) -> Result<()> {
-    let frames = frames();
     let sec = secured()?;
-    for on in [secured_first, !secured_first] {
-        set_sec(o, d, if on { &sec } else { &PortSec::OFF })?;
-        let suffix = if on { SECURED } else { "" };
-        for (label, frame) in &frames {
-            let ns = o.prog_ns(d, PROG_XDP, frame, repeat)?;
-            samples
-                .entry(format!("{PROG_XDP}, {label}{suffix}"))
-                .or_default()
-                .push(ns);
-            let ns = o.tc_ns(d, PROG_TC, frame, repeat)?;
-            samples
-                .entry(format!("{PROG_TC}, {label}{suffix}"))
-                .or_default()
-                .push(ns);
+    let repeat = (repeat / PAIRS).max(1);
+    for (label, frame) in &frames() {
+        for prog in [PROG_XDP, PROG_TC] {
+            for pair in 0..PAIRS {
+                let first = secured_first == (pair % 2 == 0);
+                // [unsecured, secured]
+                let mut ns = [0.0; 2];
+                for on in [first, !first] {
+                    set_sec(o, d, if on { &sec } else { &PortSec::OFF })?;
+                    ns[usize::from(on)] = if prog == PROG_XDP {
+                        o.prog_ns(d, prog, frame, repeat)?
+                    } else {
+                        o.tc_ns(d, prog, frame, repeat)?
+                    };
+                }
+                let plain = format!("{prog}, {label}");
+                let rows = [
+                    (format!("{plain}{SECURED}"), ns[1]),
+                    (paired_name(prog, label), ns[1] - ns[0]),
+                    (plain, ns[0]),
+                ];
+                for (row, v) in rows {
+                    samples.entry(row).or_default().push(v);
+                }
+            }
         }
     }
     set_sec(o, d, &PortSec::OFF)
 }
 
-/// The rows' names in order: each program's steps, secured and not, then the per-round
-/// differences ([`paired_name`]), which `pair` computes into `samples`.
-pub fn rows(
-    samples: &mut BTreeMap<String, Vec<f64>>,
-    pair: impl Fn(&BTreeMap<String, Vec<f64>>, &str, &str) -> Vec<f64>,
-) -> Vec<String> {
+/// The rows' names in order: each program's steps, secured and not, then the per-pair
+/// differences ([`paired_name`]).
+pub fn rows() -> Vec<String> {
     let mut names = Vec::new();
-    let mut paired = Vec::new();
     for prog in [PROG_XDP, PROG_TC] {
         for (label, _) in frames() {
             let plain = format!("{prog}, {label}");
-            let secured = format!("{plain}{SECURED}");
-            let diffs = pair(samples, &secured, &plain);
-            let name = paired_name(prog, label);
-            samples.insert(name.clone(), diffs);
-            names.push(plain);
-            names.push(secured);
-            paired.push(name);
+            names.push(format!("{plain}{SECURED}"));
+            names.insert(names.len() - 1, plain);
         }
     }
-    names.extend(paired);
+    names.extend(paired_names().into_iter().map(|(name, _, _)| name));
     names
 }
 
 /// The ladder row of the checks' cost for `prog` on frame `label`: secured minus not, per
-/// round.
+/// pair of runs.
 pub fn paired_name(prog: &str, label: &str) -> String {
-    format!("port security, {label}, {prog}: secured − unsecured, per round")
+    format!("port security, {label}, {prog}: secured − unsecured, per pair")
 }
 
 /// Whether ladder row `name` is one of this module's per-round differences.
@@ -184,7 +192,7 @@ pub fn unsecured_of(name: &str) -> Option<&str> {
 pub fn describe(name: &str) -> Option<&'static str> {
     if is_paired(name) {
         Some(
-            "the port-security checks' cost (issue 13): secured minus unsecured, side by side in each round",
+            "the port-security checks' cost (issue 13): secured minus unsecured, in pairs of runs a few ms apart",
         )
     } else if unsecured_of(name).is_some() {
         Some("the same frame with the ingress port secured (its addresses, default ethertypes)")
@@ -246,22 +254,14 @@ mod tests {
     }
 
     #[test]
-    fn rows_pair_each_secured_step_with_its_plain_one() {
-        let mut samples = BTreeMap::new();
-        for prog in [PROG_XDP, PROG_TC] {
-            for (label, _) in frames() {
-                samples.insert(format!("{prog}, {label}"), vec![100.0, 90.0]);
-                samples.insert(format!("{prog}, {label}{SECURED}"), vec![108.0, 99.0]);
-            }
-        }
-        let names = rows(&mut samples, |s, a, b| {
-            s[a].iter().zip(&s[b]).map(|(x, y)| x - y).collect()
-        });
+    fn rows_name_each_step_and_difference_once() {
+        let names = rows();
         assert_eq!(names.len(), 18);
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), 18);
         for (name, _, _) in paired_names() {
             assert!(names.contains(&name));
             assert!(is_paired(&name) && !is_step(&name));
-            assert_eq!(samples[&name], [8.0, 9.0]);
         }
         let steps = names.iter().filter(|n| is_step(n)).count();
         assert_eq!(steps, 12);

@@ -78,7 +78,7 @@ pub fn ladder(
     let monitor = paired(&samples, bench::PROG_CEIL_MON, CEIL);
     samples.insert(MONITOR_PAIRED.to_string(), monitor);
     names.push(MONITOR_PAIRED.to_string());
-    names.extend(portsec::rows(&mut samples, paired));
+    names.extend(portsec::rows());
     if other.is_some() {
         let all: Vec<String> = [PROG_XDP, PROG_TC]
             .into_iter()

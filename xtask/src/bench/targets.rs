@@ -33,7 +33,7 @@ pub fn monitor_off(ladder: &[(String, f64, f64, f64)]) -> Option<Target> {
 }
 
 /// The port-security checks' cost per frame (issue 13: ≤ 10 ns), from the ladder's
-/// per-round differences of each program on each frame, secured minus not
+/// per-pair differences of each program on each frame, secured minus not
 /// (`super::portsec`).
 pub fn port_security(ladder: &[(String, f64, f64, f64)]) -> Vec<Target> {
     super::portsec::paired_names()
@@ -43,7 +43,7 @@ pub fn port_security(ladder: &[(String, f64, f64, f64)]) -> Vec<Target> {
             Some(Target {
                 what: format!(
                     "port security checks, {frame}, {prog}: cost per frame (ladder, secured − \
-                     unsecured, per round)"
+                     unsecured, per pair of runs)"
                 ),
                 wanted: "≤ 10.0 ns".into(),
                 measured: format!("{cost:.1} ns"),
