@@ -154,8 +154,8 @@ pub fn rows() -> Vec<String> {
     for prog in [PROG_XDP, PROG_TC] {
         for (label, _) in frames() {
             let plain = format!("{prog}, {label}");
-            names.push(format!("{plain}{SECURED}"));
-            names.insert(names.len() - 1, plain);
+            let secured = format!("{plain}{SECURED}");
+            names.extend([plain, secured]);
         }
     }
     names.extend(paired_names().into_iter().map(|(name, _, _)| name));
@@ -168,7 +168,7 @@ pub fn paired_name(prog: &str, label: &str) -> String {
     format!("port security, {label}, {prog}: secured − unsecured, per pair")
 }
 
-/// Whether ladder row `name` is one of this module's per-round differences.
+/// Whether ladder row `name` is one of this module's per-pair differences.
 pub fn is_paired(name: &str) -> bool {
     name.starts_with("port security, ")
 }
@@ -257,6 +257,8 @@ mod tests {
     fn rows_name_each_step_and_difference_once() {
         let names = rows();
         assert_eq!(names.len(), 18);
+        assert_eq!(names[0], "xennet_xdp, IPv4 UDP");
+        assert_eq!(names[1], "xennet_xdp, IPv4 UDP, secured");
         let unique: std::collections::BTreeSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), 18);
         for (name, _, _) in paired_names() {
