@@ -12,9 +12,12 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, HashMap, MapData};
 use xennet_common::{
-    fwd::fixtures::{
-        lab::build_eth,
-        portsec::{arp, ipv4, ipv6, udp},
+    fwd::{
+        fixtures::{
+            lab::build_eth,
+            portsec::{arp, ipv4, ipv6, udp},
+        },
+        security::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     },
     maps::{MAP_PORTS, MAP_SLOTS, PROG_TC, PROG_XDP, PortConf, PortSec, SEC_ON},
 };
@@ -39,34 +42,28 @@ const XB0_SLOT: u32 = 1;
 /// Label suffix of a step with the port secured.
 const SECURED: &str = ", secured";
 
-/// The rows' frames: (label, frame).
-fn frames() -> [(&'static str, Vec<u8>); 3] {
+/// The rows' frames by label, in the order the rows list them and [`frames`] builds them.
+const LABELS: [&str; 3] = ["IPv4 UDP", "IPv6 UDP", "ARP reply"];
+
+/// The frames of [`LABELS`], in that order.
+fn frames() -> [Vec<u8>; 3] {
     let (src, dst) = (topo::GEN_SRC, topo::sink_mac(1));
     [
-        (
-            "IPv4 UDP",
-            build_eth(
-                dst,
-                src,
-                &[],
-                0x0800,
-                &ipv4(ADDR4, PEER4, 17, 0, false, &udp(5000, 53)),
-            ),
+        build_eth(
+            dst,
+            src,
+            &[],
+            ETH_P_IP,
+            &ipv4(ADDR4, PEER4, 17, 0, false, &udp(5000, 53)),
         ),
-        (
-            "IPv6 UDP",
-            build_eth(
-                dst,
-                src,
-                &[],
-                0x86dd,
-                &ipv6(ADDR6, PEER6, 17, &udp(5000, 53)),
-            ),
+        build_eth(
+            dst,
+            src,
+            &[],
+            ETH_P_IPV6,
+            &ipv6(ADDR6, PEER6, 17, &udp(5000, 53)),
         ),
-        (
-            "ARP reply",
-            build_eth(dst, src, &[], 0x0806, &arp(2, src, ADDR4, dst, PEER4)),
-        ),
+        build_eth(dst, src, &[], ETH_P_ARP, &arp(2, src, ADDR4, dst, PEER4)),
     ]
 }
 
@@ -76,7 +73,9 @@ fn secured() -> Result<PortSec> {
     s.flags = SEC_ON;
     let added = s.add_v4(ADDR4, 32)
         && s.add_v6(ADDR6, 128)
-        && [0x0800, 0x0806, 0x86dd].iter().all(|t| s.add_ethertype(*t));
+        && [ETH_P_IP, ETH_P_ARP, ETH_P_IPV6]
+            .iter()
+            .all(|t| s.add_ethertype(*t));
     if !added {
         bail!("the bench's port security settings do not fit PortSec");
     }
@@ -118,7 +117,7 @@ pub fn round(
 ) -> Result<()> {
     let sec = secured()?;
     let repeat = (repeat / PAIRS).max(1);
-    for (label, frame) in &frames() {
+    for (label, frame) in LABELS.iter().zip(&frames()) {
         for prog in [PROG_XDP, PROG_TC] {
             for pair in 0..PAIRS {
                 let first = secured_first == (pair % 2 == 0);
@@ -152,7 +151,7 @@ pub fn round(
 pub fn rows() -> Vec<String> {
     let mut names = Vec::new();
     for prog in [PROG_XDP, PROG_TC] {
-        for (label, _) in frames() {
+        for label in LABELS {
             let plain = format!("{prog}, {label}");
             let secured = format!("{plain}{SECURED}");
             names.extend([plain, secured]);
@@ -170,12 +169,12 @@ pub fn paired_name(prog: &str, label: &str) -> String {
 
 /// Whether ladder row `name` is one of this module's per-pair differences.
 pub fn is_paired(name: &str) -> bool {
-    name.starts_with("port security, ")
+    paired_names().iter().any(|(row, _, _)| row == name)
 }
 
 /// Whether ladder row `name` is one of this module's steps (a program on one frame).
 pub fn is_step(name: &str) -> bool {
-    frames().iter().any(|(label, _)| {
+    LABELS.iter().any(|label| {
         [PROG_XDP, PROG_TC].iter().any(|prog| {
             let plain = format!("{prog}, {label}");
             name == plain || name == format!("{plain}{SECURED}")
@@ -203,11 +202,11 @@ pub fn describe(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The names of every per-round difference row, with (program, frame).
+/// The names of every per-pair difference row, with (program, frame).
 pub fn paired_names() -> Vec<(String, &'static str, &'static str)> {
     let mut v = Vec::new();
     for prog in [PROG_XDP, PROG_TC] {
-        for (label, _) in frames() {
+        for label in LABELS {
             v.push((paired_name(prog, label), prog, label));
         }
     }
@@ -217,24 +216,23 @@ pub fn paired_names() -> Vec<(String, &'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xennet_common::fwd::security::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
 
     #[test]
     fn the_frames_are_what_the_labels_say_and_come_from_a_static_source() {
         let f = frames();
         let types: Vec<u16> = f
             .iter()
-            .map(|(_, b)| u16::from_be_bytes([b[12], b[13]]))
+            .map(|b| u16::from_be_bytes([b[12], b[13]]))
             .collect();
         assert_eq!(types, [ETH_P_IP, ETH_P_IPV6, ETH_P_ARP]);
-        for (label, b) in &f {
+        for (label, b) in LABELS.iter().zip(&f) {
             assert_eq!(b[6..12], topo::GEN_SRC, "{label}: source");
             assert_eq!(b[0..6], topo::sink_mac(1), "{label}: destination");
         }
         // The IPv4 source and the ARP sender address are the secured port's own.
-        assert_eq!(f[0].1[26..30], ADDR4);
-        assert_eq!(f[2].1[28..32], ADDR4);
-        assert_eq!(f[1].1[22..38], ADDR6);
+        assert_eq!(f[0][26..30], ADDR4);
+        assert_eq!(f[2][28..32], ADDR4);
+        assert_eq!(f[1][22..38], ADDR6);
     }
 
     #[test]
